@@ -1,0 +1,246 @@
+"""The facade: ``ImageBind.load()`` and ``model.embed(...)``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+import torch
+
+from . import hub
+from .checkpoint import load_model
+from .config import MODALITIES, ImageBindConfig
+from .embeddings import Embeddings
+from .inputs import check_model_input
+from .model import ImageBindModel
+from .preprocess import OnError, Skipped, as_item_list, preprocess_batch
+from .tokenizer import default_tokenizer
+
+logger = logging.getLogger(__name__)
+
+# Input kinds of embed(); "video" is encoded by the vision encoder.
+INPUT_KINDS = ("text", "vision", "video", "audio", "depth", "thermal", "imu")
+ENCODER_OF = {kind: ("vision" if kind == "video" else kind) for kind in INPUT_KINDS}
+PROGRESS_MIN_ITEMS = 64
+
+
+def default_device() -> torch.device:
+    """CUDA if available, else Apple MPS, else CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[tuple[int, Sequence[Any]]]:
+    for start in range(0, len(items), size):
+        yield start, items[start : start + size]
+
+
+class ImageBind:
+    """ImageBind for inference: six modalities into one space of unit vectors.
+
+    >>> model = ImageBind.load("imagebind-huge", modalities=["text", "audio"])
+    >>> out = model.embed(text=["a dog", "a car"], audio=["bark.wav"])
+    >>> out.text @ out.audio.T
+    """
+
+    def __init__(self, model: ImageBindModel, *, device: torch.device, source: str = "") -> None:
+        self.model = model
+        self.device = device
+        self.source = source
+        self.tokenizer = default_tokenizer()
+
+    @classmethod
+    def load(
+        cls,
+        source: str | os.PathLike[str] = hub.DEFAULT_SOURCE,
+        *,
+        modalities: Iterable[str] | None = None,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | str | None = None,
+        revision: str | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        local_files_only: bool | None = None,
+    ) -> "ImageBind":
+        """Load a checkpoint: alias (``imagebind-huge``), Hub repo id, directory or file.
+
+        Only the encoders in ``modalities`` (default: all six) are built and only their
+        tensors are read. ``device`` defaults to CUDA, then MPS, then CPU; ``dtype`` to
+        float32 (bfloat16/float16 supported).
+        """
+        wanted = _check_modalities(modalities)
+        resolved = hub.resolve(
+            source, modalities=wanted, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
+        )
+        model = load_model(resolved.config, resolved.weight_files, wanted, _as_dtype(dtype))
+        target = torch.device(device) if device is not None else default_device()
+        return cls(model.to(target), device=target, source=resolved.source)
+
+    # -- properties ---------------------------------------------------------
+    @property
+    def config(self) -> ImageBindConfig:
+        return self.model.config
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return self.model.modalities
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.config.out_embed_dim
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    def __repr__(self) -> str:
+        return (
+            f"ImageBind(source={self.source!r}, modalities={list(self.modalities)}, "
+            f"dim={self.embedding_dim}, device={self.device}, dtype={self.dtype})"
+        )
+
+    def encoder(self, modality: str) -> torch.nn.Module:
+        """The loaded encoder of a modality; a clear error if it was not loaded."""
+        if modality not in MODALITIES:
+            raise ValueError(f"unknown modality {modality!r}; expected one of {list(MODALITIES)}")
+        if modality not in self.model.encoders:
+            raise ValueError(
+                f"the {modality} encoder is not loaded (loaded: {list(self.modalities)}); "
+                f"load it with ImageBind.load(..., modalities=[..., {modality!r}]) or modalities=None for all"
+            )
+        return self.model.encoders[modality]
+
+    def logit_scale(self, modality: str) -> float:
+        """The reference's per-modality output scale (text: learned, clipped at 100)."""
+        return self.encoder(modality).logit_scale()
+
+    # -- embedding ----------------------------------------------------------
+    @torch.inference_mode()
+    def encode(self, modality: str, x: torch.Tensor, *, batch_size: int | None = None) -> torch.Tensor:
+        """Preprocessed model inputs -> (N, D) float32 unit vectors on the CPU.
+
+        Multi-clip inputs (audio (B,S,1,128,204), video (B,S,3,T,224,224)) average the
+        clip vectors and renormalise: the reference's direction, at unit length.
+        """
+        encoder = self.encoder(modality)
+        clips = check_model_input(modality, x, self.config)
+        flat = x.reshape(-1, *x.shape[2:]) if clips else x
+        if flat.is_floating_point():
+            flat = flat.to(self.dtype)
+        step = batch_size or max(len(flat), 1)
+        parts = [encoder(flat[i : i + step].to(self.device)).cpu() for i in range(0, len(flat), step)]
+        out = torch.cat(parts) if parts else torch.empty(0, self.embedding_dim)
+        if clips:
+            out = torch.nn.functional.normalize(out.view(x.shape[0], x.shape[1], -1).mean(dim=1), dim=-1)
+        return out
+
+    def embed(
+        self,
+        text: str | Sequence[str] | None = None,
+        vision: Any = None,
+        audio: Any = None,
+        video: Any = None,
+        depth: Any = None,
+        thermal: Any = None,
+        imu: Any = None,
+        *,
+        batch_size: int = 32,
+        on_error: OnError = "raise",
+        progress: bool | None = None,
+        preprocess: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> Embeddings:
+        """Embed any mix of modalities; each argument is one item or a list.
+
+        Returns ``Embeddings``: modality -> (N, D) unit vectors in input order, with the
+        source of each row. ``preprocess`` passes options per modality, e.g.
+        ``{"vision": {"exif_transpose": True}}``. With ``on_error="skip"`` bad items are
+        left out and reported in ``.skipped``; by default the first one raises.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        given = dict(text=text, vision=vision, audio=audio, video=video, depth=depth, thermal=thermal, imu=imu)
+        given = {k: v for k, v in given.items() if v is not None}
+        if not given:
+            raise ValueError(f"nothing to embed: pass at least one of {', '.join(INPUT_KINDS)}")
+        for kind in given:
+            self.encoder(ENCODER_OF[kind])  # fail fast on an unloaded encoder
+        options = dict(preprocess or {})
+        unknown = sorted(set(options) - set(INPUT_KINDS))
+        if unknown:
+            raise ValueError(f"preprocess options for unknown input kinds {unknown}; expected {INPUT_KINDS}")
+        data, sources, skipped = {}, {}, {}
+        for kind, value in given.items():
+            if kind == "text":
+                data[kind], sources[kind] = self._embed_text(value, batch_size)
+            else:
+                data[kind], sources[kind], skipped[kind] = self._embed_items(
+                    kind, value, batch_size, on_error, progress, options.get(kind, {})
+                )
+        return Embeddings(data, sources=sources, skipped={k: v for k, v in skipped.items() if v})
+
+    def _embed_text(self, value: str | Sequence[str], batch_size: int) -> tuple[torch.Tensor, list[str]]:
+        texts = [value] if isinstance(value, str) else list(value)
+        for i, t in enumerate(texts):
+            if not isinstance(t, str):
+                raise TypeError(f"text[{i}]: expected str, got {type(t).__name__}")
+        if not texts:
+            return torch.empty(0, self.embedding_dim), []
+        # Sorting by length keeps trimmed batches short (text trimming is exact).
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = torch.empty(len(texts), self.embedding_dim)
+        out[order] = self.encode("text", self.tokenizer([texts[i] for i in order]), batch_size=batch_size)
+        return out, texts
+
+    def _embed_items(
+        self, kind: str, value: Any, batch_size: int, on_error: OnError, progress: bool | None, options: Mapping
+    ) -> tuple[torch.Tensor, list[str], list[Skipped]]:
+        items = as_item_list(kind, value)
+        rows, sources, skipped = [], [], []
+        bar = _progress(len(items), kind, progress)
+        for start, chunk in _chunks(items, batch_size):
+            batch = preprocess_batch(kind, chunk, on_error=on_error, **options)
+            skipped += [Skipped(s.index + start, s.source, s.error) for s in batch.skipped]
+            if batch.tensor is not None:
+                rows.append(self.encode(ENCODER_OF[kind], batch.tensor, batch_size=batch_size))
+                sources += batch.sources
+            if bar is not None:
+                bar.update(len(chunk))
+        if bar is not None:
+            bar.close()
+        out = torch.cat(rows) if rows else torch.empty(0, self.embedding_dim)
+        return out, sources, skipped
+
+
+def _progress(total: int, kind: str, progress: bool | None) -> Any:
+    """A tqdm bar on stderr when asked for, or by default for many items on a terminal."""
+    show = progress if progress is not None else (total >= PROGRESS_MIN_ITEMS and sys.stderr.isatty())
+    if not show:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=f"embedding {kind}", unit="item", file=sys.stderr)
+
+
+def _check_modalities(modalities: Iterable[str] | None) -> tuple[str, ...]:
+    if modalities is None:
+        return MODALITIES
+    wanted = [modalities] if isinstance(modalities, str) else list(modalities)
+    unknown = [m for m in wanted if m not in MODALITIES]
+    if unknown or not wanted:
+        raise ValueError(f"unknown modalities {unknown}; choose from {list(MODALITIES)}")
+    return tuple(m for m in MODALITIES if m in wanted)
+
+
+def _as_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    name = str(dtype).removeprefix("torch.")
+    aliases = {"fp32": "float32", "fp16": "float16", "half": "float16", "bf16": "bfloat16", "float": "float32"}
+    resolved = getattr(torch, aliases.get(name, name), None)
+    if not isinstance(resolved, torch.dtype) or not resolved.is_floating_point:
+        raise ValueError(f"unsupported dtype {dtype!r}; use float32, bfloat16 or float16")
+    return resolved

@@ -1,0 +1,150 @@
+"""Reading official-format checkpoints into an ImageBindModel, strictly and selectively.
+
+Formats: one ``.safetensors`` file, per-modality shards with a
+``model.safetensors.index.json`` (Hugging Face's sharded layout), or a ``.pth``
+state dict (read with ``torch.load(weights_only=True, mmap=True)``). Only the
+tensors of the requested modalities are read; the model is built on the meta
+device and the tensors are assigned, so nothing is randomly initialised.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from pathlib import Path
+from typing import Iterable
+
+import torch
+from safetensors import safe_open
+
+from . import keymap
+from .config import ImageBindConfig
+from .model import ImageBindModel
+
+logger = logging.getLogger(__name__)
+
+SAFETENSORS_SUFFIXES = (".safetensors",)
+PICKLE_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
+INDEX_NAME = "model.safetensors.index.json"
+MAX_LISTED = 20
+
+
+class CheckpointError(ValueError):
+    """A checkpoint does not fit the model: missing/unexpected keys or wrong shapes."""
+
+
+def _listing(title: str, items: list[str]) -> str:
+    shown = "\n  ".join(items[:MAX_LISTED])
+    more = f"\n  ... and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else ""
+    return f"{title} ({len(items)}):\n  {shown}{more}"
+
+
+def _load_pickle(path: Path) -> dict[str, torch.Tensor]:
+    state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    for wrapper in ("model", "state_dict", "module"):  # common training-checkpoint wrappers
+        if isinstance(state, dict) and set(state) == {wrapper} and isinstance(state[wrapper], dict):
+            state = state[wrapper]
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: expected a state dict, got {type(state).__name__}")
+    return state
+
+
+def key_index(weight_files: Iterable[Path]) -> dict[str, Path]:
+    """Official key -> the file that holds it (reads names only, not tensors)."""
+    index: dict[str, Path] = {}
+    for path in weight_files:
+        if path.name.endswith(".index.json"):
+            weight_map = json.loads(path.read_text(encoding="utf-8"))["weight_map"]
+            index.update({k: path.parent / f for k, f in weight_map.items()})
+        elif path.suffix in SAFETENSORS_SUFFIXES:
+            with safe_open(str(path), framework="pt") as f:
+                index.update(dict.fromkeys(f.keys(), path))
+        elif path.suffix in PICKLE_SUFFIXES:
+            index.update(dict.fromkeys(_load_pickle(path), path))
+        else:
+            raise CheckpointError(f"{path}: unknown checkpoint format (expected .safetensors or .pth)")
+    return index
+
+
+def read_tensors(index: dict[str, Path], keys: Iterable[str]) -> dict[str, torch.Tensor]:
+    """Read the named official keys, opening each file once."""
+    by_file: dict[Path, list[str]] = defaultdict(list)
+    for key in keys:
+        by_file[index[key]].append(key)
+    out: dict[str, torch.Tensor] = {}
+    for path, file_keys in by_file.items():
+        if path.suffix in SAFETENSORS_SUFFIXES:
+            with safe_open(str(path), framework="pt") as f:
+                out.update({k: f.get_tensor(k) for k in file_keys})
+        else:
+            state = _load_pickle(path)
+            out.update({k: state[k] for k in file_keys})
+    return out
+
+
+def select_keys(index: dict[str, Path], modalities: Iterable[str]) -> tuple[list[str], list[str]]:
+    """Official keys to read for ``modalities``, and keys no rule accounts for."""
+    wanted = set(modalities)
+    selected, unexpected = [], []
+    for key in index:
+        if key == keymap.TEXT_MASK_KEY:
+            if "text" in wanted:
+                selected.append(key)
+        elif keymap.to_clean(key) is None:
+            unexpected.append(key)
+        elif keymap.modality_of(key) in wanted:
+            selected.append(key)
+    return selected, unexpected
+
+
+def _convert(official: dict[str, torch.Tensor], dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
+    clean = {}
+    for key, tensor in official.items():
+        if key == keymap.TEXT_MASK_KEY:
+            keymap.check_text_mask(tensor)
+            continue
+        # Scalars (log logit scales) stay float32 so low-precision models keep exact scales.
+        if dtype is not None and tensor.is_floating_point() and tensor.ndim > 0:
+            tensor = tensor.to(dtype)
+        clean[keymap.to_clean(key)] = tensor  # type: ignore[index]
+    return clean
+
+
+def check_fit(model: ImageBindModel, state: dict[str, torch.Tensor], unexpected: list[str]) -> None:
+    """Raise CheckpointError listing missing keys, unexpected keys and shape mismatches."""
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    missing = sorted(keymap.to_official(k) or k for k in expected if k not in state)
+    extra = sorted(unexpected + [keymap.to_official(k) or k for k in state if k not in expected])
+    shapes = sorted(
+        f"{keymap.to_official(k)}: checkpoint {tuple(v.shape)}, model {expected[k]}"
+        for k, v in state.items()
+        if k in expected and tuple(v.shape) != expected[k]
+    )
+    problems = [
+        _listing(title, items)
+        for title, items in (("missing keys", missing), ("unexpected keys", extra), ("shape mismatches", shapes))
+        if items
+    ]
+    if problems:
+        hint = "\nDoes config.json describe these weights (embed dims, blocks, heads)?" if shapes else ""
+        raise CheckpointError("checkpoint does not fit the model:\n" + "\n".join(problems) + hint)
+
+
+def load_model(
+    config: ImageBindConfig,
+    weight_files: list[Path],
+    modalities: Iterable[str],
+    dtype: torch.dtype | None = None,
+) -> ImageBindModel:
+    """Build the encoders for ``modalities`` on the meta device and assign their weights."""
+    modalities = tuple(modalities)
+    with torch.device("meta"):
+        model = ImageBindModel(config, modalities)
+    index = key_index(weight_files)
+    selected, unexpected = select_keys(index, modalities)
+    state = _convert(read_tensors(index, selected), dtype)
+    check_fit(model, state, unexpected)
+    model.load_state_dict(state, strict=True, assign=True)
+    logger.info("loaded %d tensors for %s from %s", len(state), ", ".join(modalities), weight_files[0].parent)
+    return model.eval()

@@ -1,0 +1,182 @@
+"""Resolving a checkpoint source to local files: registry alias, Hub repo, directory or file.
+
+Downloads go through ``huggingface_hub.hf_hub_download`` and its cache, so
+``revision``, ``cache_dir``, ``local_files_only`` and ``HF_HUB_OFFLINE`` behave as
+everywhere else in the ecosystem. The registry of known checkpoints is the package
+file ``assets/checkpoints.json`` (mirrored at ``weights/manifest.json`` in the repo).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable
+
+from huggingface_hub import hf_hub_download
+from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+
+from .checkpoint import INDEX_NAME, PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES
+from .config import ImageBindConfig
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SOURCE = "imagebind-huge"
+CONFIG_NAME = "config.json"
+# Files looked for in a Hub repo or a directory, most preferred first.
+WEIGHT_CANDIDATES = (INDEX_NAME, "model.safetensors", "imagebind_huge.pth", "model.pth")
+
+
+class WeightsNotFoundError(FileNotFoundError):
+    """The checkpoint is neither on disk nor in the cache, and may not be downloaded."""
+
+
+@dataclass
+class ResolvedCheckpoint:
+    """Local files of a checkpoint: config and the weight file(s) to read."""
+
+    config: ImageBindConfig
+    weight_files: list[Path]
+    source: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@lru_cache(maxsize=1)
+def registry() -> dict[str, dict[str, Any]]:
+    """Known checkpoints by alias (package data ``assets/checkpoints.json``)."""
+    text = resources.files("imagebind_sdk").joinpath("assets/checkpoints.json").read_text("utf-8")
+    return json.loads(text)
+
+
+def offline_mode(local_files_only: bool | None) -> bool:
+    if local_files_only is not None:
+        return local_files_only
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _how_to_get(source: str) -> str:
+    entry = registry().get(source, {})
+    lines = [
+        f"The weights of {source!r} are not available locally.",
+        f"  - with internet: `imagebind-sdk download {source}` (or load without local_files_only/HF_HUB_OFFLINE)",
+    ]
+    if entry.get("official_url"):
+        lines.append(f"  - or download {entry['official_url']} and pass its path to ImageBind.load()")
+    lines.append("  - or pass a local directory holding config.json + model.safetensors (or a .pth file)")
+    return "\n".join(lines)
+
+
+def _config_for(directory: Path | None, preset: str = "imagebind_huge") -> ImageBindConfig:
+    if directory is not None and (directory / CONFIG_NAME).is_file():
+        return ImageBindConfig.from_json(directory / CONFIG_NAME)
+    logger.info("no %s beside the weights: using the %s preset", CONFIG_NAME, preset)
+    return ImageBindConfig.preset(preset)
+
+
+def resolve_local(path: Path) -> ResolvedCheckpoint:
+    """A checkpoint file or a directory holding one (config from a sibling config.json)."""
+    if path.is_dir():
+        for name in WEIGHT_CANDIDATES:
+            if (path / name).is_file():
+                return ResolvedCheckpoint(_config_for(path), [path / name], str(path))
+        found = sorted(p.name for p in path.iterdir() if p.suffix in SAFETENSORS_SUFFIXES + PICKLE_SUFFIXES)
+        if len(found) == 1:
+            return ResolvedCheckpoint(_config_for(path), [path / found[0]], str(path))
+        raise WeightsNotFoundError(
+            f"{path}: no checkpoint found (looked for {', '.join(WEIGHT_CANDIDATES)}"
+            + (f"; several candidates: {found}" if found else "")
+            + ")"
+        )
+    if path.is_file():
+        return ResolvedCheckpoint(_config_for(path.parent), [path], str(path))
+    raise WeightsNotFoundError(f"no such checkpoint file or directory: {path}")
+
+
+def _download(repo_id: str, filename: str, **kwargs: Any) -> Path | None:
+    try:
+        return Path(hf_hub_download(repo_id, filename, **kwargs))
+    except EntryNotFoundError:
+        return None
+
+
+def resolve_hub(
+    repo_id: str,
+    *,
+    modalities: Iterable[str] | None = None,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    local_files_only: bool | None = None,
+    alias: str | None = None,
+) -> ResolvedCheckpoint:
+    """Fetch (or find in the cache) config and weights of a Hub repo.
+
+    With per-modality shards only the shards of ``modalities`` are fetched.
+    """
+    entry = registry().get(alias or "", {})
+    offline = offline_mode(local_files_only)
+    kwargs = dict(revision=revision or entry.get("revision"), cache_dir=cache_dir, local_files_only=offline)
+    candidates = [entry["weights"]] if entry.get("weights") else list(WEIGHT_CANDIDATES)
+    try:
+        config_path = _download(repo_id, entry.get("config", CONFIG_NAME), **kwargs)
+        for name in candidates:
+            weights = _download(repo_id, name, **kwargs)
+            if weights is not None:
+                break
+        else:
+            raise WeightsNotFoundError(f"{repo_id}: none of {candidates} in the repo")
+        files = [weights]
+        if weights.name == INDEX_NAME:
+            files = _fetch_shards(repo_id, weights, modalities, kwargs)
+    except LocalEntryNotFoundError as exc:
+        raise WeightsNotFoundError(_how_to_get(alias or repo_id)) from exc
+    config = ImageBindConfig.from_json(config_path) if config_path else _config_for(None, entry.get("preset", "imagebind_huge"))
+    return ResolvedCheckpoint(config, files, alias or repo_id, {"repo_id": repo_id, "revision": kwargs["revision"]})
+
+
+def _fetch_shards(repo_id: str, index_path: Path, modalities: Iterable[str] | None, kwargs: dict) -> list[Path]:
+    """Download only the shards holding the requested modalities.
+
+    Returns the index itself: shards sit beside it in the same cache snapshot, so
+    its relative file names resolve, and only the needed shards are ever opened.
+    """
+    from .keymap import modality_of  # local: keymap pulls in torch only when sharding is used
+
+    weight_map = json.loads(index_path.read_text(encoding="utf-8"))["weight_map"]
+    wanted = set(modalities) if modalities is not None else None
+    needed = sorted({f for k, f in weight_map.items() if wanted is None or modality_of(k) in wanted})
+    for name in needed:
+        hf_hub_download(repo_id, name, **kwargs)
+    return [index_path]
+
+
+def resolve(
+    source: str | os.PathLike[str] = DEFAULT_SOURCE,
+    *,
+    modalities: Iterable[str] | None = None,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    local_files_only: bool | None = None,
+) -> ResolvedCheckpoint:
+    """Alias from the registry, existing local path, or Hub repo id -> local files."""
+    text = os.fspath(source)
+    if text in registry():
+        entry = registry()[text]
+        return resolve_hub(
+            entry["repo_id"], modalities=modalities, revision=revision, cache_dir=cache_dir,
+            local_files_only=local_files_only, alias=text,
+        )
+    path = Path(text).expanduser()
+    if path.exists():
+        return resolve_local(path)
+    if text.count("/") == 1 and not text.startswith((".", "/", "~")):
+        return resolve_hub(
+            text, modalities=modalities, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
+        )
+    raise WeightsNotFoundError(
+        f"unknown checkpoint {text!r}: not a known alias ({', '.join(registry())}), "
+        "not an existing file or directory, and not a Hub repo id (owner/name)"
+    )

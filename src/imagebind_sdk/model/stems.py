@@ -1,0 +1,86 @@
+"""Stems: model inputs -> token sequences (CLS token first, positional embedding added).
+
+The reference calls these "preprocessors"; in this SDK "preprocess" means the
+input transforms in ``imagebind_sdk.preprocess``, which produce the stems' inputs.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+STEM_NORM_EPS = 1e-5  # nn.LayerNorm's default, as the reference stems use
+IMAGE_SIZE = 224
+TEXT_VOCAB_SIZE = 49408
+TEXT_CONTEXT_LENGTH = 77
+IMU_CHANNELS = 6
+IMU_LENGTH = 2000
+
+
+class TokenStem(nn.Module):
+    """Base: prepend the CLS token and add the learned positional embedding."""
+
+    def __init__(self, dim: int, num_patches: int) -> None:
+        super().__init__()
+        self.cls_token = nn.Parameter(torch.empty(1, 1, dim))
+        self.pos_embed = nn.Parameter(torch.empty(1, num_patches + 1, dim))
+
+    def finish(self, patches: torch.Tensor) -> torch.Tensor:
+        cls = self.cls_token.expand(patches.shape[0], -1, -1)
+        return torch.cat([cls, patches], dim=1) + self.pos_embed
+
+
+class VisionStem(TokenStem):
+    """Images (B,3,H,W) or clips (B,3,T,H,W) -> Conv3d patches; images repeat to T frames."""
+
+    def __init__(self, dim: int, kernel_size: tuple[int, int, int], frames: int) -> None:
+        kt, kh, kw = kernel_size
+        super().__init__(dim, (frames // kt) * (IMAGE_SIZE // kh) * (IMAGE_SIZE // kw))
+        self.frames = frames
+        self.proj = nn.Conv3d(3, dim, kernel_size=kernel_size, stride=kernel_size, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim == 4:
+            x = x.unsqueeze(2)
+        if x.shape[2] == 1:
+            x = x.expand(-1, -1, self.frames, -1, -1)
+        return self.finish(self.proj(x).flatten(2).transpose(1, 2))
+
+
+class ConvStem(TokenStem):
+    """One-channel maps (audio log-mel, depth, thermal) -> Conv2d patches -> LayerNorm."""
+
+    def __init__(self, dim: int, kernel: int, stride: int, input_hw: tuple[int, int]) -> None:
+        grid = [(size - kernel) // stride + 1 for size in input_hw]
+        super().__init__(dim, grid[0] * grid[1])
+        self.proj = nn.Conv2d(1, dim, kernel_size=kernel, stride=stride, bias=False)
+        self.norm = nn.LayerNorm(dim, eps=STEM_NORM_EPS)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.finish(self.norm(self.proj(x).flatten(2).transpose(1, 2)))
+
+
+class IMUStem(TokenStem):
+    """(B,6,2000) -> windows of ``kernel`` samples, channel-major -> Linear -> LayerNorm."""
+
+    def __init__(self, dim: int, kernel: int) -> None:
+        super().__init__(dim, IMU_LENGTH // kernel)
+        self.kernel = kernel
+        self.proj = nn.Linear(IMU_CHANNELS * kernel, dim, bias=False)
+        self.norm = nn.LayerNorm(dim, eps=STEM_NORM_EPS)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        windows = x.unfold(-1, self.kernel, self.kernel).transpose(1, 2).flatten(2)
+        return self.finish(self.norm(self.proj(windows)))
+
+
+class TextStem(nn.Module):
+    """Token ids (B,L), L <= 77 -> embeddings + positional embedding (no CLS token)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.token_embedding = nn.Embedding(TEXT_VOCAB_SIZE, dim)
+        self.pos_embed = nn.Parameter(torch.empty(1, TEXT_CONTEXT_LENGTH, dim))
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.token_embedding(ids) + self.pos_embed[:, : ids.shape[1]]
