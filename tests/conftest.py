@@ -56,3 +56,49 @@ def golden_embeddings(golden_dir: Path) -> dict:
     from safetensors.torch import load_file
 
     return load_file(str(golden_dir / "embeddings.safetensors"))
+
+
+def populate_hub_cache(cache_dir: Path, repo_id: str, files: dict[str, Path], commit: str) -> Path:
+    """Lay files out as huggingface_hub's cache does (blobs, snapshots, refs/main).
+
+    This is the documented cache layout that ``hf_hub_download(local_files_only=True)``
+    reads; it stands in for a real download, which cannot happen without internet.
+    """
+    import hashlib
+
+    repo_dir = cache_dir / ("models--" + repo_id.replace("/", "--"))
+    snapshot = repo_dir / "snapshots" / commit
+    (repo_dir / "blobs").mkdir(parents=True, exist_ok=True)
+    snapshot.mkdir(parents=True, exist_ok=True)
+    (repo_dir / "refs").mkdir(exist_ok=True)
+    (repo_dir / "refs" / "main").write_text(commit)
+    for name, source in files.items():
+        data = Path(source).read_bytes()
+        blob = repo_dir / "blobs" / hashlib.sha256(data).hexdigest()
+        blob.write_bytes(data)
+        link = snapshot / name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(blob, link.parent))
+    return snapshot
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_dir: Path):
+    """The tiny golden checkpoint, all six encoders, float32 on CPU."""
+    from imagebind_sdk import ImageBind
+
+    return ImageBind.load(tiny_dir, device="cpu")
+
+
+def unit(x):
+    """Rows scaled to unit length (the reference output includes a logit scale)."""
+    return x / x.norm(dim=-1, keepdim=True)
+
+
+def assert_matches_reference(out, reference, cos_min: float = 0.99999, atol: float = 1e-4) -> None:
+    """The golden README's tolerance for unit-normalised embeddings."""
+    ref = unit(reference.float())
+    assert out.shape == ref.shape, (out.shape, ref.shape)
+    cos = (unit(out.float()) * ref).sum(-1)
+    assert float(cos.min()) >= cos_min, f"cosine {cos.tolist()} below {cos_min}"
+    assert float((out - ref).abs().max()) <= atol, f"max abs diff {float((out - ref).abs().max())}"

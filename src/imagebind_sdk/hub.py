@@ -97,9 +97,16 @@ def resolve_local(path: Path) -> ResolvedCheckpoint:
 
 
 def _download(repo_id: str, filename: str, **kwargs: Any) -> Path | None:
+    """The local path of one repo file, or None if it is not in the repo or the cache.
+
+    Raises WeightsNotFoundError only through the caller, which knows whether any
+    weight file was found. (In huggingface_hub >= 1.0 "not cached" is a subclass of
+    "not in the repo", so both are caught here.)
+    """
     try:
         return Path(hf_hub_download(repo_id, filename, **kwargs))
-    except EntryNotFoundError:
+    except (EntryNotFoundError, LocalEntryNotFoundError) as exc:
+        logger.debug("%s/%s: %s", repo_id, filename, exc)
         return None
 
 
@@ -120,19 +127,21 @@ def resolve_hub(
     offline = offline_mode(local_files_only)
     kwargs = dict(revision=revision or entry.get("revision"), cache_dir=cache_dir, local_files_only=offline)
     candidates = [entry["weights"]] if entry.get("weights") else list(WEIGHT_CANDIDATES)
-    try:
-        config_path = _download(repo_id, entry.get("config", CONFIG_NAME), **kwargs)
-        for name in candidates:
-            weights = _download(repo_id, name, **kwargs)
-            if weights is not None:
-                break
-        else:
-            raise WeightsNotFoundError(f"{repo_id}: none of {candidates} in the repo")
-        files = [weights]
-        if weights.name == INDEX_NAME:
+    weights = next((p for p in (_download(repo_id, n, **kwargs) for n in candidates) if p is not None), None)
+    if weights is None:
+        if offline:
+            raise WeightsNotFoundError(_how_to_get(alias or repo_id))
+        raise WeightsNotFoundError(
+            f"{repo_id}: none of {candidates} could be fetched (not in the repo, or the Hub is unreachable)\n"
+            + _how_to_get(alias or repo_id)
+        )
+    config_path = _download(repo_id, entry.get("config", CONFIG_NAME), **kwargs)
+    files = [weights]
+    if weights.name == INDEX_NAME:
+        try:
             files = _fetch_shards(repo_id, weights, modalities, kwargs)
-    except LocalEntryNotFoundError as exc:
-        raise WeightsNotFoundError(_how_to_get(alias or repo_id)) from exc
+        except LocalEntryNotFoundError as exc:
+            raise WeightsNotFoundError(_how_to_get(alias or repo_id)) from exc
     config = ImageBindConfig.from_json(config_path) if config_path else _config_for(None, entry.get("preset", "imagebind_huge"))
     return ResolvedCheckpoint(config, files, alias or repo_id, {"repo_id": repo_id, "revision": kwargs["revision"]})
 
