@@ -6,17 +6,26 @@
 """
 
 from .api import ImageBind, default_device
+from .bulk import BulkResult, embed_files
+from .bulk_store import load_bulk_output
 from .checkpoint import CheckpointError
 from .config import MODALITIES, ImageBindConfig
+from .convert import convert_checkpoint
 from .embeddings import Embeddings
 from .hub import WeightsNotFoundError
+from .index import EmbeddingIndex
+from .ops import ZeroShotResult, build_label_embeddings, compose, search, similarity, zero_shot_probs
 from .preprocess import InputError
+from .quantize import quantize_int8
+from .templates import templates_for
 from .tokenizer import Tokenizer
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BulkResult",
     "CheckpointError",
+    "EmbeddingIndex",
     "Embeddings",
     "ImageBind",
     "ImageBindConfig",
@@ -24,6 +33,17 @@ __all__ = [
     "MODALITIES",
     "Tokenizer",
     "WeightsNotFoundError",
+    "ZeroShotResult",
     "__version__",
+    "build_label_embeddings",
+    "compose",
+    "convert_checkpoint",
     "default_device",
+    "embed_files",
+    "load_bulk_output",
+    "quantize_int8",
+    "search",
+    "similarity",
+    "templates_for",
+    "zero_shot_probs",
 ]

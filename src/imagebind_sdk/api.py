@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
 import torch
 
@@ -15,8 +15,14 @@ from .config import MODALITIES, ImageBindConfig
 from .embeddings import Embeddings
 from .inputs import check_model_input
 from .model import ImageBindModel
+from .ops import ZeroShotResult, build_label_embeddings, zero_shot_probs
+from .quantize import quantize_int8
 from .preprocess import OnError, Skipped, as_item_list, preprocess_batch
+from .templates import templates_for
 from .tokenizer import default_tokenizer
+
+if TYPE_CHECKING:
+    from .bulk import BulkResult
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +30,7 @@ logger = logging.getLogger(__name__)
 INPUT_KINDS = ("text", "vision", "video", "audio", "depth", "thermal", "imu")
 ENCODER_OF = {kind: ("vision" if kind == "video" else kind) for kind in INPUT_KINDS}
 PROGRESS_MIN_ITEMS = 64
+LABEL_CACHE_SIZE = 32
 
 
 def default_device() -> torch.device:
@@ -53,6 +60,7 @@ class ImageBind:
         self.device = device
         self.source = source
         self.tokenizer = default_tokenizer()
+        self._label_cache: dict[tuple[tuple[str, ...], tuple[str, ...]], torch.Tensor] = {}
 
     @classmethod
     def load(
@@ -65,19 +73,25 @@ class ImageBind:
         revision: str | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
         local_files_only: bool | None = None,
+        quantize: str | None = None,
     ) -> "ImageBind":
         """Load a checkpoint: alias (``imagebind-huge``), Hub repo id, directory or file.
 
         Only the encoders in ``modalities`` (default: all six) are built and only their
         tensors are read. ``device`` defaults to CUDA, then MPS, then CPU; ``dtype`` to
-        float32 (bfloat16/float16 supported).
+        float32 (bfloat16/float16 supported). ``quantize="int8"`` converts every Linear
+        layer to dynamic int8 after loading (CPU and float32 only; see
+        :mod:`imagebind_sdk.quantize`).
         """
         wanted = _check_modalities(modalities)
+        target = torch.device(device) if device is not None else default_device()
+        _check_quantize(quantize, target, _as_dtype(dtype))
         resolved = hub.resolve(
             source, modalities=wanted, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
         )
         model = load_model(resolved.config, resolved.weight_files, wanted, _as_dtype(dtype))
-        target = torch.device(device) if device is not None else default_device()
+        if quantize is not None:
+            model = quantize_int8(model)
         return cls(model.to(target), device=target, source=resolved.source)
 
     # -- properties ---------------------------------------------------------
@@ -182,6 +196,58 @@ class ImageBind:
                 )
         return Embeddings(data, sources=sources, skipped={k: v for k, v in skipped.items() if v})
 
+    def label_embeddings(self, labels: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
+        """(L, D) text embeddings of labels averaged over prompt templates (cached)."""
+        key = (tuple(labels), tuple(templates))
+        if key not in self._label_cache:
+            if len(self._label_cache) >= LABEL_CACHE_SIZE:
+                self._label_cache.pop(next(iter(self._label_cache)))
+            self._label_cache[key] = build_label_embeddings(
+                list(labels), list(templates), lambda texts: self.embed(text=texts).text
+            )
+        return self._label_cache[key]
+
+    def zero_shot(
+        self,
+        candidate_labels: Sequence[str],
+        *,
+        templates: str | Sequence[str] | None = None,
+        top_k: int | None = None,
+        batch_size: int = 32,
+        **inputs: Any,
+    ) -> ZeroShotResult:
+        """Zero-shot labels for inputs of one kind, e.g. ``zero_shot(["dog", "cat"], audio=[...])``.
+
+        Probabilities are ``softmax(logit_scale * cosine)`` between each input and the
+        labels' text embeddings (averaged over ``templates``; default: per-kind prompt
+        sets in ``imagebind_sdk.templates``), with the checkpoint's text logit scale.
+        ``top_k`` limits what the result prints and serialises.
+        """
+        given = {k: v for k, v in inputs.items() if v is not None}
+        if len(given) != 1 or next(iter(given)) not in INPUT_KINDS or "text" in given:
+            raise ValueError(
+                f"zero_shot takes inputs of exactly one kind other than text "
+                f"({', '.join(k for k in INPUT_KINDS if k != 'text')}), got {sorted(inputs) or 'none'}"
+            )
+        kind, value = next(iter(given.items()))
+        labels = [candidate_labels] if isinstance(candidate_labels, str) else list(candidate_labels)
+        if top_k is not None and not 1 <= top_k <= len(labels):
+            raise ValueError(f"top_k must lie in [1, {len(labels)}] for {len(labels)} labels, got {top_k}")
+        label_emb = self.label_embeddings(labels, templates_for(kind, templates))
+        out = self.embed(**{kind: value}, batch_size=batch_size)
+        probs = zero_shot_probs(label_emb, out[kind], self.logit_scale("text"))
+        return ZeroShotResult(labels, probs, out.sources[kind], top_k=top_k)
+
+    def embed_files(self, paths_or_dir: Any, modality: str | None = None, **kwargs: Any) -> "BulkResult":
+        """Embed many files (a directory, glob, path or list) in batches; see :func:`imagebind_sdk.bulk.embed_files`.
+
+        >>> result = model.embed_files("photos/", batch_size=32, num_workers=2, out="photos.emb")
+        >>> result.embeddings.vision.shape
+        """
+        from .bulk import embed_files
+
+        return embed_files(self, paths_or_dir, modality, **kwargs)
+
     def _embed_text(self, value: str | Sequence[str], batch_size: int) -> tuple[torch.Tensor, list[str]]:
         texts = [value] if isinstance(value, str) else list(value)
         for i, t in enumerate(texts):
@@ -223,6 +289,17 @@ def _progress(total: int, kind: str, progress: bool | None) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=f"embedding {kind}", unit="item", file=sys.stderr)
+
+
+def _check_quantize(quantize: str | None, device: torch.device, dtype: torch.dtype | None) -> None:
+    if quantize is None:
+        return
+    if quantize != "int8":
+        raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
+    if device.type != "cpu":
+        raise ValueError(f"quantize='int8' runs on the CPU only, got device={device}; on a GPU use dtype=torch.bfloat16")
+    if dtype not in (None, torch.float32):
+        raise ValueError(f"quantize='int8' needs float32 weights, got dtype={dtype}; leave dtype unset")
 
 
 def _check_modalities(modalities: Iterable[str] | None) -> tuple[str, ...]:

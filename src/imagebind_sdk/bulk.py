@@ -1,0 +1,371 @@
+"""Embed many files: a folder, a glob or a list, optionally streamed to disk and resumable.
+
+>>> from imagebind_sdk import ImageBind
+>>> from imagebind_sdk.bulk import embed_files, load_bulk_output
+>>> model = ImageBind.load()  # doctest: +SKIP
+>>> result = embed_files(model, "photos/", out="photos.emb", num_workers=4)  # doctest: +SKIP
+>>> result.summary()  # doctest: +SKIP
+{'files': 1200, 'embedded': 1187, 'already_done': 0, 'failed': 3, 'unsupported': 10}
+>>> load_bulk_output("photos.emb").vision.shape  # doctest: +SKIP
+torch.Size([1187, 1024])
+
+Files are decoded in a ``torch.utils.data.DataLoader`` (``num_workers`` processes
+overlap decoding with the model) and embedded batch by batch, each input kind with
+its encoder. With ``out=DIR`` each batch is committed to disk as soon as it is
+embedded (layout in :mod:`imagebind_sdk.bulk_store`), so an interrupted job re-run
+with the same ``out`` continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .api import ENCODER_OF
+from .bulk_store import BulkStore, FileStat, assemble, load_bulk_output, load_rows, stat_file
+from .embeddings import Embeddings
+from .preprocess import preprocess_one
+
+__all__ = [
+    "BulkResult",
+    "FILE_KINDS",
+    "KIND_OF_EXTENSION",
+    "embed_files",
+    "infer_kind",
+    "list_files",
+    "load_bulk_output",
+]
+
+logger = logging.getLogger(__name__)
+
+# Input kinds that come from files ("video" is embedded by the vision encoder).
+FILE_KINDS = ("vision", "video", "audio", "depth", "thermal", "imu")
+_EXTENSIONS = {
+    "vision": (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"),
+    "audio": (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aac", ".opus"),
+    "video": (".mp4", ".mov", ".mkv", ".webm", ".avi"),
+    "imu": (".csv",),
+}
+# Lower-case extension -> input kind. Depth and thermal images look like any image:
+# pass modality="depth" / "thermal" for them.
+KIND_OF_EXTENSION = {ext: kind for kind, exts in _EXTENSIONS.items() for ext in exts}
+_GLOB_CHARS = frozenset("*?[")
+
+
+@dataclass
+class BulkResult:
+    """What :func:`embed_files` returns.
+
+    ``embeddings``: ``Embeddings`` keyed by input kind, rows in input order,
+    ``.sources`` the absolute file paths, failed files in ``.skipped``.
+    ``failed``: ``(path, error)`` of files that could not be read or embedded.
+    ``unsupported``: ``(path, reason)`` of files whose kind could not be inferred.
+    ``embedded`` / ``already_done``: files embedded by this call / found complete
+    in ``out`` and not embedded again.
+    """
+
+    embeddings: Embeddings
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    unsupported: list[tuple[str, str]] = field(default_factory=list)
+    embedded: int = 0
+    already_done: int = 0
+    out: Path | None = None
+
+    def summary(self) -> dict[str, int]:
+        """Counts: files, embedded now, already_done (resumed), failed, unsupported."""
+        done = self.embedded + self.already_done
+        return {
+            "files": done + len(self.failed) + len(self.unsupported),
+            "embedded": self.embedded,
+            "already_done": self.already_done,
+            "failed": len(self.failed),
+            "unsupported": len(self.unsupported),
+        }
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{k}={v}" for k, v in self.summary().items())
+        return f"BulkResult({counts}, embeddings={self.embeddings!r})"
+
+
+def infer_kind(path: str | os.PathLike[str]) -> str | None:
+    """The input kind of a file from its extension (None when unknown; never depth/thermal)."""
+    return KIND_OF_EXTENSION.get(os.path.splitext(os.fspath(path))[1].lower())
+
+
+def _walk(root: str, recursive: bool) -> list[str]:
+    """Files under ``root`` (hidden files and folders skipped), sorted by path."""
+    found = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
+        found += [os.path.join(folder, f) for f in files if not f.startswith(".")]
+    return sorted(found)
+
+
+def _expand(entry: str | os.PathLike[str], recursive: bool, top_level: bool) -> list[str]:
+    text = os.fspath(entry)
+    if os.path.isdir(text):
+        return _walk(text, recursive)
+    if not os.path.exists(text) and _GLOB_CHARS & set(text):
+        matches = sorted(p for p in glob.glob(text, recursive=recursive) if os.path.isfile(p))
+        if not matches:
+            logger.warning("the pattern %r matches no files", text)
+        return matches
+    if top_level and not os.path.exists(text):
+        raise FileNotFoundError(f"no such file, directory or glob match: {text}")
+    return [text]  # a file (a missing one in a list is recorded as failed)
+
+
+def list_files(paths_or_dir: Any, *, recursive: bool = True) -> list[str]:
+    """The absolute paths to embed, in order, each once.
+
+    A directory is walked (sorted; hidden entries skipped; only its top level unless
+    ``recursive``), a string with ``* ? [`` is a glob (``**`` when ``recursive``), a
+    path is itself; a list is expanded entry by entry, in its order.
+    """
+    if isinstance(paths_or_dir, (str, os.PathLike)):
+        found = _expand(paths_or_dir, recursive, top_level=True)
+    elif isinstance(paths_or_dir, Sequence) or hasattr(paths_or_dir, "__iter__"):
+        found = [p for entry in paths_or_dir for p in _expand(entry, recursive, top_level=False)]
+    else:
+        raise TypeError(f"expected a directory, glob, path or list of paths, got {type(paths_or_dir).__name__}")
+    unique = list(dict.fromkeys(os.path.abspath(p) for p in found))
+    if len(unique) < len(found):
+        logger.info("%d duplicate paths dropped", len(found) - len(unique))
+    return unique
+
+
+class FileDataset(Dataset):
+    """``(path, kind)`` pairs -> ``(index, model input tensor or error message)``."""
+
+    def __init__(self, files: Sequence[tuple[str, str]], options: Mapping[str, Mapping[str, Any]]) -> None:
+        self.files = list(files)
+        self.options = {k: dict(v) for k, v in options.items()}
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> tuple[int, torch.Tensor | str]:
+        path, kind = self.files[index]
+        try:
+            return index, preprocess_one(kind, path, **self.options.get(kind, {}))
+        except Exception as exc:  # one unreadable file must not end a bulk job
+            return index, f"{type(exc).__name__}: {exc}"
+
+
+class Collated(NamedTuple):
+    """One batch: dataset indices of the good items, their stacked tensor, the failures."""
+
+    indices: list[int]
+    tensor: torch.Tensor | None
+    errors: list[tuple[int, str]]
+
+
+def collate(items: Sequence[tuple[int, torch.Tensor | str]]) -> Collated:
+    """Stack the tensors of a batch and keep the error messages beside them."""
+    good = [(i, x) for i, x in items if isinstance(x, torch.Tensor)]
+    errors = [(i, x) for i, x in items if not isinstance(x, torch.Tensor)]
+    tensor = torch.stack([x for _, x in good]) if good else None
+    return Collated([i for i, _ in good], tensor, errors)
+
+
+def _batches_by_kind(kinds: Sequence[str], batch_size: int) -> list[list[int]]:
+    """Index batches of one kind each: kinds in first-seen order, items in input order."""
+    groups: dict[str, list[int]] = {}
+    for index, kind in enumerate(kinds):
+        groups.setdefault(kind, []).append(index)
+    return [g[s : s + batch_size] for g in groups.values() for s in range(0, len(g), batch_size)]
+
+
+Rows = list[tuple[int, torch.Tensor]]
+Errors = list[tuple[int, str]]
+
+
+def _encode(model: Any, kind: str, batch: Collated, batch_size: int) -> tuple[Rows, Errors]:
+    """Embed a batch; if the model rejects it, retry item by item to isolate the bad ones."""
+    if batch.tensor is None:
+        return [], list(batch.errors)
+    try:
+        out = model.encode(ENCODER_OF[kind], batch.tensor, batch_size=batch_size).float()
+        return list(zip(batch.indices, out.unbind(0))), list(batch.errors)
+    except ValueError as exc:  # the model's input checks (shape, NaN, ...)
+        if len(batch.indices) == 1:
+            return [], list(batch.errors) + [(batch.indices[0], f"{type(exc).__name__}: {exc}")]
+    rows, errors = [], list(batch.errors)
+    for i, x in zip(batch.indices, batch.tensor.unbind(0)):
+        one_rows, one_errors = _encode(model, kind, Collated([i], x[None], []), batch_size)
+        rows += one_rows
+        errors += one_errors
+    return rows, errors
+
+
+def _progress_bar(total: int, progress: bool | None) -> Any:
+    """A tqdm bar on stderr when asked for, or by default when stderr is a terminal."""
+    if not (progress if progress is not None else sys.stderr.isatty()):
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="embedding files", unit="file", file=sys.stderr, dynamic_ncols=True)
+
+
+def _run(
+    model: Any,
+    todo: Sequence[tuple[FileStat, str]],
+    store: BulkStore | None,
+    *,
+    batch_size: int,
+    num_workers: int,
+    progress: bool | None,
+    options: Mapping[str, Mapping[str, Any]],
+) -> dict[int, torch.Tensor | str]:
+    """Decode and embed ``todo`` (``(stat, kind)``); position -> row or error message."""
+    dataset = FileDataset([(stat.path, kind) for stat, kind in todo], options)
+    loader = DataLoader(
+        dataset,
+        batch_sampler=_batches_by_kind([kind for _, kind in todo], batch_size),
+        num_workers=num_workers,
+        collate_fn=collate,
+        pin_memory=getattr(model, "device", torch.device("cpu")).type == "cuda",
+    )
+    results: dict[int, torch.Tensor | str] = {}
+    bar = _progress_bar(len(todo), progress)
+    try:
+        for batch in loader:
+            kind = todo[(batch.indices or [i for i, _ in batch.errors])[0]][1]
+            rows, errors = _encode(model, kind, batch, batch_size)
+            for i, message in errors:
+                logger.warning("failed to embed %s as %s: %s", todo[i][0].path, kind, message)
+            outcomes = sorted(rows + errors, key=lambda pair: pair[0])  # input order
+            if store is not None:
+                store.write_batch(kind, [(todo[i][0], value) for i, value in outcomes])
+            results.update(outcomes)
+            if bar is not None:
+                bar.update(len(rows) + len(errors))
+    finally:
+        if bar is not None:
+            bar.close()
+    return results
+
+
+def _plan(files: Sequence[str], modality: str | None) -> tuple[list[tuple[FileStat, str]], list[tuple[str, str]]]:
+    """Each file's stat and kind; files whose kind is unknown are set aside with a reason."""
+    planned, unsupported = [], []
+    for path in files:
+        kind = modality or infer_kind(path)
+        if kind is None:
+            ext = os.path.splitext(path)[1] or "(none)"
+            reason = f"unsupported file extension {ext}: pass modality= to embed it as one kind"
+            unsupported.append((path, reason))
+            logger.warning("skipping %s: unsupported file extension %s", path, ext)
+        else:
+            planned.append((stat_file(path), kind))
+    return planned, unsupported
+
+
+def _check_args(modality: str | None, batch_size: int, num_workers: int, options: Mapping) -> None:
+    if modality is not None and modality not in FILE_KINDS:
+        raise ValueError(f"modality must be one of {FILE_KINDS} or None (from extensions), got {modality!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if num_workers < 0:
+        raise ValueError(f"num_workers must be >= 0, got {num_workers}")
+    unknown = sorted(set(options) - set(FILE_KINDS))
+    if unknown:
+        raise ValueError(f"options for unknown input kinds {unknown}; expected some of {FILE_KINDS}")
+
+
+def _info(model: Any) -> dict[str, Any]:
+    """What ``info.json`` records about the model."""
+    return {
+        "source": str(getattr(model, "source", "")),
+        "embedding_dim": int(model.embedding_dim),
+        "dtype": "float32",
+        "model_dtype": str(getattr(model, "dtype", "")).removeprefix("torch."),
+    }
+
+
+def _outcomes(
+    planned: Sequence[tuple[FileStat, str]],
+    new: Mapping[int, torch.Tensor | str],
+    store: BulkStore | None,
+    dim: int,
+) -> list[tuple[str, str, torch.Tensor | str]]:
+    """``(kind, path, row or error)`` for every planned file, in input order."""
+    if store is not None:  # read rows back from the shards: exactly what load_bulk_output sees
+        records = {i: store.latest[stat.path] for i, (stat, _) in enumerate(planned)}
+        good = [i for i, r in records.items() if "shard" in r]
+        rows = dict(zip(good, load_rows(store.out_dir, [records[i] for i in good], dim).unbind(0)))
+        new = {i: rows.get(i, str(records[i].get("error"))) for i in records}
+    return [(kind, stat.path, new[i]) for i, (stat, kind) in enumerate(planned)]
+
+
+def embed_files(
+    model: Any,
+    paths_or_dir: Any,
+    modality: str | None = None,
+    *,
+    batch_size: int = 32,
+    num_workers: int = 0,
+    out: str | os.PathLike[str] | None = None,
+    resume: bool = True,
+    recursive: bool = True,
+    progress: bool | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> BulkResult:
+    """Embed files with an ``ImageBind`` model; optionally stream the results to ``out``.
+
+    ``paths_or_dir``: a directory (walked in sorted order, hidden entries skipped), a
+    glob, a path, or a list of these. ``modality`` reads every file as that input
+    kind; by default it is inferred from each extension (images -> vision, audio,
+    video, ``.csv`` -> imu; depth and thermal must be named) and files with other
+    extensions are reported in ``unsupported``. ``options`` passes preprocessing
+    options per kind, e.g. ``{"imu": {"sample_rate": 400}}``. ``num_workers``
+    processes decode files while the model runs; ``progress`` shows a tqdm bar
+    (default: when stderr is a terminal).
+
+    With ``out=DIR`` every batch is written to ``DIR`` as soon as it is embedded (see
+    :mod:`imagebind_sdk.bulk_store`). Re-running with the same ``out`` (``resume=True``,
+    the default) skips files already embedded there, unchanged (same absolute path,
+    size and mtime); changed files are embedded again and their new rows win. Files
+    that failed are tried again on every run. ``resume=False`` refuses a non-empty
+    ``out``. The result always covers all the given files in input order.
+
+    Memory: a batch holds ``batch_size`` model inputs (an image 0.6 MB, an audio file
+    1 MB, a video 18 MB: use a small ``batch_size`` for videos).
+    """
+    options = dict(options or {})
+    _check_args(modality, batch_size, num_workers, options)
+    planned, unsupported = _plan(list_files(paths_or_dir, recursive=recursive), modality)
+    for kind in dict.fromkeys(kind for _, kind in planned):
+        model.encoder(ENCODER_OF[kind])  # fail fast on an encoder that is not loaded
+    dim = int(model.embedding_dim)
+    store = BulkStore.open(out, _info(model), resume=resume) if out is not None else None
+    try:
+        done = {i for i, (stat, kind) in enumerate(planned) if store is not None and store.done(stat, kind)}
+        todo = [i for i in range(len(planned)) if i not in done]
+        logger.info("embedding %d files%s", len(todo), f" ({len(done)} already done in {out})" if store else "")
+        run = _run(model, [planned[i] for i in todo], store, batch_size=batch_size,
+                   num_workers=num_workers, progress=progress, options=options)
+        new = {todo[i]: value for i, value in run.items()}
+        outcomes = _outcomes(planned, new, store, dim)
+    finally:
+        if store is not None:
+            store.close()
+    result = BulkResult(
+        assemble(outcomes, dim),
+        failed=[(path, value) for _, path, value in outcomes if isinstance(value, str)],
+        unsupported=unsupported,
+        embedded=sum(not isinstance(v, str) for v in new.values()),
+        already_done=len(done),
+        out=Path(out) if out is not None else None,
+    )
+    logger.info("embed_files: %s", result.summary())
+    return result

@@ -1,0 +1,222 @@
+"""``imagebind-sdk embed``: inputs by modality flags, or whole folders in bulk mode."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+from ._common import (
+    PROG,
+    UsageError,
+    add_embed_options,
+    add_input_flags,
+    count_items,
+    encoder_of,
+    expand_inputs,
+    load_model,
+    non_negative_int,
+)
+
+FILE_FORMATS = (".npy", ".safetensors", ".jsonl", ".parquet")
+PROGRESS_MIN_ITEMS = 8
+
+DESCRIPTION = """\
+Embed inputs into the joint space (unit vectors).
+
+Flag mode: give inputs with modality flags (--text, --image, --audio, ...). Results
+keep command-line order within each modality, each row with its source (the text or
+the file path). Without --out, JSON lines {"modality", "source", "embedding"} go to
+stdout. With --out the format follows the extension: .npy (one modality only),
+.safetensors (Embeddings.save: one tensor per modality + sources), .jsonl, or
+.parquet (needs pyarrow).
+
+Bulk mode: give files, directories or globs as positional arguments. Each file's
+kind comes from its extension (images -> vision, audio, video, .csv -> imu; depth
+and thermal need --modality). With --out DIR (no file extension above) every batch
+is written to DIR as it is done, and re-running the same command resumes.
+"""
+
+EPILOG = """\
+examples:
+  imagebind-sdk embed --text "a dog" --image dog.jpg --audio bark.wav
+  imagebind-sdk embed --image 'photos/*.jpg' --out photos.npy
+  imagebind-sdk embed --audio clips/ --on-error skip --out clips.safetensors
+  imagebind-sdk embed photos/ --out photos.emb --num-workers 4
+"""
+
+
+def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
+    """Register ``embed``."""
+    p = subparsers.add_parser(
+        "embed", parents=parents, help="embed texts and files (or whole folders) to vectors",
+        description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("paths", nargs="*", metavar="PATH",
+                   help="bulk mode: files, directories or globs, kinds inferred from extensions")
+    add_input_flags(p)
+    out = p.add_argument_group("output and batching")
+    out.add_argument("--out", metavar="FILE_OR_DIR",
+                     help=f"output file ({', '.join(FILE_FORMATS)}); in bulk mode also a directory")
+    add_embed_options(out)
+    out.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                     help=f"progress bar on stderr (default: on for more than {PROGRESS_MIN_ITEMS} files)")
+    bulk = p.add_argument_group("bulk mode")
+    bulk.add_argument("--modality", choices=("vision", "video", "audio", "depth", "thermal", "imu"),
+                      help="read every file as this kind instead of inferring it from the extension")
+    bulk.add_argument("--num-workers", type=non_negative_int, default=0, metavar="N",
+                      help="processes decoding files in parallel (default: 0, in-process)")
+    bulk.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                      help="with --out DIR, skip files already embedded there (default: on; "
+                      "--no-resume refuses a non-empty DIR)")
+    p.set_defaults(func=run)
+
+
+def _check_out(out: str | None, n_kinds: int, *, bulk: bool) -> None:
+    """Fail before loading the model when --out cannot be written."""
+    if out is None:
+        return
+    suffix = Path(out).suffix.lower()
+    if suffix not in FILE_FORMATS:
+        if bulk:
+            return  # an output directory for bulk.embed_files
+        raise UsageError(f"--out {out}: unknown format {suffix or '(none)'}; use one of {', '.join(FILE_FORMATS)}")
+    if suffix == ".npy" and n_kinds > 1:
+        raise UsageError(f"--out {out}: .npy holds one modality but {n_kinds} were given; "
+                         "use .safetensors, .jsonl or .parquet")
+    if suffix == ".parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise UsageError("writing .parquet needs pyarrow: pip install pyarrow "
+                             "(or use .npy, .safetensors or .jsonl)") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch to flag mode or bulk mode."""
+    if args.paths:
+        if args.inputs:
+            raise UsageError("give either positional paths (bulk mode) or modality flags, not both")
+        return run_bulk(args)
+    if args.modality:
+        raise UsageError("--modality applies to bulk mode (positional paths); use a modality flag instead")
+    if not args.inputs:
+        raise UsageError("nothing to embed: give inputs with --text/--image/--audio/... or paths (bulk mode)")
+    inputs = expand_inputs(args.inputs)
+    _check_out(args.out, len(inputs), bulk=False)
+    model = load_model(args, [encoder_of(k) for k in inputs])
+    n_files = count_items(inputs) - len(inputs.get("text", []))
+    progress = args.progress if args.progress is not None else n_files > PROGRESS_MIN_ITEMS
+    out = model.embed(**inputs, batch_size=args.batch_size, on_error=args.on_error, progress=progress)
+    ordered = _reorder(out, list(inputs))
+    write_embeddings(ordered, args.out)
+    n_skipped = sum(len(v) for v in out.skipped.values())
+    if n_skipped:  # each one was logged as a warning by the library
+        print(f"{PROG}: skipped {n_skipped} unreadable input(s)", file=sys.stderr)
+    return 0
+
+
+def _reorder(out: Any, kinds: list[str]) -> Any:
+    """The same Embeddings with modalities in command-line order."""
+    from ..embeddings import Embeddings
+
+    present = [k for k in kinds if k in out]
+    sources = out.sources
+    skipped = {k: v for k, v in out.skipped.items() if v}
+    return Embeddings({k: out[k] for k in present}, sources={k: sources[k] for k in present}, skipped=skipped)
+
+
+def _records(emb: Any) -> Iterator[dict[str, Any]]:
+    """One ``{"modality", "source", "embedding"}`` dict per row."""
+    arrays = emb.numpy()
+    sources = emb.sources
+    for kind, array in arrays.items():
+        for source, row in zip(sources[kind], array):
+            yield {"modality": kind, "source": source, "embedding": [float(v) for v in row]}
+
+
+def write_embeddings(emb: Any, out: str | None) -> None:
+    """Write Embeddings to ``out`` by extension, or as JSON lines to stdout."""
+    if out is None:
+        for record in _records(emb):
+            sys.stdout.write(json.dumps(record) + "\n")
+        return
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        import numpy as np
+
+        np.save(path, next(iter(emb.numpy().values())))
+    elif suffix == ".safetensors":
+        emb.save(path)
+    elif suffix == ".jsonl":
+        with open(path, "w", encoding="utf-8") as f:
+            for record in _records(emb):
+                f.write(json.dumps(record) + "\n")
+    elif suffix == ".parquet":
+        _write_parquet(emb, path)
+    else:  # _check_out rejects these earlier
+        raise UsageError(f"--out {out}: unknown format {suffix}")
+    counts = ", ".join(f"{k}: {v.shape[0]}" for k, v in emb.items())
+    print(f"{PROG}: wrote {sum(v.shape[0] for v in emb.values())} embeddings ({counts}) to {path}",
+          file=sys.stderr)
+
+
+def _write_parquet(emb: Any, path: Path) -> None:
+    """Columns modality (string), source (string), embedding (list<float32>)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    records = list(_records(emb))
+    table = pa.table({
+        "modality": pa.array([r["modality"] for r in records], pa.string()),
+        "source": pa.array([r["source"] for r in records], pa.string()),
+        "embedding": pa.array([r["embedding"] for r in records], pa.list_(pa.float32())),
+    })
+    pq.write_table(table, path)
+
+
+def _bulk_kinds(args: argparse.Namespace) -> list[str]:
+    """The input kinds of the files bulk mode will embed (for choosing encoders)."""
+    from ..bulk import infer_kind, list_files
+
+    if args.modality:
+        return [args.modality]
+    files = list_files(args.paths)
+    kinds = list(dict.fromkeys(k for k in (infer_kind(p) for p in files) if k is not None))
+    if not kinds:
+        raise ValueError(f"no files with a known extension in {', '.join(args.paths)} "
+                         "(pass --modality to read them as one kind)")
+    return kinds
+
+
+def run_bulk(args: argparse.Namespace) -> int:
+    """Embed files with bulk.embed_files; stream to --out DIR or write a file at the end."""
+    from ..bulk import embed_files
+
+    to_dir = args.out is not None and Path(args.out).suffix.lower() not in FILE_FORMATS
+    if not to_dir:
+        _check_out(args.out, 1, bulk=True)  # .npy: the number of kinds is checked after embedding
+    model = load_model(args, [encoder_of(k) for k in _bulk_kinds(args)])
+    paths = args.paths[0] if len(args.paths) == 1 else args.paths
+    result = embed_files(
+        model, paths, args.modality, batch_size=args.batch_size, num_workers=args.num_workers,
+        out=args.out if to_dir else None, resume=args.resume, progress=args.progress,
+    )
+    for path, error in result.failed:
+        print(f"{PROG}: failed {path}: {error}", file=sys.stderr)
+    for path, reason in result.unsupported:
+        print(f"{PROG}: unsupported {path}: {reason}", file=sys.stderr)
+    if not to_dir:
+        if args.out and Path(args.out).suffix.lower() == ".npy" and len(result.embeddings) > 1:
+            raise UsageError(f"--out {args.out}: .npy holds one modality but the files are of "
+                             f"{len(result.embeddings)} kinds; use .safetensors, .jsonl or .parquet")
+        write_embeddings(result.embeddings, args.out)
+    summary = "  ".join(f"{k}: {v}" for k, v in result.summary().items())
+    print(summary + (f"  out: {os.fspath(args.out)}" if to_dir else ""),
+          file=sys.stdout if to_dir else sys.stderr)
+    return 0

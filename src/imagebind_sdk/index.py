@@ -1,0 +1,252 @@
+"""A small in-memory cosine-similarity index with ids, metadata, and save/load.
+
+Rows are stored normalised (float32, CPU). Exact brute-force search, chunked over
+the corpus; fine for up to a few million rows. Saved as a directory holding
+``embeddings.safetensors`` and ``index.json`` (no pickle).
+
+>>> index = EmbeddingIndex()
+>>> index.add(torch.eye(3), ids=["a", "b", "c"], metadata=[{"n": 1}, {"n": 2}, {"n": 3}])
+['a', 'b', 'c']
+>>> index.search(torch.tensor([0.0, 1.0, 0.0]), top_k=1)[0][0]["id"]
+'b'
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .ops import ArrayLike, _as_matrix, _check_same_dim, _check_top_k, _normalize, _top_k
+
+__all__ = ["EmbeddingIndex", "FORMAT_VERSION"]
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+EMBEDDINGS_FILE = "embeddings.safetensors"
+INDEX_FILE = "index.json"
+_TENSOR_KEY = "embeddings"
+
+
+def _check_metadata(metadata: Sequence[dict[str, Any] | None] | None, n: int) -> list[dict]:
+    """Validated JSON-round-tripped copies of ``metadata`` (``{}`` where None)."""
+    if metadata is None:
+        return [{} for _ in range(n)]
+    metadata = list(metadata)
+    if len(metadata) != n:
+        raise ValueError(f"got {len(metadata)} metadata entries for {n} embeddings")
+    out = []
+    for i, entry in enumerate(metadata):
+        if entry is None:
+            entry = {}
+        if not isinstance(entry, dict):
+            raise TypeError(f"metadata[{i}] must be a dict, got {type(entry).__name__}")
+        try:
+            out.append(json.loads(json.dumps(entry, allow_nan=False)))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"metadata[{i}] is not JSON-serialisable: {exc}") from None
+    return out
+
+
+class EmbeddingIndex:
+    """In-memory embedding index: add rows with ids and metadata, search by cosine.
+
+    ``dim`` fixes the embedding size up front; otherwise the first :meth:`add` sets it.
+
+    >>> index = EmbeddingIndex(dim=1024)
+    >>> index.add(out.vision, ids=out.sources["vision"])  # doctest: +SKIP
+    >>> index.search(out.text, top_k=3)  # doctest: +SKIP
+    >>> index.save("my_index"); EmbeddingIndex.load("my_index")  # doctest: +SKIP
+    """
+
+    def __init__(self, dim: int | None = None) -> None:
+        if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim < 1):
+            raise ValueError(f"dim must be a positive int or None, got {dim!r}")
+        self._dim = dim
+        self._chunks: list[torch.Tensor] = []
+        self._ids: list[str] = []
+        self._id_set: set[str] = set()
+        self._metadata: list[dict[str, Any]] = []
+
+    @property
+    def dim(self) -> int | None:
+        """The embedding dimension, or None while the index is empty and unsized."""
+        return self._dim
+
+    @property
+    def ids(self) -> list[str]:
+        """Row ids, in insertion order (a copy)."""
+        return list(self._ids)
+
+    @property
+    def metadata(self) -> list[dict[str, Any]]:
+        """Row metadata dicts, in insertion order (deep copies)."""
+        return copy.deepcopy(self._metadata)
+
+    @property
+    def embeddings(self) -> torch.Tensor:
+        """All rows as one (N, D) float32 tensor of unit rows."""
+        if len(self._chunks) != 1:
+            dim = self._dim or 0
+            self._chunks = [torch.cat(self._chunks) if self._chunks else torch.empty(0, dim)]
+        return self._chunks[0]
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __contains__(self, id: object) -> bool:
+        return id in self._id_set
+
+    def __repr__(self) -> str:
+        return f"EmbeddingIndex(n={len(self)}, dim={self._dim})"
+
+    def _new_ids(self, ids: Sequence[str] | None, n: int) -> list[str]:
+        if ids is None:
+            ids = [str(len(self._ids) + i) for i in range(n)]
+        ids = list(ids)
+        if len(ids) != n:
+            raise ValueError(f"got {len(ids)} ids for {n} embeddings")
+        bad = [i for i in ids if not isinstance(i, str)]
+        if bad:
+            raise TypeError(f"ids must be strings, got {bad[0]!r} (use str(...))")
+        seen: set[str] = set()
+        for i in ids:
+            if i in self._id_set or i in seen:
+                raise ValueError(f"duplicate id {i!r}; ids must be unique within the index")
+            seen.add(i)
+        return ids
+
+    def add(
+        self,
+        embeddings: ArrayLike,
+        ids: Sequence[str] | None = None,
+        metadata: Sequence[dict[str, Any] | None] | None = None,
+    ) -> list[str]:
+        """Add (N, D) rows (or one (D,) row); returns their ids.
+
+        ``ids`` default to running row numbers as strings ("0", "1", ...). Duplicate
+        ids, a wrong dimension or non-JSON metadata raise ValueError; nothing is added
+        on error.
+
+        >>> index.add(np.random.rand(2, 1024), ids=["x", "y"], metadata=[{"k": 1}, None])  # doctest: +SKIP
+        ['x', 'y']
+        """
+        rows = _as_matrix(embeddings, "embeddings").cpu()
+        if self._dim is not None and rows.shape[1] != self._dim:
+            raise ValueError(
+                f"embedding dimensions differ: index has dim {self._dim}, "
+                f"embeddings have shape {tuple(rows.shape)}"
+            )
+        new_ids = self._new_ids(ids, rows.shape[0])
+        new_meta = _check_metadata(metadata, rows.shape[0])
+        self._dim = rows.shape[1]
+        self._chunks.append(_normalize(rows).contiguous())
+        self._ids.extend(new_ids)
+        self._id_set.update(new_ids)
+        self._metadata.extend(new_meta)
+        return new_ids
+
+    def search(self, query: ArrayLike, top_k: int = 5) -> list[list[dict[str, Any]]]:
+        """Per query, the ``top_k`` best rows as dicts ``corpus_id``, ``id``, ``score``, ``metadata``.
+
+        Sorted by score descending, ties by lower row first (as :func:`imagebind_sdk.ops.search`).
+
+        >>> index.search(out.text, top_k=2)[0]  # doctest: +SKIP
+        [{'corpus_id': 4, 'id': 'dog.jpg', 'score': 0.33, 'metadata': {}}, ...]
+        """
+        _check_top_k(top_k)
+        q = _as_matrix(query, "query")
+        if len(self) == 0:
+            return [[] for _ in range(q.shape[0])]
+        corpus = self.embeddings
+        _check_same_dim(q, corpus, "query", "index")
+        scores, rows = _top_k(_normalize(q), corpus, top_k)
+        return [
+            [
+                {
+                    "corpus_id": r,
+                    "id": self._ids[r],
+                    "score": s,
+                    "metadata": copy.deepcopy(self._metadata[r]),
+                }
+                for r, s in zip(row_r, row_s)
+            ]
+            for row_r, row_s in zip(rows.tolist(), scores.tolist())
+        ]
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``embeddings.safetensors`` and ``index.json`` into ``directory`` (created if needed).
+
+        >>> index.save("my_index")  # doctest: +SKIP
+        PosixPath('my_index')
+        """
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        save_file({_TENSOR_KEY: self.embeddings.contiguous()}, str(directory / EMBEDDINGS_FILE))
+        info = {
+            "format_version": FORMAT_VERSION,
+            "dim": self._dim,
+            "count": len(self),
+            "ids": self._ids,
+            "metadata": self._metadata,
+        }
+        (directory / INDEX_FILE).write_text(json.dumps(info), encoding="utf-8")
+        logger.info("saved index of %d rows to %s", len(self), directory)
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> EmbeddingIndex:
+        """Load an index written by :meth:`save`.
+
+        >>> index = EmbeddingIndex.load("my_index")  # doctest: +SKIP
+        """
+        directory = Path(directory)
+        info = _read_info(directory)
+        tensors = load_file(str(directory / EMBEDDINGS_FILE))
+        if _TENSOR_KEY not in tensors:
+            raise ValueError(f"{directory / EMBEDDINGS_FILE} has no {_TENSOR_KEY!r} tensor")
+        rows = tensors[_TENSOR_KEY].to(torch.float32)
+        ids, metadata, dim = info["ids"], info["metadata"], info["dim"]
+        if rows.ndim != 2 or rows.shape[0] != len(ids) or len(metadata) != len(ids):
+            raise ValueError(
+                f"inconsistent index in {directory}: embeddings shape {tuple(rows.shape)}, "
+                f"{len(ids)} ids, {len(metadata)} metadata entries"
+            )
+        if dim is not None and len(ids) and rows.shape[1] != dim:
+            raise ValueError(f"inconsistent index in {directory}: dim {dim} vs shape {tuple(rows.shape)}")
+        index = cls(dim=dim)
+        index._ids = index._new_ids(ids, len(ids))  # validates type and uniqueness
+        index._id_set = set(index._ids)
+        index._metadata = _check_metadata(metadata, len(ids))
+        index._chunks = [rows.contiguous()] if len(ids) else []
+        return index
+
+
+def _read_info(directory: Path) -> dict[str, Any]:
+    """Parse and check ``index.json``; clear errors for missing or malformed files."""
+    if not directory.is_dir():
+        raise FileNotFoundError(f"index directory not found: {directory}")
+    missing = [f for f in (EMBEDDINGS_FILE, INDEX_FILE) if not (directory / f).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{directory} is not a saved EmbeddingIndex: missing {', '.join(missing)}"
+        )
+    try:
+        info = json.loads((directory / INDEX_FILE).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{directory / INDEX_FILE} is not valid JSON: {exc}") from None
+    if not isinstance(info, dict) or not {"ids", "metadata", "dim"} <= info.keys():
+        raise ValueError(f"{directory / INDEX_FILE} lacks ids/metadata/dim")
+    version = info.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ValueError(
+            f"{directory / INDEX_FILE} has format_version {version!r}; "
+            f"this imagebind_sdk reads version {FORMAT_VERSION}"
+        )
+    return info

@@ -1,0 +1,150 @@
+"""Thermal (infrared) images -> the ``(1, 224, 224)`` input of ImageBind's thermal encoder.
+
+The reference code ships no thermal loader; ImageBind was trained on LLVIP
+infrared frames, which are stored as 3-channel JPEGs of grey content. The
+pipeline mirrors the vision one on a single channel:
+
+1. grey-scale: colour images are converted with PIL's ``convert("L")``
+   (ITU-R 601-2 luma; for grey content every channel is equal, so it is exact);
+2. resize the short side to 224 with PIL's bicubic filter (long side
+   ``int(224 * long / short)``) and centre-crop 224 x 224;
+3. scale to [0, 1] (``value / 255`` for 8-bit data);
+4. optionally (``normalize=True``) ``(x - 0.5) / 0.5``. Off by default: community
+   reproductions of the paper's LLVIP numbers report better results without it.
+
+8-bit data is resampled in 8 bits exactly as the vision pipeline does; float
+data in [0, 1] is resampled in floating point (PIL mode ``"F"``) and clipped to
+[0, 1] afterwards (8-bit resampling clips its bicubic overshoot the same way).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ._resize import IMAGE_SIZE, channel_spread, image_to_input, open_image, require_finite
+from .sources import InputError, is_filelike, is_pathlike
+
+logger = logging.getLogger(__name__)
+
+ITEM_SHAPE = (1, IMAGE_SIZE, IMAGE_SIZE)
+
+EIGHT_BIT_MAX = 255.0
+# Used only with normalize=True: maps [0, 1] to [-1, 1].
+NORM_MEAN = 0.5
+NORM_STD = 0.5
+# A colour image whose channels differ by more than this (mean, 8-bit levels) is logged.
+GREY_TOLERANCE = 2.0
+# Float inputs may exceed [0, 1] by this much (rounding) before they are refused.
+RANGE_TOLERANCE = 1e-6
+
+_ACCEPTED = "a path, bytes, a binary file object, a PIL image, a numpy array or a torch tensor"
+_WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def preprocess(item: Any, *, normalize: bool = False) -> torch.Tensor:
+    """One thermal image -> float32 tensor of shape ``ITEM_SHAPE``.
+
+    Args:
+        item: path, bytes, binary file object, PIL image, numpy array or torch
+            tensor: (H, W) / (1, H, W) / (H, W, 1) uint8 (0-255) or float in [0, 1],
+            or (H, W, 3) uint8.
+        normalize: subtract ``NORM_MEAN`` and divide by ``NORM_STD`` after scaling
+            to [0, 1].
+    """
+    if not isinstance(normalize, bool):
+        raise ValueError(f"normalize must be True or False, got {normalize!r}")
+    image = load_thermal(item)
+    if image.mode == "F":  # clip bicubic overshoot, as 8-bit resampling does
+        tensor = image_to_input(image).clamp_(0.0, 1.0)
+    else:
+        tensor = image_to_input(image, divisor=EIGHT_BIT_MAX)
+    if normalize:
+        tensor = (tensor - NORM_MEAN) / NORM_STD
+    require_finite(tensor, "thermal output")
+    return tensor
+
+
+def load_thermal(item: Any) -> Image.Image:
+    """Any accepted input -> a single-band PIL image: ``"L"`` (8-bit) or ``"F"`` (in [0, 1])."""
+    if isinstance(item, torch.Tensor):
+        item = _tensor_to_numpy(item)
+    if isinstance(item, np.ndarray):
+        return _from_array(item)
+    if isinstance(item, Image.Image):
+        return _from_image(item)
+    if is_pathlike(item) or is_filelike(item) or isinstance(item, (bytes, bytearray, memoryview)):
+        return _from_image(open_image(item))
+    raise InputError(f"expected {_ACCEPTED}, got {type(item).__name__}")
+
+
+def _tensor_to_numpy(tensor: torch.Tensor) -> np.ndarray:
+    tensor = tensor.detach().cpu()
+    if tensor.is_floating_point() and tensor.dtype not in (torch.float32, torch.float64):
+        tensor = tensor.float()  # float16 / bfloat16
+    return tensor.numpy()
+
+
+def _from_array(array: np.ndarray) -> Image.Image:
+    if array.dtype == np.uint8 and array.ndim == 3 and array.shape[-1] in (3, 4):
+        return _from_image(Image.fromarray(np.ascontiguousarray(array[..., :3])))
+    array = _squeeze_channel(array)
+    if array.dtype == np.uint8:
+        return Image.fromarray(np.ascontiguousarray(array))
+    if array.dtype.kind == "f":
+        return Image.fromarray(_check_unit_range(array.astype(np.float32)))
+    raise InputError(
+        f"expected uint8 values (0-255) or floats in [0, 1], found dtype {array.dtype}; "
+        "scale 16-bit or radiometric data to [0, 1] first"
+    )
+
+
+def _squeeze_channel(array: np.ndarray) -> np.ndarray:
+    if array.ndim == 3 and array.shape[0] == 1:
+        array = array[0]
+    elif array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim != 2:
+        raise InputError(
+            f"expected a thermal image of shape (H, W), (1, H, W) or (H, W, 1), "
+            f"found shape {array.shape}"
+        )
+    if array.size == 0:
+        raise InputError(f"expected a non-empty thermal image, found shape {array.shape}")
+    return array
+
+
+def _check_unit_range(array: np.ndarray) -> np.ndarray:
+    require_finite(array, "thermal image")
+    low, high = float(array.min()), float(array.max())
+    if low < -RANGE_TOLERANCE or high > 1.0 + RANGE_TOLERANCE:
+        raise InputError(
+            f"expected float values in [0, 1], found values in [{low:g}, {high:g}]; "
+            "divide 8-bit data by 255 or pass it as uint8"
+        )
+    return np.ascontiguousarray(np.clip(array, 0.0, 1.0))
+
+
+def _from_image(image: Image.Image) -> Image.Image:
+    if image.mode == "L":
+        return image
+    if image.mode == "F":
+        return Image.fromarray(_check_unit_range(np.array(image, dtype=np.float32)))
+    if image.mode in _WIDE_MODES:
+        raise InputError(
+            f"expected an 8-bit thermal image, found a {image.mode} (16/32-bit) image; "
+            "scale radiometric data to [0, 1] and pass it as a float array"
+        )
+    if image.mode not in ("1", "LA", "La"):
+        spread = channel_spread(image)
+        if spread > GREY_TOLERANCE:
+            logger.warning(
+                "thermal image is in colour (channels differ by %.1f levels on average, "
+                "a false-colour palette?); converting it to grey luma",
+                spread,
+            )
+    return image.convert("L")

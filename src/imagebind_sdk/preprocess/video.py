@@ -1,0 +1,289 @@
+"""Video -> the vision encoder's video input: 5 clips x 3 crops of 2 frames each.
+
+The reference (ImageBind's ``load_and_transform_video_data``, built on pytorchvideo
+and decord) places 5 clips of 2 s evenly over the video, keeps the first and last
+frame of each, scales the short side to 224 (bilinear), normalises with the CLIP
+statistics and takes three 224-pixel crops along the long side. This module does
+the same with PyAV, whose ``rgb24`` frames equal decord's, and decodes only as far
+as needed: it indexes the packets first (cheap, no decoding), then decodes towards
+the 10 wanted frames, seeking to a keyframe when that skips a long stretch.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, BinaryIO
+
+import av
+import numpy as np
+import torch
+
+from .sources import InputError, as_binary_stream, is_filelike, is_pathlike
+from .vision import MEAN, STD
+
+logger = logging.getLogger(__name__)
+
+NUM_CLIPS = 5
+CLIP_SECONDS = 2
+FRAMES_PER_CLIP = 2
+CROP_SIZE = 224
+NUM_CROPS = 3
+ITEM_SHAPE = (NUM_CLIPS * NUM_CROPS, 3, FRAMES_PER_CLIP, CROP_SIZE, CROP_SIZE)
+# Seek to a keyframe instead of decoding on only when that skips at least this many frames.
+SEEK_MIN_FRAMES = 64
+
+
+def preprocess(item: Any, *, fps: float | None = None) -> torch.Tensor:
+    """One video -> float32 tensor (15, 3, 2, 224, 224), clip-major then crop.
+
+    ``item`` is a path, bytes or a binary file object holding an encoded video, or
+    decoded frames ``(T, H, W, 3)`` uint8 (numpy or torch) together with ``fps``.
+    ``fps`` applies to decoded frames only; files use their stream's average rate.
+    """
+    if isinstance(item, (np.ndarray, torch.Tensor)):
+        frames = _frames_from_array(item)
+        if fps is None:
+            raise InputError("decoded frames need their frame rate: pass fps=<frames per second>")
+        indices = clip_frame_indices(frames.shape[0], _check_fps(fps))
+        selected = frames[indices]
+    elif is_pathlike(item) or is_filelike(item) or isinstance(item, (bytes, bytearray, memoryview)):
+        selected = decode_clip_frames(item)
+    else:
+        raise InputError(
+            "expected a video path, bytes, file object or (T, H, W, 3) uint8 frames, "
+            f"got {type(item).__name__}"
+        )
+    return frames_to_model_input(np.asarray(selected))
+
+
+def clip_frame_indices(num_frames: int, fps: float) -> list[int]:
+    """Indices of the frames kept, clip by clip (NUM_CLIPS * FRAMES_PER_CLIP of them).
+
+    As pytorchvideo with decord: the duration is the float ``num_frames / fps``;
+    clip k starts at ``k * max(duration - 2, 0) / 4`` (a Fraction) and covers frames
+    ``ceil(fps * start)`` up to ``ceil(fps * end)`` (exclusive, capped at the end);
+    of those, ``linspace(0, n - 1, 2)`` picks the first and the last.
+    """
+    if num_frames <= 0:
+        raise InputError("video holds no frames")
+    duration = num_frames / fps
+    step = Fraction(max(duration - CLIP_SECONDS, 0)) / max(NUM_CLIPS - 1, 1)
+    indices = []
+    for k in range(NUM_CLIPS):
+        start = step * k
+        first = math.ceil(fps * start)
+        stop = min(math.ceil(fps * (start + CLIP_SECONDS)), num_frames)
+        if stop <= first:
+            raise InputError(
+                f"frame rate {fps:g} is too low: clip {k} of {CLIP_SECONDS} s holds no frame"
+            )
+        picks = torch.linspace(0, stop - first - 1, FRAMES_PER_CLIP).long().tolist()
+        indices.extend(first + p for p in picks)
+    return indices
+
+
+def frames_to_model_input(frames: np.ndarray) -> torch.Tensor:
+    """(NUM_CLIPS * FRAMES_PER_CLIP, H, W, 3) uint8 -> (15, 3, 2, 224, 224).
+
+    Clip by clip (keeps peak memory to one clip in float32), as the reference:
+    scale to [0, 1], short side to 224, normalise, three crops.
+    """
+    mean = torch.tensor(MEAN, dtype=torch.float32)[:, None, None, None]
+    std = torch.tensor(STD, dtype=torch.float32)[:, None, None, None]
+    crops = []
+    for clip_frames in np.split(frames, NUM_CLIPS):
+        clip = torch.from_numpy(np.ascontiguousarray(clip_frames)).permute(3, 0, 1, 2)  # C, T, H, W
+        clip = short_side_scale(clip.float() / 255.0, CROP_SIZE)
+        crops.extend(three_crops((clip - mean) / std, CROP_SIZE))
+    return torch.stack(crops)
+
+
+def short_side_scale(video: torch.Tensor, size: int) -> torch.Tensor:
+    """(C, T, H, W): bilinear resize so the short side is ``size`` (pytorchvideo's sizes)."""
+    height, width = video.shape[-2:]
+    if width < height:
+        new_h, new_w = int(math.floor(float(height) / width * size)), size
+    else:
+        new_h, new_w = size, int(math.floor(float(width) / height * size))
+    return torch.nn.functional.interpolate(video, size=(new_h, new_w), mode="bilinear", align_corners=False)
+
+
+def three_crops(clip: torch.Tensor, size: int) -> list[torch.Tensor]:
+    """Crops of size² at the start, centre and end of the long side of (C, T, H, W)."""
+    height, width = clip.shape[-2:]
+    y_mid, x_mid = math.ceil((height - size) / 2), math.ceil((width - size) / 2)
+    if height > width:
+        offsets = [(0, x_mid), (y_mid, x_mid), (height - size, x_mid)]
+    else:
+        offsets = [(y_mid, 0), (y_mid, x_mid), (y_mid, width - size)]
+    return [clip[..., y : y + size, x : x + size] for y, x in offsets]
+
+
+def _check_fps(fps: Any) -> float:
+    try:
+        value = float(fps)
+    except (TypeError, ValueError):
+        raise InputError(f"expected a frame rate in frames per second, got {fps!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise InputError(f"expected a positive frame rate, got {fps!r}")
+    return value
+
+
+def _frames_from_array(frames: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Decoded frames (T, H, W, 3) uint8 -> numpy (a view where possible)."""
+    if isinstance(frames, torch.Tensor):
+        frames = frames.detach().cpu().numpy()
+    if frames.ndim != 4 or frames.shape[3] != 3:
+        raise InputError(
+            f"expected decoded frames of shape (T, H, W, 3), found shape {tuple(frames.shape)}"
+        )
+    if frames.dtype != np.uint8:
+        raise InputError(f"expected decoded frames of dtype uint8, found dtype {frames.dtype}")
+    if 0 in frames.shape:
+        raise InputError(f"decoded frames are empty: shape {tuple(frames.shape)}")
+    return frames
+
+
+@dataclass
+class _PacketIndex:
+    """What a demux pass learns: frame count, and pts/keyframes in display order."""
+
+    count: int
+    pts: list[int] | None  # sorted presentation timestamps; None if any is missing/duplicated
+    keyframes: list[int]  # display-order indices of keyframes (empty without pts)
+
+
+def decode_clip_frames(item: Any) -> np.ndarray:
+    """Encoded video -> the wanted frames (NUM_CLIPS * FRAMES_PER_CLIP, H, W, 3) uint8."""
+    if isinstance(item, io.TextIOBase):
+        raise InputError("file object is opened in text mode; open it with 'rb'")
+    stream = as_binary_stream(item)
+    start = stream.tell()
+    try:
+        fps, index = _scan(stream)
+        wanted = clip_frame_indices(index.count, fps)
+        frames = None
+        if index.pts is not None:
+            stream.seek(start)
+            frames = _decode_by_pts(stream, index, sorted(set(wanted)))
+        if frames is None:
+            stream.seek(start)
+            frames = _decode_by_count(stream, sorted(set(wanted)))
+        return np.stack([frames[i] for i in wanted])
+    finally:
+        if stream is not item:
+            stream.close()
+
+
+def _open(stream: BinaryIO) -> tuple[Any, Any]:
+    """Open a container and its first video stream, or raise InputError."""
+    try:
+        container = av.open(stream, mode="r")
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise InputError(f"could not open video: corrupt or unsupported container ({exc})") from exc
+    if not container.streams.video:
+        container.close()
+        raise InputError("expected a file with a video stream, found none")
+    return container, container.streams.video[0]
+
+
+def _scan(stream: BinaryIO) -> tuple[float, _PacketIndex]:
+    """Frame rate (float, as decord) and a packet index, from demuxing without decoding."""
+    container, video = _open(stream)
+    with container:
+        rate = video.average_rate or video.guessed_rate or video.base_rate
+        if not rate or rate <= 0:
+            raise InputError("video stream has no usable frame rate")
+        pts, keys = [], []
+        try:
+            for packet in container.demux(video):
+                if packet.size:
+                    pts.append(packet.pts)
+                    keys.append(bool(packet.is_keyframe))
+        except av.FFmpegError as exc:
+            raise InputError(f"video is corrupt: demuxing failed ({exc})") from exc
+    if not pts:
+        raise InputError("video stream holds no frames")
+    if any(p is None for p in pts) or len(set(pts)) != len(pts):
+        return float(rate), _PacketIndex(len(pts), None, [])
+    order = sorted(pts)
+    position = {p: i for i, p in enumerate(order)}
+    keyframes = sorted(position[p] for p, key in zip(pts, keys) if key)
+    return float(rate), _PacketIndex(len(pts), order, keyframes)
+
+
+def _stream_size(video: Any) -> tuple[int, int] | None:
+    width, height = video.codec_context.width, video.codec_context.height
+    return (width, height) if width and height else None
+
+
+def _to_rgb(frame: Any, size: tuple[int, int] | None) -> np.ndarray:
+    """A decoded frame -> (H, W, 3) uint8 RGB, scaled to the stream's size if it differs."""
+    if size is None or (frame.width, frame.height) == size:
+        return frame.to_ndarray(format="rgb24")
+    return frame.to_ndarray(format="rgb24", width=size[0], height=size[1])
+
+
+def _decode_by_pts(stream: BinaryIO, index: _PacketIndex, wanted: list[int]) -> dict[int, np.ndarray] | None:
+    """Decode the wanted frames, naming frames by pts and seeking over long gaps.
+
+    Returns None when decoded timestamps do not match the packet index (the caller
+    then falls back to counting frames from the start).
+    """
+    container, video = _open(stream)
+    lookup = {p: i for i, p in enumerate(index.pts)}
+    size = _stream_size(video)
+    found: dict[int, np.ndarray] = {}
+    position, decoder = -1, None
+    with container:
+        try:
+            for target in wanted:
+                key = max((k for k in index.keyframes if k <= target), default=0)
+                if decoder is None or key - position > SEEK_MIN_FRAMES:
+                    if key > 0:
+                        logger.debug("seeking to keyframe %d for frame %d", key, target)
+                        container.seek(index.pts[key], stream=video, backward=True)
+                    decoder = container.decode(video)
+                for frame in decoder:
+                    position = lookup.get(frame.pts, -2)
+                    if position == -2:
+                        return None
+                    if position in wanted:
+                        found[position] = _to_rgb(frame, size)
+                    if position >= target:
+                        break
+                if target not in found:
+                    return None
+        except av.FFmpegError as exc:
+            raise InputError(f"video is corrupt: decoding failed ({exc})") from exc
+    return found
+
+
+def _decode_by_count(stream: BinaryIO, wanted: list[int]) -> dict[int, np.ndarray]:
+    """Decode from the start, numbering frames in display order; stop after the last wanted."""
+    container, video = _open(stream)
+    size = _stream_size(video)
+    found: dict[int, np.ndarray] = {}
+    last, count = None, 0
+    with container:
+        try:
+            for count, frame in enumerate(container.decode(video)):
+                if count in wanted:
+                    found[count] = _to_rgb(frame, size)
+                last = frame
+                if count >= wanted[-1]:
+                    break
+        except av.FFmpegError as exc:
+            raise InputError(f"video is corrupt: decoding failed ({exc})") from exc
+        if last is None:
+            raise InputError("video stream holds no decodable frames")
+        missing = [i for i in wanted if i not in found]
+        if missing:  # fewer frames decode than packets were indexed: reuse the last one
+            logger.warning("video decoded only %d frames; reusing the last for %s", count + 1, missing)
+            fill = _to_rgb(last, size)
+            found.update({i: fill for i in missing})
+    return found

@@ -1,0 +1,266 @@
+"""embed_files: folders of mixed files, DataLoader workers, streaming to disk, resuming after a kill."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from imagebind_sdk.bulk import embed_files, infer_kind, list_files, load_bulk_output
+from imagebind_sdk.bulk_store import MANIFEST, SHARDS, BulkStore, read_manifest
+
+N_IMAGES = 40
+
+# Runs a bulk job in a fresh interpreter; encode is slowed down so the job can be killed midway.
+KILL_SCRIPT = """
+import sys, time
+from imagebind_sdk import ImageBind
+from imagebind_sdk.bulk import embed_files
+model = ImageBind.load(sys.argv[1], device="cpu", modalities=["vision"])
+encode = model.encode
+def slow_encode(*args, **kwargs):
+    time.sleep(0.1)
+    return encode(*args, **kwargs)
+model.encode = slow_encode
+embed_files(model, sys.argv[2], out=sys.argv[3], batch_size=4)
+"""
+
+
+@pytest.fixture
+def mixed_dir(tmp_path: Path, assets_dir: Path) -> Path:
+    """Images, audio, an IMU log, an unknown extension, a corrupt image and hidden/nested files."""
+    root = tmp_path / "mixed"
+    (root / "sub").mkdir(parents=True)
+    for name in ["dog_image.jpg", "car_image.jpg", "gray_small_0.png", "palette_0.gif", "short_8k_mono_0.wav"]:
+        shutil.copy(assets_dir / name, root / name)
+    shutil.copy(assets_dir / "u8_11k_0.wav", root / "sub" / "u8_11k_0.wav")
+    shutil.copy(assets_dir / "imu" / "imu1_2k.csv", root / "imu1_2k.csv")
+    (root / "notes.txt").write_text("not an input")
+    (root / "corrupt.jpg").write_bytes(os.urandom(2000))
+    (root / ".hidden.jpg").write_bytes(b"hidden files are not listed")
+    return root
+
+
+@pytest.fixture(scope="module")
+def images_dir(tmp_path_factory: pytest.TempPathFactory, assets_dir: Path) -> Path:
+    """N_IMAGES small distinct images made from the sample photos (read-only for the tests)."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("images")
+    photos = [Image.open(assets_dir / f"{n}_image.jpg").convert("RGB") for n in ("dog", "car", "bird")]
+    for i in range(N_IMAGES):
+        photo = photos[i % 3]
+        w, h = photo.size
+        crop = photo.crop((i * 5, i * 3, w - i * 4, h - i * 2)).resize((64 + i, 48 + i))
+        crop.save(root / f"img_{i:03d}.{'png' if i % 4 == 0 else 'jpg'}")
+    return root
+
+
+def _files(root: Path, *suffixes: str) -> list[str]:
+    return sorted(str(p) for p in root.rglob("*") if p.suffix in suffixes and not p.name.startswith("."))
+
+
+def _assert_same(a, b) -> None:
+    """Two Embeddings: same kinds, same sources in the same order, close rows."""
+    assert list(a) == list(b)
+    assert a.sources == b.sources
+    for kind in a:
+        torch.testing.assert_close(a[kind], b[kind])
+
+
+def _shards(out: Path) -> set[str]:
+    return {p.name for p in (out / SHARDS).iterdir()}
+
+
+def test_infer_kind_and_listing(mixed_dir: Path) -> None:
+    assert [infer_kind(p) for p in ["a.JPG", "b.flac", "c.mp4", "d.csv", "e.txt", "f"]] == [
+        "vision", "audio", "video", "imu", None, None,
+    ]
+    listed = list_files(mixed_dir)
+    assert listed == sorted(listed) and str(mixed_dir / "sub" / "u8_11k_0.wav") in listed
+    assert not any(".hidden" in p for p in listed)
+    assert str(mixed_dir / "sub" / "u8_11k_0.wav") not in list_files(mixed_dir, recursive=False)
+    assert list_files(str(mixed_dir / "*.png")) == [str(mixed_dir / "gray_small_0.png")]
+    given = [mixed_dir / "palette_0.gif", mixed_dir / "dog_image.jpg", mixed_dir / "palette_0.gif"]
+    assert list_files(given) == [str(given[0]), str(given[1])]  # list order kept, duplicates dropped
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        list_files(mixed_dir / "missing")
+
+
+def test_mixed_directory_matches_embed(tiny_model, mixed_dir: Path) -> None:
+    result = embed_files(tiny_model, mixed_dir, batch_size=2)
+    images = [p for p in _files(mixed_dir, ".jpg", ".png", ".gif") if "corrupt" not in p]
+    audio, imu = _files(mixed_dir, ".wav"), _files(mixed_dir, ".csv")
+    expected = tiny_model.embed(vision=images, audio=audio, imu=imu)
+    assert list(result.embeddings) == ["vision", "imu", "audio"]  # kinds in first-seen order
+    assert result.embeddings.sources == {"vision": images, "audio": audio, "imu": imu}
+    for kind in expected:
+        torch.testing.assert_close(result.embeddings[kind], expected[kind])
+    assert [p for p, _ in result.unsupported] == [str(mixed_dir / "notes.txt")]
+    assert [p for p, _ in result.failed] == [str(mixed_dir / "corrupt.jpg")]
+    assert "image" in result.failed[0][1]
+    assert [s.source for s in result.embeddings.skipped["vision"]] == [str(mixed_dir / "corrupt.jpg")]
+    assert result.summary() == {"files": 9, "embedded": 7, "already_done": 0, "failed": 1, "unsupported": 1}
+
+
+def test_workers_give_identical_results(tiny_model, mixed_dir: Path) -> None:
+    serial = embed_files(tiny_model, mixed_dir, batch_size=3, num_workers=0)
+    parallel = embed_files(tiny_model, mixed_dir, batch_size=3, num_workers=2)
+    assert parallel.embeddings == serial.embeddings  # exact equality, failures included
+    assert parallel.failed == serial.failed and parallel.unsupported == serial.unsupported
+
+
+def test_explicit_modality_and_video(tiny_model, assets_dir: Path, tmp_path: Path) -> None:
+    depth = embed_files(tiny_model, assets_dir / "depth", "depth")
+    files = _files(assets_dir / "depth", ".jpg")
+    torch.testing.assert_close(depth.embeddings.depth, tiny_model.embed(depth=files).depth)
+    shutil.copy(assets_dir / "video" / "wind_noise.mp4", tmp_path / "clip.mp4")
+    video = embed_files(tiny_model, [tmp_path / "clip.mp4"])
+    torch.testing.assert_close(video.embeddings.video, tiny_model.embed(video=[str(tmp_path / "clip.mp4")]).video)
+    with pytest.raises(ValueError, match="modality"):
+        embed_files(tiny_model, tmp_path, "text")
+
+
+def test_out_dir_round_trip_and_resume(tiny_model, mixed_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    first = embed_files(tiny_model, mixed_dir, batch_size=2, out=out)
+    assert first.embeddings == embed_files(tiny_model, mixed_dir, batch_size=2).embeddings
+    assert load_bulk_output(out) == first.embeddings
+    info = json.loads((out / "info.json").read_text())
+    assert info["embedding_dim"] == tiny_model.embedding_dim and info["dtype"] == "float32"
+    shards = _shards(out)
+    assert shards and all(name.endswith(".safetensors") for name in shards)
+
+    again = embed_files(tiny_model, mixed_dir, batch_size=2, out=out)
+    assert again.summary()["embedded"] == 0 and again.summary()["already_done"] == 7
+    assert _shards(out) == shards and again.embeddings == first.embeddings
+
+    changed = mixed_dir / "gray_small_0.png"
+    shutil.copy(mixed_dir / "palette_0.gif", changed)  # new content under the old name
+    third = embed_files(tiny_model, mixed_dir, batch_size=2, out=out)
+    assert third.summary()["embedded"] == 1 and third.summary()["already_done"] == 6
+    assert len(_shards(out)) == len(shards) + 1
+    row = third.embeddings.sources["vision"].index(str(changed))
+    torch.testing.assert_close(third.embeddings.vision[row], tiny_model.embed(vision=[str(changed)]).vision[0])
+    loaded = load_bulk_output(out)
+    assert loaded == third.embeddings
+    assert sorted(loaded.sources["vision"]) == sorted(set(loaded.sources["vision"]))  # newest record wins
+
+
+def test_touched_file_is_reembedded(tiny_model, images_dir: Path, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    shutil.copytree(images_dir, src, dirs_exist_ok=True)
+    out = tmp_path / "out"
+    embed_files(tiny_model, src, out=out, batch_size=8)
+    st = os.stat(src / "img_005.jpg")
+    os.utime(src / "img_005.jpg", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    again = embed_files(tiny_model, src, out=out, batch_size=8)
+    assert again.summary()["embedded"] == 1 and again.summary()["already_done"] == N_IMAGES - 1
+
+
+def test_refusals(tiny_model, mixed_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    embed_files(tiny_model, [mixed_dir / "dog_image.jpg"], out=out)
+    with pytest.raises(FileExistsError, match="resume=True"):
+        embed_files(tiny_model, [mixed_dir / "dog_image.jpg"], out=out, resume=False)
+    with BulkStore.open(out, {"embedding_dim": tiny_model.embedding_dim}, resume=True):
+        with pytest.raises(RuntimeError, match="another embed_files job"):
+            embed_files(tiny_model, [mixed_dir / "dog_image.jpg"], out=out)
+    info = json.loads((out / "info.json").read_text())
+    (out / "info.json").write_text(json.dumps({**info, "embedding_dim": 1024}))
+    with pytest.raises(ValueError, match="1024-d"):
+        embed_files(tiny_model, [mixed_dir / "dog_image.jpg"], out=out)
+    stranger = tmp_path / "stranger"
+    stranger.mkdir()
+    (stranger / "data.bin").write_bytes(b"x")
+    with pytest.raises(FileExistsError, match="not an embed_files output"):
+        embed_files(tiny_model, [mixed_dir / "dog_image.jpg"], out=stranger)
+
+
+def test_interrupted_write_leftovers_are_tolerated(tiny_model, images_dir: Path, tmp_path: Path) -> None:
+    """A truncated last manifest line, an unreferenced shard and a temp file, as a kill leaves them."""
+    out = tmp_path / "out"
+    clean = embed_files(tiny_model, images_dir, batch_size=4)
+    embed_files(tiny_model, sorted(images_dir.iterdir())[:12], out=out, batch_size=4)
+    lines = (out / MANIFEST).read_bytes().splitlines(keepends=True)
+    (out / MANIFEST).write_bytes(b"".join(lines[:10]) + lines[10][:25])  # killed mid-append
+    shutil.copy(out / SHARDS / "vision-000000.safetensors", out / SHARDS / "vision-000009.safetensors")
+    (out / SHARDS / ".vision-000010.safetensors.tmp").write_bytes(b"partial")
+    assert len(read_manifest(out)) == 10
+    assert load_bulk_output(out).vision.shape[0] == 10
+    resumed = embed_files(tiny_model, images_dir, batch_size=4, out=out)
+    assert resumed.summary()["already_done"] == 10 and resumed.summary()["embedded"] == N_IMAGES - 10
+    _assert_same(load_bulk_output(out), clean.embeddings)
+    referenced = {r["shard"].split("/")[-1] for r in read_manifest(out)}
+    assert _shards(out) == referenced  # leftovers removed
+
+
+def test_deleted_shard_is_reembedded(tiny_model, images_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    first = embed_files(tiny_model, images_dir, out=out, batch_size=16)
+    (out / SHARDS / "vision-000001.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="resume=True"):
+        load_bulk_output(out)
+    again = embed_files(tiny_model, images_dir, out=out, batch_size=16)
+    assert again.summary()["embedded"] == 16 and again.summary()["already_done"] == N_IMAGES - 16
+    _assert_same(load_bulk_output(out), first.embeddings)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_killed_job_resumes_without_loss_or_duplicates(
+    tiny_model, tiny_dir: Path, images_dir: Path, tmp_path: Path, sig: signal.Signals
+) -> None:
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-c", KILL_SCRIPT, str(tiny_dir), str(images_dir), str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    recorded, deadline = 0, time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline:
+        manifest = out / MANIFEST
+        recorded = manifest.read_bytes().count(b"\n") if manifest.exists() else 0
+        if 0 < recorded < N_IMAGES:
+            proc.send_signal(sig)
+            break
+        time.sleep(0.005)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == -sig, f"job was not killed midway (rc={proc.returncode}): {stderr.decode()[-2000:]}"
+
+    partial = read_manifest(out)  # every complete line points at a shard that exists
+    assert 0 < len(partial) < N_IMAGES
+    assert all((out / r["shard"]).is_file() for r in partial)
+
+    resumed = embed_files(tiny_model, images_dir, out=out, batch_size=4)
+    assert resumed.summary()["already_done"] == len(partial)
+    assert resumed.summary()["embedded"] == N_IMAGES - len(partial)
+    clean = embed_files(tiny_model, images_dir, batch_size=4)
+    loaded = load_bulk_output(out)
+    assert loaded.sources["vision"] == _files(images_dir, ".jpg", ".png")
+    assert len(set(loaded.sources["vision"])) == N_IMAGES  # each path exactly once
+    _assert_same(loaded, clean.embeddings)
+    _assert_same(resumed.embeddings, clean.embeddings)
+
+
+def test_progress_bar(tiny_model, images_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    files = sorted(images_dir.iterdir())[:6]
+    embed_files(tiny_model, files, progress=True)
+    err = capsys.readouterr().err
+    assert "embedding files" in err and "6/6" in err and "file/s" in err
+    embed_files(tiny_model, files)  # stderr is not a terminal under pytest: no bar by default
+    assert "embedding files" not in capsys.readouterr().err
+
+
+def test_model_method_is_the_bulk_function(tiny_model, assets_dir):
+    from imagebind_sdk import embed_files
+
+    paths = sorted(str(p) for p in assets_dir.glob("*.wav"))
+    via_method = tiny_model.embed_files(paths, progress=False)
+    via_function = embed_files(tiny_model, paths, progress=False)
+    assert via_method.embeddings.sources["audio"] == paths
+    assert torch.equal(via_method.embeddings.audio, via_function.embeddings.audio)
