@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from imagebind_sdk.preprocess import vision
 from imagebind_sdk.preprocess import (
     MODULES,
     Batch,
@@ -166,10 +167,13 @@ def test_nan_in_pass_through_tensor() -> None:
         preprocess_batch("imu", [tensor])
 
 
-def test_integer_pass_through_tensor() -> None:
-    expected = r"imu\[0\] .*floating-point tensor, got dtype torch.int64"
-    with pytest.raises(InputError, match=expected):
-        preprocess_batch("imu", [torch.zeros(6, 2000, dtype=torch.int64)])
+def test_integer_tensor_of_input_shape_is_raw_data() -> None:
+    # A uint8 (3, 224, 224) tensor is an image (e.g. torchvision.io.read_image), not a model input.
+    pixels = torch.randint(0, 256, (3, 224, 224), dtype=torch.uint8)
+    batch = preprocess_batch("vision", [pixels])
+    expected = vision.preprocess(Image.fromarray(pixels.permute(1, 2, 0).numpy()))
+    assert torch.equal(batch.tensor[0], expected)
+    assert batch.tensor[0].min() < 0  # normalised, not passed through as 0..255
 
 
 def test_unknown_modality_lists_the_known_ones() -> None:

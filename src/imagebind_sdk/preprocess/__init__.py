@@ -90,9 +90,9 @@ def preprocess_one(modality: str, item: Any, **options: Any) -> torch.Tensor:
     """One item -> its model input tensor (float32, shape ``ITEM_SHAPE``)."""
     module = module_for(modality)
     item_shape = tuple(module.ITEM_SHAPE)
-    if isinstance(item, torch.Tensor) and tuple(item.shape) == item_shape:
-        if not item.is_floating_point():
-            raise InputError(f"expected a floating-point tensor, got dtype {item.dtype}")
+    # A float tensor of the model's input shape is already preprocessed; integer
+    # tensors are raw data (e.g. a uint8 image) and go through the module.
+    if isinstance(item, torch.Tensor) and tuple(item.shape) == item_shape and item.is_floating_point():
         return check_finite(item.detach().to(torch.float32), "tensor")
     out = module.preprocess(item, **options)
     if tuple(out.shape) != item_shape:  # a bug in a preprocessor, not a user error
