@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import shutil
 
 import pytest
@@ -132,3 +134,16 @@ def test_file_without_config_uses_huge_preset(tmp_path, tiny_dir):
     # Tiny weights under the huge preset cannot fit: the shape check catches it.
     with pytest.raises(CheckpointError, match="shape mismatches"):
         ImageBind.load(tmp_path / "model.safetensors", modalities=["depth"], device="cpu")
+
+
+def test_local_load_stays_light(tiny_dir):
+    """A local load imports neither torch._dynamo (pulled in by init on meta tensors,
+    ~2 s) nor huggingface_hub (~0.1 s): both used to dominate start-up."""
+    code = (
+        "import sys\nfrom imagebind_sdk import ImageBind\n"
+        f"ImageBind.load({str(tiny_dir)!r}, device='cpu')\n"
+        "print(sorted(m for m in ('torch._dynamo', 'huggingface_hub') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

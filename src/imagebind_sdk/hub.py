@@ -17,9 +17,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable
 
-from huggingface_hub import hf_hub_download
-from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
-
 from .checkpoint import INDEX_NAME, PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES
 from .config import ImageBindConfig
 
@@ -103,6 +100,11 @@ def _download(repo_id: str, filename: str, **kwargs: Any) -> Path | None:
     weight file was found. (In huggingface_hub >= 1.0 "not cached" is a subclass of
     "not in the repo", so both are caught here.)
     """
+    # Imported here, not at module level: local checkpoints never need huggingface_hub
+    # (it adds ~0.1 s to the start-up of every process).
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+
     try:
         return Path(hf_hub_download(repo_id, filename, **kwargs))
     except (EntryNotFoundError, LocalEntryNotFoundError) as exc:
@@ -138,6 +140,8 @@ def resolve_hub(
     config_path = _download(repo_id, entry.get("config", CONFIG_NAME), **kwargs)
     files = [weights]
     if weights.name == INDEX_NAME:
+        from huggingface_hub.errors import LocalEntryNotFoundError
+
         try:
             files = _fetch_shards(repo_id, weights, modalities, kwargs)
         except LocalEntryNotFoundError as exc:
@@ -152,6 +156,8 @@ def _fetch_shards(repo_id: str, index_path: Path, modalities: Iterable[str] | No
     Returns the index itself: shards sit beside it in the same cache snapshot, so
     its relative file names resolve, and only the needed shards are ever opened.
     """
+    from huggingface_hub import hf_hub_download
+
     from .keymap import modality_of  # local: keymap pulls in torch only when sharding is used
 
     weight_map = json.loads(index_path.read_text(encoding="utf-8"))["weight_map"]

@@ -79,7 +79,9 @@ class TextStem(nn.Module):
 
     def __init__(self, dim: int) -> None:
         super().__init__()
-        self.token_embedding = nn.Embedding(TEXT_VOCAB_SIZE, dim)
+        # _weight skips nn.Embedding's random init: weights always come from a checkpoint,
+        # and normal_ on the meta device would import torch._dynamo (~2 s).
+        self.token_embedding = nn.Embedding(TEXT_VOCAB_SIZE, dim, _weight=torch.empty(TEXT_VOCAB_SIZE, dim))
         self.pos_embed = nn.Parameter(torch.empty(1, TEXT_CONTEXT_LENGTH, dim))
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
