@@ -74,6 +74,8 @@ class ImageBind:
         cache_dir: str | os.PathLike[str] | None = None,
         local_files_only: bool | None = None,
         quantize: str | None = None,
+        compile: bool | str = False,
+        trim_text: bool = True,
     ) -> "ImageBind":
         """Load a checkpoint: alias (``imagebind-huge``), Hub repo id, directory or file.
 
@@ -81,18 +83,27 @@ class ImageBind:
         tensors are read. ``device`` defaults to CUDA, then MPS, then CPU; ``dtype`` to
         float32 (bfloat16/float16 supported). ``quantize="int8"`` converts every Linear
         layer to dynamic int8 after loading (CPU and float32 only; see
-        :mod:`imagebind_sdk.quantize`).
+        :mod:`imagebind_sdk.quantize`). ``compile=True`` (or a ``torch.compile`` mode
+        such as ``"reduce-overhead"``, which uses CUDA graphs) compiles each encoder;
+        the first call per input shape is slow. ``trim_text=False`` runs every text
+        through all 77 positions as the reference does (same numbers, slower).
         """
         wanted = _check_modalities(modalities)
         target = torch.device(device) if device is not None else default_device()
         _check_quantize(quantize, target, _as_dtype(dtype))
+        compile_mode = _compile_mode(compile, quantize)
         resolved = hub.resolve(
             source, modalities=wanted, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
         )
         model = load_model(resolved.config, resolved.weight_files, wanted, _as_dtype(dtype))
         if quantize is not None:
             model = quantize_int8(model)
-        return cls(model.to(target), device=target, source=resolved.source)
+        model = model.to(target)
+        for encoder in model.encoders.values():
+            encoder.trim_text = trim_text
+            if compile_mode is not None:
+                encoder.compile(mode=compile_mode)
+        return cls(model, device=target, source=resolved.source)
 
     # -- properties ---------------------------------------------------------
     @property
@@ -289,6 +300,21 @@ def _progress(total: int, kind: str, progress: bool | None) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=f"embedding {kind}", unit="item", file=sys.stderr)
+
+
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def _compile_mode(compile: bool | str, quantize: str | None) -> str | None:
+    """The torch.compile mode for ``load(compile=...)``; None when not compiling."""
+    if compile is False:
+        return None
+    mode = "default" if compile is True else compile
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"compile must be True, False or one of {list(COMPILE_MODES)}, got {compile!r}")
+    if quantize is not None:
+        raise ValueError("compile and quantize cannot be combined: dynamic int8 layers run eagerly")
+    return mode
 
 
 def _check_quantize(quantize: str | None, device: torch.device, dtype: torch.dtype | None) -> None:

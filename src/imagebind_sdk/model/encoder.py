@@ -45,6 +45,8 @@ class ModalityEncoder(nn.Module):
         super().__init__()
         dim = config.embed_dim(modality)
         self.modality = modality
+        # Text only: run up to the last end-of-text token of the batch (exact, see forward).
+        self.trim_text = True
         self.stem = build_stem(config, modality)
         self.trunk = Transformer(
             dim,
@@ -63,7 +65,8 @@ class ModalityEncoder(nn.Module):
         if self.modality == "text":
             eot = x.argmax(dim=-1)  # end-of-text has the largest id
             # Causal attention: positions after the last end-of-text never affect it.
-            x = x[:, : int(eot.max()) + 1]
+            if self.trim_text:
+                x = x[:, : int(eot.max()) + 1]
             tokens = self.trunk(self.stem(x), causal=True)
             out = self.head(tokens, eot)
         else:
