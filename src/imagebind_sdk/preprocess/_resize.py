@@ -36,6 +36,19 @@ def require_finite(values: np.ndarray | torch.Tensor, what: str) -> None:
         check_finite(torch.as_tensor(array), what)  # raises, counting NaN and inf
 
 
+def squeeze_channel(array: np.ndarray, what: str, shapes: str) -> np.ndarray:
+    """(1, H, W) or (H, W, 1) -> (H, W); anything else that is not a non-empty 2-D map is an error."""
+    if array.ndim == 3 and array.shape[0] == 1:
+        array = array[0]
+    elif array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim != 2:
+        raise InputError(f"expected a {what} of shape {shapes}, found shape {array.shape}")
+    if array.size == 0:
+        raise InputError(f"expected a non-empty {what}, found shape {array.shape}")
+    return array
+
+
 def open_image(item: Any) -> Image.Image:
     """Decode a path, bytes or binary file object into a loaded PIL image."""
     data = read_bytes(item)  # FileNotFoundError / InputError for bad sources

@@ -36,6 +36,7 @@ from ._resize import (
     float_map_to_input,
     open_image,
     require_finite,
+    squeeze_channel,
 )
 from .sources import InputError, is_filelike, is_pathlike
 
@@ -161,7 +162,7 @@ def _tensor_to_numpy(tensor: torch.Tensor) -> np.ndarray:
 def _from_array(array: np.ndarray, depth_scale: float) -> tuple[np.ndarray, bool]:
     if array.dtype == np.uint8 and array.ndim == 3 and array.shape[-1] in (3, 4):
         return _from_image(Image.fromarray(array[..., :3]), depth_scale)
-    array = _squeeze_channel(array)
+    array = squeeze_channel(array, "depth map", "(H, W) or (1, H, W)")
     if array.dtype == np.uint8:
         return array.astype(np.float32) / np.float32(EIGHT_BIT_MAX), True
     if array.dtype.kind in "iu":
@@ -171,20 +172,6 @@ def _from_array(array: np.ndarray, depth_scale: float) -> tuple[np.ndarray, bool
     raise InputError(
         f"expected a numeric depth map (float metres or integer units), found dtype {array.dtype}"
     )
-
-
-def _squeeze_channel(array: np.ndarray) -> np.ndarray:
-    if array.ndim == 3 and array.shape[0] == 1:
-        array = array[0]
-    elif array.ndim == 3 and array.shape[-1] == 1:
-        array = array[..., 0]
-    if array.ndim != 2:
-        raise InputError(
-            f"expected a depth map of shape (H, W) or (1, H, W), found shape {array.shape}"
-        )
-    if array.size == 0:
-        raise InputError(f"expected a non-empty depth map, found shape {array.shape}")
-    return array
 
 
 def _from_image(image: Image.Image, depth_scale: float) -> tuple[np.ndarray, bool]:

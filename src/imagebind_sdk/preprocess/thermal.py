@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ._resize import IMAGE_SIZE, channel_spread, image_to_input, open_image, require_finite
+from ._resize import IMAGE_SIZE, channel_spread, image_to_input, open_image, require_finite, squeeze_channel
 from .sources import InputError, is_filelike, is_pathlike
 
 logger = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ def _tensor_to_numpy(tensor: torch.Tensor) -> np.ndarray:
 def _from_array(array: np.ndarray) -> Image.Image:
     if array.dtype == np.uint8 and array.ndim == 3 and array.shape[-1] in (3, 4):
         return _from_image(Image.fromarray(np.ascontiguousarray(array[..., :3])))
-    array = _squeeze_channel(array)
+    array = squeeze_channel(array, "thermal image", "(H, W), (1, H, W) or (H, W, 1)")
     if array.dtype == np.uint8:
         return Image.fromarray(np.ascontiguousarray(array))
     if array.dtype.kind == "f":
@@ -101,21 +101,6 @@ def _from_array(array: np.ndarray) -> Image.Image:
         f"expected uint8 values (0-255) or floats in [0, 1], found dtype {array.dtype}; "
         "scale 16-bit or radiometric data to [0, 1] first"
     )
-
-
-def _squeeze_channel(array: np.ndarray) -> np.ndarray:
-    if array.ndim == 3 and array.shape[0] == 1:
-        array = array[0]
-    elif array.ndim == 3 and array.shape[-1] == 1:
-        array = array[..., 0]
-    if array.ndim != 2:
-        raise InputError(
-            f"expected a thermal image of shape (H, W), (1, H, W) or (H, W, 1), "
-            f"found shape {array.shape}"
-        )
-    if array.size == 0:
-        raise InputError(f"expected a non-empty thermal image, found shape {array.shape}")
-    return array
 
 
 def _check_unit_range(array: np.ndarray) -> np.ndarray:
