@@ -89,3 +89,11 @@ def test_batch_size_validation(tiny_model):
 def test_device_argument(tiny_dir):
     model = ImageBind.load(tiny_dir, modalities=["text"], device=torch.device("cpu"))
     assert model.device == torch.device("cpu")
+
+
+def test_embed_progress_bar_only_when_asked_or_on_a_terminal(tiny_model, capsys):
+    texts = [f"caption {i}" for i in range(70)]
+    tiny_model.embed(text=texts, batch_size=16, progress=True)
+    assert "embedding text" in capsys.readouterr().err
+    tiny_model.embed(text=texts, batch_size=16)  # pytest's stderr is no terminal: no bar
+    assert capsys.readouterr().err == ""
