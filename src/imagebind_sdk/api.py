@@ -200,7 +200,7 @@ class ImageBind:
         data, sources, skipped = {}, {}, {}
         for kind, value in given.items():
             if kind == "text":
-                data[kind], sources[kind] = self._embed_text(value, batch_size)
+                data[kind], sources[kind] = self._embed_text(value, batch_size, progress)
             else:
                 data[kind], sources[kind], skipped[kind] = self._embed_items(
                     kind, value, batch_size, on_error, progress, options.get(kind, {})
@@ -259,7 +259,9 @@ class ImageBind:
 
         return embed_files(self, paths_or_dir, modality, **kwargs)
 
-    def _embed_text(self, value: str | Sequence[str], batch_size: int) -> tuple[torch.Tensor, list[str]]:
+    def _embed_text(
+        self, value: str | Sequence[str], batch_size: int, progress: bool | None = None
+    ) -> tuple[torch.Tensor, list[str]]:
         texts = [value] if isinstance(value, str) else list(value)
         for i, t in enumerate(texts):
             if not isinstance(t, str):
@@ -269,7 +271,13 @@ class ImageBind:
         # Sorting by length keeps trimmed batches short (text trimming is exact).
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = torch.empty(len(texts), self.embedding_dim)
-        out[order] = self.encode("text", self.tokenizer([texts[i] for i in order]), batch_size=batch_size)
+        bar = _progress(len(texts), "text", progress)
+        for start, chunk in _chunks(order, batch_size):
+            out[list(chunk)] = self.encode("text", self.tokenizer([texts[i] for i in chunk]))
+            if bar is not None:
+                bar.update(len(chunk))
+        if bar is not None:
+            bar.close()
         return out, texts
 
     def _embed_items(
