@@ -61,3 +61,26 @@ def test_offline_and_not_cached_says_how_to_get_weights(tmp_path, monkeypatch):
         ImageBind.load("imagebind-huge", cache_dir=tmp_path)
     with pytest.raises(WeightsNotFoundError, match="not available locally"):
         ImageBind.load("someone/not-cached", cache_dir=tmp_path, local_files_only=True)
+
+
+def test_unreachable_hub_falls_back_to_the_cache_after_one_try(hub_cache, golden_embeddings, monkeypatch):
+    """With no network, huggingface_hub retries each file for ~20 s before it gives up
+    with LocalEntryNotFoundError. After the first such failure the SDK looks up the
+    remaining files in the cache only, and a cached checkpoint still loads."""
+    import huggingface_hub
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    real = huggingface_hub.hf_hub_download
+    online_calls = []
+
+    def unreachable(repo_id, filename, **kwargs):
+        if not kwargs.get("local_files_only"):
+            online_calls.append(filename)
+            raise LocalEntryNotFoundError("connection error and not in the cache (simulated)")
+        return real(repo_id, filename, **kwargs)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", unreachable)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    model = ImageBind.load("someone/imagebind-tiny", cache_dir=hub_cache, device="cpu", modalities=["audio"])
+    assert online_calls == ["model.safetensors.index.json"]
+    assert_matches_reference(model.encode("audio", golden_embeddings["input/audio"]), golden_embeddings["output/audio"])

@@ -93,12 +93,14 @@ def resolve_local(path: Path) -> ResolvedCheckpoint:
     raise WeightsNotFoundError(f"no such checkpoint file or directory: {path}")
 
 
-def _download(repo_id: str, filename: str, **kwargs: Any) -> Path | None:
+def _download(repo_id: str, filename: str, kwargs: dict[str, Any]) -> Path | None:
     """The local path of one repo file, or None if it is not in the repo or the cache.
 
     Raises WeightsNotFoundError only through the caller, which knows whether any
     weight file was found. (In huggingface_hub >= 1.0 "not cached" is a subclass of
-    "not in the repo", so both are caught here.)
+    "not in the repo", so both are caught here.) When the Hub turns out to be
+    unreachable, ``kwargs`` switches to ``local_files_only=True``: every further file
+    is looked up in the cache at once instead of after another ~20 s of retries.
     """
     # Imported here, not at module level: local checkpoints never need huggingface_hub
     # (it adds ~0.1 s to the start-up of every process).
@@ -109,6 +111,9 @@ def _download(repo_id: str, filename: str, **kwargs: Any) -> Path | None:
         return Path(hf_hub_download(repo_id, filename, **kwargs))
     except (EntryNotFoundError, LocalEntryNotFoundError) as exc:
         logger.debug("%s/%s: %s", repo_id, filename, exc)
+        if isinstance(exc, LocalEntryNotFoundError) and not kwargs.get("local_files_only"):
+            logger.info("the Hugging Face Hub is unreachable; looking for %s in the cache only", repo_id)
+            kwargs["local_files_only"] = True
         return None
 
 
@@ -129,7 +134,7 @@ def resolve_hub(
     offline = offline_mode(local_files_only)
     kwargs = dict(revision=revision or entry.get("revision"), cache_dir=cache_dir, local_files_only=offline)
     candidates = [entry["weights"]] if entry.get("weights") else list(WEIGHT_CANDIDATES)
-    weights = next((p for p in (_download(repo_id, n, **kwargs) for n in candidates) if p is not None), None)
+    weights = next((p for p in (_download(repo_id, n, kwargs) for n in candidates) if p is not None), None)
     if weights is None:
         if offline:
             raise WeightsNotFoundError(_how_to_get(alias or repo_id))
@@ -137,7 +142,7 @@ def resolve_hub(
             f"{repo_id}: none of {candidates} could be fetched (not in the repo, or the Hub is unreachable)\n"
             + _how_to_get(alias or repo_id)
         )
-    config_path = _download(repo_id, entry.get("config", CONFIG_NAME), **kwargs)
+    config_path = _download(repo_id, entry.get("config", CONFIG_NAME), kwargs)
     files = [weights]
     if weights.name == INDEX_NAME:
         from huggingface_hub.errors import LocalEntryNotFoundError
