@@ -147,3 +147,27 @@ def test_local_load_stays_light(tiny_dir):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    "name, content",
+    [
+        ("model.safetensors", b"garbage"),  # header too small
+        ("model.safetensors", None),  # the real file cut after 1000 bytes
+        ("model.pth", None),  # the real .pth cut after 5000 bytes
+    ],
+)
+def test_corrupt_weights_file_names_it(tmp_path, tiny_dir, name, content):
+    shutil.copy(tiny_dir / "config.json", tmp_path / "config.json")
+    data = content if content is not None else (tiny_dir / name).read_bytes()[: 1000 if name.endswith("tensors") else 5000]
+    (tmp_path / name).write_bytes(data)
+    with pytest.raises(CheckpointError, match=rf"{name}: cannot read this checkpoint file .*truncated or corrupt"):
+        ImageBind.load(tmp_path, device="cpu")
+
+
+def test_missing_shard_names_it(tmp_path, tiny_dir):
+    (tmp_path / "config.json").write_bytes((tiny_dir / "config.json").read_bytes())
+    keys = list(safe_open(str(tiny_dir / "model.safetensors"), framework="pt").keys())
+    (tmp_path / "model.safetensors.index.json").write_text(json.dumps({"weight_map": dict.fromkeys(keys, "gone.safetensors")}))
+    with pytest.raises(CheckpointError, match="gone.safetensors: cannot read"):
+        ImageBind.load(tmp_path, device="cpu")

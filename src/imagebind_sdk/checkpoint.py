@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
 from collections import defaultdict
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 
 from . import keymap
 from .config import ImageBindConfig
@@ -31,7 +33,7 @@ MAX_LISTED = 20
 
 
 class CheckpointError(ValueError):
-    """A checkpoint does not fit the model: missing/unexpected keys or wrong shapes."""
+    """A checkpoint cannot be used: unreadable file, missing/unexpected keys or wrong shapes."""
 
 
 def _listing(title: str, items: list[str]) -> str:
@@ -40,8 +42,23 @@ def _listing(title: str, items: list[str]) -> str:
     return f"{title} ({len(items)}):\n  {shown}{more}"
 
 
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Turn a library's low-level read error on a weights file into a CheckpointError naming it."""
+    try:
+        yield
+    except CheckpointError:
+        raise
+    except (SafetensorError, OSError, RuntimeError, pickle.UnpicklingError, ValueError, KeyError) as exc:
+        raise CheckpointError(
+            f"{path}: cannot read this checkpoint file ({type(exc).__name__}: {exc}); "
+            "it may be truncated or corrupt: delete it and download or convert it again"
+        ) from exc
+
+
 def _load_pickle(path: Path) -> dict[str, torch.Tensor]:
-    state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    with _reading(path):
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     for wrapper in ("model", "state_dict", "module"):  # common training-checkpoint wrappers
         if isinstance(state, dict) and set(state) == {wrapper} and isinstance(state[wrapper], dict):
             state = state[wrapper]
@@ -55,10 +72,11 @@ def key_index(weight_files: Iterable[Path]) -> dict[str, Path]:
     index: dict[str, Path] = {}
     for path in weight_files:
         if path.name.endswith(".index.json"):
-            weight_map = json.loads(path.read_text(encoding="utf-8"))["weight_map"]
+            with _reading(path):
+                weight_map = json.loads(path.read_text(encoding="utf-8"))["weight_map"]
             index.update({k: path.parent / f for k, f in weight_map.items()})
         elif path.suffix in SAFETENSORS_SUFFIXES:
-            with safe_open(str(path), framework="pt") as f:
+            with _reading(path), safe_open(str(path), framework="pt") as f:
                 index.update(dict.fromkeys(f.keys(), path))
         elif path.suffix in PICKLE_SUFFIXES:
             index.update(dict.fromkeys(_load_pickle(path), path))
@@ -75,7 +93,7 @@ def read_tensors(index: dict[str, Path], keys: Iterable[str]) -> dict[str, torch
     out: dict[str, torch.Tensor] = {}
     for path, file_keys in by_file.items():
         if path.suffix in SAFETENSORS_SUFFIXES:
-            with safe_open(str(path), framework="pt") as f:
+            with _reading(path), safe_open(str(path), framework="pt") as f:
                 out.update({k: f.get_tensor(k) for k in file_keys})
         else:
             state = _load_pickle(path)
