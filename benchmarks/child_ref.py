@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from common import CAPTIONS, CpuWatch, ITEM_SHAPES, e2e_warmup, files_for, is_huge_config, peak_rss_mb, texts_for, time_calls
+from common import CAPTIONS, ITEM_SHAPES, CpuWatch, e2e_warmup, files_for, is_huge_config, peak_rss_mb, startup_result, texts_for, time_calls
 
 SEED = 1234  # same seeded inputs as child_sdk
 
@@ -73,19 +73,8 @@ def startup(checkpoint: str) -> dict[str, Any]:
     with torch.no_grad():
         out = model({"text": data.load_and_transform_text([CAPTIONS[0]], "cpu")})["text"]
     done = time.perf_counter()
-    end_wall = time.time()
     assert out.shape[0] == 1
-    return {
-        "import_s": imported - start,
-        "load_s": loaded - imported,
-        **parts,
-        "first_forward_s": done - loaded,
-        "end_wall": end_wall,
-        "other_busy": watch.other_busy(),
-        "peak_rss_mb": peak_rss_mb(),
-        "torch_threads": torch.get_num_threads(),
-        "torch_version": torch.__version__,
-    }
+    return startup_result(start, imported, loaded, done, watch, **parts)
 
 
 def model_input(modality: str, batch: int) -> Any:

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import CAPTIONS, CpuWatch, ITEM_SHAPES, files_for, e2e_warmup, peak_rss_mb, texts_for, time_calls
+from common import CAPTIONS, ITEM_SHAPES, CpuWatch, e2e_warmup, files_for, peak_rss_mb, startup_result, texts_for, time_calls
 
 SEED = 1234
 
@@ -32,18 +32,8 @@ def startup(checkpoint: str, modalities: list[str] | None, quantize: str | None 
     loaded = time.perf_counter()
     out = model.embed(text=[CAPTIONS[0]]).text
     done = time.perf_counter()
-    end_wall = time.time()
     assert out.shape[0] == 1
-    return {
-        "import_s": imported - start,
-        "load_s": loaded - imported,
-        "first_forward_s": done - loaded,
-        "end_wall": end_wall,
-        "other_busy": watch.other_busy(),
-        "peak_rss_mb": peak_rss_mb(),
-        "torch_threads": torch.get_num_threads(),
-        "torch_version": torch.__version__,
-    }
+    return startup_result(start, imported, loaded, done, watch)
 
 
 def model_input(modality: str, batch: int) -> Any:

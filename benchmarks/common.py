@@ -64,6 +64,8 @@ MAX_RUNS = 50  # ...up to this many runs
 IDLE_WAIT_S = 60.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
+# The imagebind_huge preset, repeated from imagebind_sdk.config on purpose: the
+# reference child runs in the reference's venv, where imagebind_sdk is not installed.
 HUGE_OVERRIDES = dict(
     vision_embed_dim=1280,
     vision_num_blocks=32,
@@ -227,4 +229,21 @@ def cpu_info() -> dict[str, Any]:
         "cpu_flags": flags,
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
+    }
+
+
+def startup_result(start: float, imported: float, loaded: float, done: float, watch: CpuWatch, **extra: Any) -> dict[str, Any]:
+    """The start-up record both children return: phase durations, contention, peak RSS."""
+    import torch
+
+    return {
+        "import_s": imported - start,
+        "load_s": loaded - imported,
+        **extra,
+        "first_forward_s": done - loaded,
+        "end_wall": time.time(),
+        "other_busy": watch.other_busy(),
+        "peak_rss_mb": peak_rss_mb(),
+        "torch_threads": torch.get_num_threads(),
+        "torch_version": torch.__version__,
     }
