@@ -101,6 +101,16 @@ def test_embed_npy_from_glob(cli_env, tmp_path, assets_dir, tiny_model):
     np.testing.assert_allclose(np.load(out), expected, atol=ATOL)
 
 
+def test_embed_quantized_int8(cli_env, tmp_path, assets_dir, tiny_model):
+    out = tmp_path / "images.npy"
+    res = run_cli(cli_env, "--quantize", "int8", "--device", "cpu", "embed", "--image", *images(assets_dir), "--out", out)
+    assert res.returncode == 0, res.stderr
+    cos = (np.load(out) * tiny_model.embed(vision=images(assets_dir)).vision.numpy()).sum(-1)
+    assert cos.min() >= 0.99  # int8 vs float32
+    bad = run_cli(cli_env, "--quantize", "int8", "--dtype", "bf16", "embed", "--text", "a dog")
+    assert bad.returncode == 1 and "needs float32" in one_error_line(bad.stderr)
+
+
 def test_embed_safetensors_with_options_after_command(cli_env, tmp_path, assets_dir, tiny_dir, tiny_model):
     from imagebind_sdk import Embeddings
 

@@ -76,6 +76,8 @@ def add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> No
                        "(default: CUDA, else MPS, else CPU)")
     group.add_argument("--dtype", choices=sorted(DTYPES), default=default(None), metavar="DTYPE",
                        help="weights dtype: float32 (default), bfloat16 or float16 (aliases fp32, bf16, fp16, half)")
+    group.add_argument("--quantize", choices=["int8"], default=default(None),
+                       help="int8: dynamic int8 Linear layers, ~1.5-2x faster on CPU (CPU and float32 only)")
     group.add_argument("--debug", action="store_true", default=default(False),
                        help="show full tracebacks and debug logging")
     group.add_argument("-v", "--verbose", action="store_true", default=default(False),
@@ -110,6 +112,7 @@ def load_model(args: argparse.Namespace, modalities: Sequence[str]) -> Any:
     model = ImageBind.load(
         checkpoint_of(args), modalities=wanted, device=args.device,
         dtype=torch_dtype(args.dtype), local_files_only=local_files_only(args),
+        quantize=getattr(args, "quantize", None),
     )
     logger.info("loaded %r", model)
     return model
