@@ -271,7 +271,7 @@ class ImageBind:
         # Sorting by length keeps trimmed batches short (text trimming is exact).
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = torch.empty(len(texts), self.embedding_dim)
-        bar = _progress(len(texts), "text", progress)
+        bar = progress_bar(len(texts), "embedding text", "item", progress)
         for start, chunk in _chunks(order, batch_size):
             out[list(chunk)] = self.encode("text", self.tokenizer([texts[i] for i in chunk]))
             if bar is not None:
@@ -285,7 +285,7 @@ class ImageBind:
     ) -> tuple[torch.Tensor, list[str], list[Skipped]]:
         items = as_item_list(kind, value)
         rows, sources, skipped = [], [], []
-        bar = _progress(len(items), kind, progress)
+        bar = progress_bar(len(items), f"embedding {kind}", "item", progress)
         for start, chunk in _chunks(items, batch_size):
             batch = preprocess_batch(kind, chunk, on_error=on_error, **options)
             skipped += [Skipped(s.index + start, s.source, s.error) for s in batch.skipped]
@@ -300,14 +300,17 @@ class ImageBind:
         return out, sources, skipped
 
 
-def _progress(total: int, kind: str, progress: bool | None) -> Any:
-    """A tqdm bar on stderr when asked for, or by default for many items on a terminal."""
-    show = progress if progress is not None else (total >= PROGRESS_MIN_ITEMS and sys.stderr.isatty())
+def progress_bar(
+    total: int, desc: str, unit: str, progress: bool | None, min_items: int = PROGRESS_MIN_ITEMS
+) -> Any:
+    """A tqdm bar on stderr (None when hidden): shown when ``progress`` is True, or by
+    default (``progress=None``) for at least ``min_items`` items on a terminal."""
+    show = progress if progress is not None else (total >= min_items and sys.stderr.isatty())
     if not show:
         return None
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # imported only when a bar is shown: keeps start-up light
 
-    return tqdm(total=total, desc=f"embedding {kind}", unit="item", file=sys.stderr)
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True)
 
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")

@@ -21,7 +21,6 @@ from __future__ import annotations
 import glob
 import logging
 import os
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import Any, NamedTuple
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .api import ENCODER_OF
+from .api import ENCODER_OF, progress_bar
 from .bulk_store import BulkStore, FileStat, assemble, load_bulk_output, load_rows, stat_file
 from .embeddings import Embeddings
 from .preprocess import preprocess_one
@@ -207,15 +206,6 @@ def _encode(model: Any, kind: str, batch: Collated, batch_size: int) -> tuple[Ro
     return rows, errors
 
 
-def _progress_bar(total: int, progress: bool | None) -> Any:
-    """A tqdm bar on stderr when asked for, or by default when stderr is a terminal."""
-    if not (progress if progress is not None else sys.stderr.isatty()):
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="embedding files", unit="file", file=sys.stderr, dynamic_ncols=True)
-
-
 def _run(
     model: Any,
     todo: Sequence[tuple[FileStat, str]],
@@ -236,7 +226,7 @@ def _run(
         pin_memory=getattr(model, "device", torch.device("cpu")).type == "cuda",
     )
     results: dict[int, torch.Tensor | str] = {}
-    bar = _progress_bar(len(todo), progress)
+    bar = progress_bar(len(todo), "embedding files", "file", progress, min_items=0)
     try:
         for batch in loader:
             kind = todo[(batch.indices or [i for i, _ in batch.errors])[0]][1]
