@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from common import CAPTIONS, ITEM_SHAPES, CpuWatch, e2e_warmup, files_for, is_huge_config, peak_rss_mb, startup_result, texts_for, time_calls
+from common import CAPTIONS, ITEM_SHAPES, CpuWatch, files_for, is_huge_config, startup_result, texts_for, throughput_result
 
 SEED = 1234  # same seeded inputs as child_sdk
 
@@ -118,25 +118,12 @@ def throughput(
     start = time.perf_counter()
     model, _ = load_reference(checkpoint)
     load_s = time.perf_counter() - start
-    rows, outputs = [], {}
-    for batch in batches:
-        x = model_input(modality, batch)
-        stats = time_calls(lambda: _forward(torch, model, modality, x), runs, budget_s)
-        rows.append({"mode": "model", "batch": batch, **stats, "items_per_s": batch / stats["median_s"]})
-        outputs.setdefault("model", _forward(torch, model, modality, x[:1]))
-    for batch in batches:
-        call = e2e_call(model, modality, batch)
-        if call is None:
-            break
-        stats = time_calls(call, runs, budget_s, warmup=e2e_warmup(batch))
-        rows.append({"mode": "e2e", "batch": batch, **stats, "items_per_s": batch / stats["median_s"]})
-        outputs.setdefault("e2e", e2e_call(model, modality, 1)())
+    result, outputs = throughput_result(
+        lambda x: _forward(torch, model, modality, x),
+        lambda batch: model_input(modality, batch),
+        lambda batch: e2e_call(model, modality, batch),
+        batches, runs, budget_s, load_s,
+    )
     if dump:
         torch.save(outputs, Path(dump) / f"ref_{modality}.pt")
-    return {
-        "rows": rows,
-        "load_s": load_s,
-        "peak_rss_mb": peak_rss_mb(),
-        "torch_threads": torch.get_num_threads(),
-        "torch_version": torch.__version__,
-    }
+    return result

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import CAPTIONS, ITEM_SHAPES, CpuWatch, e2e_warmup, files_for, peak_rss_mb, startup_result, texts_for, time_calls
+from common import CAPTIONS, ITEM_SHAPES, CpuWatch, files_for, startup_result, texts_for, throughput_result
 
 SEED = 1234
 
@@ -72,24 +72,13 @@ def throughput(
 
     start = time.perf_counter()
     model = ImageBind.load(checkpoint, modalities=[modality], device="cpu", **_load_kwargs(quantize))
-    rows, outputs = [], {}
     load_s = time.perf_counter() - start
-    for batch in batches:
-        x = model_input(modality, batch)
-        stats = time_calls(lambda: model.encode(modality, x), runs, budget_s)
-        rows.append({"mode": "model", "batch": batch, **stats, "items_per_s": batch / stats["median_s"]})
-        outputs.setdefault("model", model.encode(modality, x[:1]))
-    for batch in batches:
-        call = _e2e_call(model, modality, batch)
-        stats = time_calls(call, runs, budget_s, warmup=e2e_warmup(batch))
-        rows.append({"mode": "e2e", "batch": batch, **stats, "items_per_s": batch / stats["median_s"]})
-        outputs.setdefault("e2e", _e2e_call(model, modality, 1)())
+    result, outputs = throughput_result(
+        lambda x: model.encode(modality, x),
+        lambda batch: model_input(modality, batch),
+        lambda batch: _e2e_call(model, modality, batch),
+        batches, runs, budget_s, load_s,
+    )
     if dump:
         torch.save(outputs, Path(dump) / f"sdk{'_' + quantize if quantize else ''}_{modality}.pt")
-    return {
-        "rows": rows,
-        "load_s": load_s,
-        "peak_rss_mb": peak_rss_mb(),
-        "torch_threads": torch.get_num_threads(),
-        "torch_version": torch.__version__,
-    }
+    return result

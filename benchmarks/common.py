@@ -232,10 +232,15 @@ def cpu_info() -> dict[str, Any]:
     }
 
 
-def startup_result(start: float, imported: float, loaded: float, done: float, watch: CpuWatch, **extra: Any) -> dict[str, Any]:
-    """The start-up record both children return: phase durations, contention, peak RSS."""
+def _process_fields() -> dict[str, Any]:
+    """What every child reports about itself: peak RSS and the torch it ran."""
     import torch
 
+    return {"peak_rss_mb": peak_rss_mb(), "torch_threads": torch.get_num_threads(), "torch_version": torch.__version__}
+
+
+def startup_result(start: float, imported: float, loaded: float, done: float, watch: CpuWatch, **extra: Any) -> dict[str, Any]:
+    """The start-up record both children return: phase durations, contention, peak RSS."""
     return {
         "import_s": imported - start,
         "load_s": loaded - imported,
@@ -243,7 +248,35 @@ def startup_result(start: float, imported: float, loaded: float, done: float, wa
         "first_forward_s": done - loaded,
         "end_wall": time.time(),
         "other_busy": watch.other_busy(),
-        "peak_rss_mb": peak_rss_mb(),
-        "torch_threads": torch.get_num_threads(),
-        "torch_version": torch.__version__,
+        **_process_fields(),
     }
+
+
+def throughput_result(
+    forward: Callable[[Any], Any],
+    make_input: Callable[[int], Any],
+    e2e_call: Callable[[int], Callable[[], Any] | None],
+    batches: list[int],
+    runs: int,
+    budget_s: float,
+    load_s: float,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The throughput record both children return, and the batch-1 outputs for parity.
+
+    Model-only rows time ``forward`` on ``make_input(batch)``; end-to-end rows time
+    ``e2e_call(batch)`` (from files), stopping where it returns None (no loader).
+    """
+    rows, outputs = [], {}
+    for batch in batches:
+        x = make_input(batch)
+        stats = time_calls(lambda: forward(x), runs, budget_s)
+        rows.append({"mode": "model", "batch": batch, **stats, "items_per_s": batch / stats["median_s"]})
+        outputs.setdefault("model", forward(x[:1]))
+    for batch in batches:
+        call = e2e_call(batch)
+        if call is None:
+            break
+        stats = time_calls(call, runs, budget_s, warmup=e2e_warmup(batch))
+        rows.append({"mode": "e2e", "batch": batch, **stats, "items_per_s": batch / stats["median_s"]})
+        outputs.setdefault("e2e", e2e_call(1)())
+    return {"rows": rows, "load_s": load_s, **_process_fields()}, outputs

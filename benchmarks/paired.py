@@ -28,19 +28,8 @@ from typing import Any, Callable
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from child_ref import load_reference  # noqa: E402
-from common import ITEM_SHAPES, MODALITIES, cpu_info, texts_for  # noqa: E402
-
-SEED = 1234
-
-
-def _inputs(modality: str, batch: int, tokenizer: Callable[[list[str]], Any]) -> Any:
-    import torch
-
-    if modality == "text":
-        return tokenizer(texts_for(batch))
-    generator = torch.Generator().manual_seed(SEED)
-    return torch.randn((batch, *ITEM_SHAPES[modality]), generator=generator)
+from child_ref import _forward, load_reference, model_input  # noqa: E402
+from common import MODALITIES, cpu_info  # noqa: E402
 
 
 def _time(fn: Callable[[], Any]) -> float:
@@ -56,14 +45,11 @@ def measure(ref: Any, sdk: Any, modality: str, batch: int, rounds: int, int8: An
     the float32 SDK and its cosine to it are reported too.
     """
     import torch
-    from imagebind import data
 
-    x = _inputs(modality, batch, lambda texts: data.load_and_transform_text(texts, "cpu"))
-    ref_key = {"vision": "vision", "text": "text"}.get(modality, modality)
+    x = model_input(modality, batch)  # the reference's token ids / the same seeded tensors as run.py
 
     def ref_call() -> Any:
-        with torch.no_grad():
-            return ref({ref_key: x})[ref_key]
+        return _forward(torch, ref, modality, x)
 
     def sdk_call() -> Any:
         return sdk.encode(modality, x)
