@@ -12,6 +12,7 @@ import torch
 from . import hub
 from .checkpoint import load_model
 from .config import MODALITIES, ImageBindConfig
+from .dtypes import as_dtype
 from .embeddings import Embeddings
 from .inputs import check_model_input
 from .model import ImageBindModel
@@ -90,12 +91,12 @@ class ImageBind:
         """
         wanted = _check_modalities(modalities)
         target = torch.device(device) if device is not None else default_device()
-        _check_quantize(quantize, target, _as_dtype(dtype))
+        _check_quantize(quantize, target, as_dtype(dtype))
         compile_mode = _compile_mode(compile, quantize)
         resolved = hub.resolve(
             source, modalities=wanted, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
         )
-        model = load_model(resolved.config, resolved.weight_files, wanted, _as_dtype(dtype))
+        model = load_model(resolved.config, resolved.weight_files, wanted, as_dtype(dtype))
         if quantize is not None:
             model = quantize_int8(model)
         model = model.to(target)
@@ -347,14 +348,3 @@ def _check_modalities(modalities: Iterable[str] | None) -> tuple[str, ...]:
     if unknown or not wanted:
         raise ValueError(f"unknown modalities {unknown}; choose from {list(MODALITIES)}")
     return tuple(m for m in MODALITIES if m in wanted)
-
-
-def _as_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
-    if dtype is None or isinstance(dtype, torch.dtype):
-        return dtype
-    name = str(dtype).removeprefix("torch.")
-    aliases = {"fp32": "float32", "fp16": "float16", "half": "float16", "bf16": "bfloat16", "float": "float32"}
-    resolved = getattr(torch, aliases.get(name, name), None)
-    if not isinstance(resolved, torch.dtype) or not resolved.is_floating_point:
-        raise ValueError(f"unsupported dtype {dtype!r}; use float32, bfloat16 or float16")
-    return resolved

@@ -25,7 +25,7 @@ from typing import Callable, Iterable
 import torch
 from safetensors import safe_open
 
-from . import checkpoint, hub, keymap
+from . import checkpoint, dtypes, hub, keymap
 from .config import MODALITIES, ImageBindConfig
 from .model import ImageBindModel
 
@@ -37,11 +37,6 @@ SHARD_PATTERN = "model-{}.safetensors"
 INDEX_FORMAT = "imagebind-sdk per-modality shards"
 TMP_SUFFIX = ".partial"
 
-DTYPE_NAMES = {
-    "float32": torch.float32, "fp32": torch.float32, "float": torch.float32,
-    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-    "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
-}
 # safetensors' dtype codes (https://github.com/huggingface/safetensors, format spec).
 ST_CODES = {
     torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
@@ -55,12 +50,13 @@ Specs = dict[str, torch.Tensor]  # official key -> meta tensor with the shape an
 
 def as_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
     """None, a torch dtype or a name ("bf16", "float16", ...) -> float32/bfloat16/float16 or None."""
-    if dtype is None:
-        return None
-    resolved = dtype if isinstance(dtype, torch.dtype) else DTYPE_NAMES.get(str(dtype).removeprefix("torch."))
-    if resolved not in (torch.float32, torch.bfloat16, torch.float16):
-        raise ValueError(f"unsupported dtype {dtype!r}; use float32, bfloat16 (bf16) or float16 (fp16)")
-    return resolved
+    try:
+        resolved = dtypes.as_dtype(dtype)
+        if resolved in (None, torch.float32, torch.bfloat16, torch.float16):
+            return resolved
+    except ValueError:
+        pass
+    raise ValueError(f"unsupported dtype {dtype!r}; use float32, bfloat16 (bf16) or float16 (fp16)")
 
 
 def convert_checkpoint(

@@ -17,6 +17,8 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import Any, TextIO
 
+from ..dtypes import DTYPE_NAMES, as_dtype
+
 logger = logging.getLogger("imagebind_sdk.cli")
 
 PROG = "imagebind-sdk"
@@ -33,8 +35,6 @@ KIND_FLAGS = {
     "thermal": ("--thermal",),
     "imu": ("--imu",),
 }
-DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16",
-          "half": "float16", "bfloat16": "bfloat16", "bf16": "bfloat16"}
 LABEL_WIDTH = 24
 _GLOB_CHARS = frozenset("*?[")
 
@@ -74,7 +74,7 @@ def add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> No
                        help="use local files and the Hugging Face cache only (no downloads)")
     group.add_argument("--device", default=default(None), help="torch device, e.g. cpu, cuda, cuda:1, mps "
                        "(default: CUDA, else MPS, else CPU)")
-    group.add_argument("--dtype", choices=sorted(DTYPES), default=default(None), metavar="DTYPE",
+    group.add_argument("--dtype", choices=sorted(DTYPE_NAMES), default=default(None), metavar="DTYPE",
                        help="weights dtype: float32 (default), bfloat16 or float16 (aliases fp32, bf16, fp16, half)")
     group.add_argument("--quantize", choices=["int8"], default=default(None),
                        help="int8: dynamic int8 Linear layers, ~1.5-2x faster on CPU (CPU and float32 only)")
@@ -91,11 +91,7 @@ def checkpoint_of(args: argparse.Namespace) -> str:
 
 def torch_dtype(name: str | None) -> Any:
     """A --dtype choice as a torch.dtype (None stays None)."""
-    if name is None:
-        return None
-    import torch
-
-    return getattr(torch, DTYPES[name])
+    return as_dtype(name)
 
 
 def local_files_only(args: argparse.Namespace) -> bool | None:
