@@ -20,20 +20,13 @@ import numpy as np
 import torch
 from PIL import Image, ImageChops, ImageStat
 
-from .sources import InputError, check_finite, read_bytes
+from .sources import InputError, read_bytes
 
 IMAGE_SIZE = 224
 RESAMPLE = Image.Resampling.BICUBIC
 # Refuse images so elongated that resizing the short side to 224 explodes the long side.
 MAX_ASPECT_RATIO = 100.0
 SINGLE_BAND_MODES = ("L", "F")
-
-
-def require_finite(values: np.ndarray | torch.Tensor, what: str) -> None:
-    """InputError if ``values`` holds NaN or inf (checked in numpy: cheap on any thread count)."""
-    array = values.numpy() if isinstance(values, torch.Tensor) else values
-    if not np.isfinite(array).all():
-        check_finite(torch.as_tensor(array), what)  # raises, counting NaN and inf
 
 
 def squeeze_channel(array: np.ndarray, what: str, shapes: str) -> np.ndarray:

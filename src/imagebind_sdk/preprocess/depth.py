@@ -35,10 +35,9 @@ from ._resize import (
     channel_spread,
     float_map_to_input,
     open_image,
-    require_finite,
     squeeze_channel,
 )
-from .sources import InputError, is_filelike, is_pathlike
+from .sources import InputError, is_filelike, is_pathlike, require_finite
 
 logger = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from .sources import InputError, check_finite, is_filelike, is_pathlike, read_bytes
+from .sources import InputError, is_filelike, is_pathlike, read_bytes, require_finite
 
 logger = logging.getLogger(__name__)
 
@@ -142,8 +142,7 @@ def load_imu(item: Any) -> torch.Tensor:
     else:
         raise InputError(f"expected {_ACCEPTED}, got {type(item).__name__}")
     signal = np.ascontiguousarray(signal, dtype=np.float32)
-    if not np.isfinite(signal).all():  # numpy: torch's check is slow on few threads
-        check_finite(torch.from_numpy(signal), "IMU data")  # raises, counting NaN and inf
+    require_finite(signal, "IMU data")
     return torch.from_numpy(signal)
 
 

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any, BinaryIO, Union
 
+import numpy as np
 import torch
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -91,3 +92,10 @@ def check_finite(tensor: torch.Tensor, what: str = "input") -> torch.Tensor:
         n_inf = int(torch.isinf(tensor).sum())
         raise InputError(f"{what} contains non-finite values ({n_nan} NaN, {n_inf} inf)")
     return tensor
+
+
+def require_finite(values: np.ndarray | torch.Tensor, what: str) -> None:
+    """InputError if ``values`` holds NaN or inf (checked in numpy: cheap on any thread count)."""
+    array = values.numpy() if isinstance(values, torch.Tensor) else values
+    if not np.isfinite(array).all():
+        check_finite(torch.as_tensor(array), what)  # raises, counting NaN and inf

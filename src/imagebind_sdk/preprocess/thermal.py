@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ._resize import IMAGE_SIZE, channel_spread, image_to_input, open_image, require_finite, squeeze_channel
-from .sources import InputError, is_filelike, is_pathlike
+from ._resize import IMAGE_SIZE, channel_spread, image_to_input, open_image, squeeze_channel
+from .sources import InputError, is_filelike, is_pathlike, require_finite
 
 logger = logging.getLogger(__name__)
 
