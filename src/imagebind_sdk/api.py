@@ -11,7 +11,7 @@ import torch
 
 from . import hub
 from .checkpoint import load_model
-from .config import MODALITIES, ImageBindConfig
+from .config import MODALITIES, ImageBindConfig, check_modalities
 from .dtypes import as_dtype
 from .embeddings import Embeddings
 from .inputs import check_model_input
@@ -89,14 +89,15 @@ class ImageBind:
         the first call per input shape is slow. ``trim_text=False`` runs every text
         through all 77 positions as the reference does (same numbers, slower).
         """
-        wanted = _check_modalities(modalities)
+        wanted = check_modalities(modalities)
         target = torch.device(device) if device is not None else default_device()
-        _check_quantize(quantize, target, as_dtype(dtype))
+        weights_dtype = as_dtype(dtype)
+        _check_quantize(quantize, target, weights_dtype)
         compile_mode = _compile_mode(compile, quantize)
         resolved = hub.resolve(
             source, modalities=wanted, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
         )
-        model = load_model(resolved.config, resolved.weight_files, wanted, as_dtype(dtype))
+        model = load_model(resolved.config, resolved.weight_files, wanted, weights_dtype)
         if quantize is not None:
             model = quantize_int8(model)
         model = model.to(target)
@@ -338,13 +339,3 @@ def _check_quantize(quantize: str | None, device: torch.device, dtype: torch.dty
         raise ValueError(f"quantize='int8' runs on the CPU only, got device={device}; on a GPU use dtype=torch.bfloat16")
     if dtype not in (None, torch.float32):
         raise ValueError(f"quantize='int8' needs float32 weights, got dtype={dtype}; leave dtype unset")
-
-
-def _check_modalities(modalities: Iterable[str] | None) -> tuple[str, ...]:
-    if modalities is None:
-        return MODALITIES
-    wanted = [modalities] if isinstance(modalities, str) else list(modalities)
-    unknown = [m for m in wanted if m not in MODALITIES]
-    if unknown or not wanted:
-        raise ValueError(f"unknown modalities {unknown}; choose from {list(MODALITIES)}")
-    return tuple(m for m in MODALITIES if m in wanted)

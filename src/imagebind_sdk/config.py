@@ -12,7 +12,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 logger = logging.getLogger(__name__)
 
@@ -120,3 +120,12 @@ class ImageBindConfig:
         with open(path, "w", encoding="utf-8") as f:
             json.dump(self.to_dict(), f, indent=2)
             f.write("\n")
+
+
+def check_modalities(modalities: Iterable[str] | str | None) -> tuple[str, ...]:
+    """The requested modalities in canonical order (None: all six); unknown or none is an error."""
+    wanted = MODALITIES if modalities is None else ([modalities] if isinstance(modalities, str) else list(modalities))
+    unknown = [m for m in wanted if m not in MODALITIES]
+    if unknown or not wanted:
+        raise ValueError(f"unknown modalities {unknown}; choose from {list(MODALITIES)}")
+    return tuple(m for m in MODALITIES if m in wanted)

@@ -26,7 +26,7 @@ import torch
 from safetensors import safe_open
 
 from . import checkpoint, dtypes, hub, keymap
-from .config import MODALITIES, ImageBindConfig
+from .config import MODALITIES, ImageBindConfig, check_modalities
 from .model import ImageBindModel
 
 logger = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def convert_checkpoint(
     ``out_dir`` are refused unless ``overwrite=True``. Returns the files written.
     """
     target = as_dtype(dtype)
-    wanted = _check_modalities(modalities)
+    wanted = check_modalities(modalities)
     resolved = hub.resolve(
         source, modalities=wanted, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
     )
@@ -97,14 +97,6 @@ def convert_checkpoint(
     _remove_stale(out, keep={p.name for p in written})
     logger.info("wrote %d files to %s", len(written), out)
     return written
-
-
-def _check_modalities(modalities: Iterable[str] | None) -> tuple[str, ...]:
-    wanted = MODALITIES if modalities is None else ([modalities] if isinstance(modalities, str) else list(modalities))
-    unknown = [m for m in wanted if m not in MODALITIES]
-    if unknown or not wanted:
-        raise ValueError(f"unknown modalities {unknown}; choose from {list(MODALITIES)}")
-    return tuple(m for m in MODALITIES if m in wanted)
 
 
 def source_specs(index: dict[str, Path], keys: Iterable[str]) -> Specs:
