@@ -100,7 +100,7 @@ def infer_kind(path: str | os.PathLike[str]) -> str | None:
     return KIND_OF_EXTENSION.get(os.path.splitext(os.fspath(path))[1].lower())
 
 
-def _walk(root: str, recursive: bool) -> list[str]:
+def walk(root: str, recursive: bool) -> list[str]:
     """Files under ``root`` (hidden files and folders skipped), sorted by path."""
     found = []
     for folder, dirs, files in os.walk(root):
@@ -112,7 +112,7 @@ def _walk(root: str, recursive: bool) -> list[str]:
 def _expand(entry: str | os.PathLike[str], recursive: bool, top_level: bool) -> list[str]:
     text = os.fspath(entry)
     if os.path.isdir(text):
-        return _walk(text, recursive)
+        return walk(text, recursive)
     if not os.path.exists(text) and _GLOB_CHARS & set(text):
         matches = sorted(p for p in glob.glob(text, recursive=recursive) if os.path.isfile(p))
         if not matches:

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import Any, TextIO
 
+from ..api import INPUT_KINDS
 from ..dtypes import DTYPE_NAMES, as_dtype
 
 logger = logging.getLogger("imagebind_sdk.cli")
@@ -24,7 +25,6 @@ logger = logging.getLogger("imagebind_sdk.cli")
 PROG = "imagebind-sdk"
 DEFAULT_CHECKPOINT = "imagebind-huge"
 CHECKPOINT_ENV = "IMAGEBIND_CHECKPOINT"
-INPUT_KINDS = ("text", "vision", "video", "audio", "depth", "thermal", "imu")
 # Flags of each input kind (the first one is the canonical spelling).
 KIND_FLAGS = {
     "text": ("--text",),
@@ -46,11 +46,6 @@ class UsageError(Exception):
 def display_name(kinds: str) -> str:
     """"vision+audio" -> "Vision+Audio", "imu" -> "IMU" (table titles)."""
     return "+".join("IMU" if k == "imu" else k.title() for k in kinds.split("+"))
-
-
-def encoder_of(kind: str) -> str:
-    """The encoder that embeds an input kind (video goes through the vision encoder)."""
-    return "vision" if kind == "video" else kind
 
 
 # -- global options ----------------------------------------------------------
@@ -174,12 +169,10 @@ def _extensions(kind: str) -> tuple[str, ...]:
 
 def _walk(root: str, kind: str) -> list[str]:
     """Files of ``kind`` under ``root`` (recursive, hidden entries skipped), sorted."""
+    from ..bulk import walk
+
     exts = _extensions(kind)
-    found = []
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        found += [os.path.join(folder, f) for f in files
-                  if not f.startswith(".") and os.path.splitext(f)[1].lower() in exts]
+    found = [path for path in walk(root, recursive=True) if os.path.splitext(path)[1].lower() in exts]
     if not found:
         raise FileNotFoundError(f"no {kind} files ({', '.join(exts)}) in directory {root}")
     return sorted(found)

@@ -6,13 +6,13 @@ import argparse
 import itertools
 from typing import Any
 
+from ..api import ENCODER_OF
 from ._common import (
     INPUT_KINDS,
     UsageError,
     add_embed_options,
     add_input_flags,
     display_name,
-    encoder_of,
     expand_inputs,
     format_table,
     load_model,
@@ -125,7 +125,7 @@ def _side(group: dict[str, list[str]], embedded: dict, model: Any) -> tuple[Any,
         picked = [index[s] for s in items if s in index]
         rows.append(vectors[picked])
         labels += [(kind, sources[i]) for i in picked]
-        scales += [model.logit_scale(encoder_of(kind))] * len(picked)
+        scales += [model.logit_scale(ENCODER_OF[kind])] * len(picked)
     return torch.cat(rows), labels, scales, "+".join(group)
 
 
@@ -149,7 +149,7 @@ def run_similarity(args: argparse.Namespace) -> int:
     """Embed both sides and print one table per pair."""
     sets = _sets(args)
     kinds = {k for pair in sets for g in pair for k in g}
-    model = load_model(args, [encoder_of(k) for k in INPUT_KINDS if k in kinds])
+    model = load_model(args, [ENCODER_OF[k] for k in INPUT_KINDS if k in kinds])
     embedded = _embed_all(model, sets, args.batch_size)
     tables = [_table(_side(a, embedded, model), _side(b, embedded, model), args.softmax) for a, b in sets]
     if args.json:
@@ -207,7 +207,7 @@ def _zero_shot(model: Any, kind: str, items: list[str], labels: list[str], templ
 def run_classify(args: argparse.Namespace) -> int:
     """Zero-shot classify every input; print the top-k labels of each."""
     inputs, labels, templates = _classify_inputs(args)
-    model = load_model(args, ["text"] + [encoder_of(k) for k in inputs])
+    model = load_model(args, ["text"] + [ENCODER_OF[k] for k in inputs])
     top_k = min(args.top_k, len(labels))
     rows: list[dict[str, Any]] = []
     for kind, items in inputs.items():

@@ -9,13 +9,13 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator
 
+from ..api import ENCODER_OF
 from ._common import (
     PROG,
     UsageError,
     add_embed_options,
     add_input_flags,
     count_items,
-    encoder_of,
     expand_inputs,
     load_model,
     non_negative_int,
@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("nothing to embed: give inputs with --text/--image/--audio/... or paths (bulk mode)")
     inputs = expand_inputs(args.inputs)
     _check_out(args.out, len(inputs), bulk=False)
-    model = load_model(args, [encoder_of(k) for k in inputs])
+    model = load_model(args, [ENCODER_OF[k] for k in inputs])
     n_files = count_items(inputs) - len(inputs.get("text", []))
     progress = args.progress if args.progress is not None else n_files > PROGRESS_MIN_ITEMS
     out = model.embed(**inputs, batch_size=args.batch_size, on_error=args.on_error, progress=progress)
@@ -201,7 +201,7 @@ def run_bulk(args: argparse.Namespace) -> int:
     to_dir = args.out is not None and Path(args.out).suffix.lower() not in FILE_FORMATS
     if not to_dir:
         _check_out(args.out, 1, bulk=True)  # .npy: the number of kinds is checked after embedding
-    model = load_model(args, [encoder_of(k) for k in _bulk_kinds(args)])
+    model = load_model(args, [ENCODER_OF[k] for k in _bulk_kinds(args)])
     paths = args.paths[0] if len(args.paths) == 1 else args.paths
     result = embed_files(
         model, paths, args.modality, batch_size=args.batch_size, num_workers=args.num_workers,

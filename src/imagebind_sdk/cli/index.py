@@ -7,12 +7,12 @@ import os
 import sys
 from typing import Any
 
+from ..api import ENCODER_OF
 from ._common import (
     PROG,
     UsageError,
     add_embed_options,
     add_input_flags,
-    encoder_of,
     expand_inputs,
     load_model,
     non_negative_int,
@@ -112,7 +112,7 @@ def run_build(args: argparse.Namespace) -> int:
     from ..bulk import embed_files
     from ..index import EmbeddingIndex
 
-    model = load_model(args, [encoder_of(k) for k in _kinds_in(args.directory, args.modality)])
+    model = load_model(args, [ENCODER_OF[k] for k in _kinds_in(args.directory, args.modality)])
     result = embed_files(model, args.directory, args.modality, batch_size=args.batch_size,
                          num_workers=args.num_workers, progress=args.progress)
     for path, error in result.failed:
@@ -141,7 +141,7 @@ def run_search(args: argparse.Namespace) -> int:
     if not args.inputs:
         raise UsageError("no query: give --text/--image/--audio/... inputs")
     queries = expand_inputs(args.inputs)
-    model = load_model(args, [encoder_of(k) for k in queries])
+    model = load_model(args, [ENCODER_OF[k] for k in queries])
     out = model.embed(**queries, batch_size=args.batch_size)
     results = []
     for kind in queries:
