@@ -37,6 +37,12 @@ def _fmt(pattern: tuple) -> str:
     return "(" + ", ".join(str(p) for p in pattern) + ")"
 
 
+def all_finite(x: torch.Tensor) -> bool:
+    """No NaN or inf in ``x``. One pass in the common case: a finite float64 sum means
+    none (they propagate); only a non-finite sum needs the exact, slower test."""
+    return bool(torch.isfinite(x.sum(dtype=torch.float64))) or bool(torch.isfinite(x).all())
+
+
 def check_model_input(modality: str, x: torch.Tensor, config: ImageBindConfig) -> bool:
     """Validate a preprocessed batch; return True if it holds several clips per item.
 
@@ -54,9 +60,7 @@ def check_model_input(modality: str, x: torch.Tensor, config: ImageBindConfig) -
         raise ValueError(f"{modality}: expected input of shape {wanted}, got {tuple(x.shape)}")
     if not x.is_floating_point():
         raise ValueError(f"{modality}: expected a floating-point tensor, got dtype {x.dtype}")
-    # One pass in the common case: a finite sum means no NaN/inf (they propagate);
-    # only a non-finite sum (NaN/inf, or float overflow) needs the exact test.
-    if not bool(torch.isfinite(x.sum(dtype=torch.float64))) and not bool(torch.isfinite(x).all()):
+    if not all_finite(x):
         raise ValueError(f"{modality}: input contains NaN or infinity")
     return "S" in match[0]
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .inputs import all_finite
 from .templates import templates_for
 
 if TYPE_CHECKING:
@@ -65,8 +66,7 @@ def _as_matrix(x: ArrayLike, name: str = "input") -> torch.Tensor:
     if t.ndim != 2:
         raise ValueError(f"{name} must be 1-D (D,) or 2-D (N, D), got shape {tuple(t.shape)}")
     t = t.to(torch.float32)
-    # Cheap check first: the sum is finite unless some entry is (or the sum overflows).
-    if not bool(torch.isfinite(t.sum())) and not bool(torch.isfinite(t).all()):
+    if not all_finite(t):
         raise ValueError(f"{name} contains NaN or infinite values")
     return t
 
