@@ -102,3 +102,12 @@ def assert_matches_reference(out, reference, cos_min: float = 0.99999, atol: flo
     cos = (unit(out.float()) * ref).sum(-1)
     assert float(cos.min()) >= cos_min, f"cosine {cos.tolist()} below {cos_min}"
     assert float((out - ref).abs().max()) <= atol, f"max abs diff {float((out - ref).abs().max())}"
+
+
+def golden_file_order(golden_dir: Path, key: str) -> list[str]:
+    """The asset file names behind ``files/<kind>`` in embeddings.safetensors, in row order
+    (manifest.json describes each as "... in order: a.jpg, b.jpg")."""
+    import json
+
+    text = json.loads((golden_dir / "manifest.json").read_text())["tensors"][key]
+    return [name.strip() for name in text.split("in order:", 1)[1].split(",")]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
 import torch
@@ -15,7 +14,9 @@ from .config import MODALITIES, ImageBindConfig, check_modalities
 from .dtypes import as_dtype
 from .embeddings import Embeddings
 from .inputs import check_model_input
+from .kinds import ENCODER_OF, INPUT_KINDS
 from .model import ImageBindModel
+from .progress import progress_bar
 from .ops import ZeroShotResult, build_label_embeddings, zero_shot_probs
 from .quantize import quantize_int8
 from .preprocess import OnError, Skipped, as_item_list, preprocess_batch
@@ -27,10 +28,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Input kinds of embed(); "video" is encoded by the vision encoder.
-INPUT_KINDS = ("text", "vision", "video", "audio", "depth", "thermal", "imu")
-ENCODER_OF = {kind: ("vision" if kind == "video" else kind) for kind in INPUT_KINDS}
-PROGRESS_MIN_ITEMS = 64
 LABEL_CACHE_SIZE = 32
 
 
@@ -147,11 +144,15 @@ class ImageBind:
 
     # -- embedding ----------------------------------------------------------
     @torch.inference_mode()
-    def encode(self, modality: str, x: torch.Tensor, *, batch_size: int | None = None) -> torch.Tensor:
-        """Preprocessed model inputs -> (N, D) float32 unit vectors on the CPU.
+    def encode(
+        self, modality: str, x: torch.Tensor, *, batch_size: int | None = None, normalize: bool = True
+    ) -> torch.Tensor:
+        """Preprocessed model inputs -> (N, D) float32 vectors on the CPU.
 
         Multi-clip inputs (audio (B,S,1,128,204), video (B,S,3,T,224,224)) average the
-        clip vectors and renormalise: the reference's direction, at unit length.
+        clip vectors. ``normalize=True``: unit vectors (the clip mean renormalised).
+        ``normalize=False``: exactly the reference model's output, each clip's unit vector
+        times :meth:`logit_scale`, then the mean over clips (not unit length).
         """
         encoder = self.encoder(modality)
         clips = check_model_input(modality, x, self.config)
@@ -161,8 +162,12 @@ class ImageBind:
         step = batch_size or max(len(flat), 1)
         parts = [encoder(flat[i : i + step].to(self.device)).cpu() for i in range(0, len(flat), step)]
         out = torch.cat(parts) if parts else torch.empty(0, self.embedding_dim)
+        if not normalize:
+            out = out * self.logit_scale(modality)
         if clips:
-            out = torch.nn.functional.normalize(out.view(x.shape[0], x.shape[1], -1).mean(dim=1), dim=-1)
+            out = out.view(x.shape[0], x.shape[1], -1).mean(dim=1)
+            if normalize:
+                out = torch.nn.functional.normalize(out, dim=-1)
         return out
 
     def embed(
@@ -179,11 +184,14 @@ class ImageBind:
         on_error: OnError = "raise",
         progress: bool | None = None,
         preprocess: Mapping[str, Mapping[str, Any]] | None = None,
+        normalize: bool = True,
     ) -> Embeddings:
         """Embed any mix of modalities; each argument is one item or a list.
 
         Returns ``Embeddings``: modality -> (N, D) unit vectors in input order, with the
-        source of each row. ``preprocess`` passes options per modality, e.g.
+        source of each row. ``normalize=False`` returns the reference model's raw output
+        instead (unit vector x per-modality logit scale, averaged over clips; see
+        :meth:`encode`): the numbers Weaviate's multi2vec-bind container serves. ``preprocess`` passes options per modality, e.g.
         ``{"vision": {"exif_transpose": True}}``. With ``on_error="skip"`` bad items are
         left out and reported in ``.skipped``; by default the first one raises.
         """
@@ -202,10 +210,10 @@ class ImageBind:
         data, sources, skipped = {}, {}, {}
         for kind, value in given.items():
             if kind == "text":
-                data[kind], sources[kind] = self._embed_text(value, batch_size, progress)
+                data[kind], sources[kind] = self._embed_text(value, batch_size, progress, normalize)
             else:
                 data[kind], sources[kind], skipped[kind] = self._embed_items(
-                    kind, value, batch_size, on_error, progress, options.get(kind, {})
+                    kind, value, batch_size, on_error, progress, options.get(kind, {}), normalize
                 )
         return Embeddings(data, sources=sources, skipped={k: v for k, v in skipped.items() if v})
 
@@ -262,7 +270,7 @@ class ImageBind:
         return embed_files(self, paths_or_dir, modality, **kwargs)
 
     def _embed_text(
-        self, value: str | Sequence[str], batch_size: int, progress: bool | None = None
+        self, value: str | Sequence[str], batch_size: int, progress: bool | None = None, normalize: bool = True
     ) -> tuple[torch.Tensor, list[str]]:
         texts = [value] if isinstance(value, str) else list(value)
         for i, t in enumerate(texts):
@@ -275,7 +283,7 @@ class ImageBind:
         out = torch.empty(len(texts), self.embedding_dim)
         bar = progress_bar(len(texts), "embedding text", "item", progress)
         for start, chunk in _chunks(order, batch_size):
-            out[list(chunk)] = self.encode("text", self.tokenizer([texts[i] for i in chunk]))
+            out[list(chunk)] = self.encode("text", self.tokenizer([texts[i] for i in chunk]), normalize=normalize)
             if bar is not None:
                 bar.update(len(chunk))
         if bar is not None:
@@ -283,7 +291,14 @@ class ImageBind:
         return out, texts
 
     def _embed_items(
-        self, kind: str, value: Any, batch_size: int, on_error: OnError, progress: bool | None, options: Mapping
+        self,
+        kind: str,
+        value: Any,
+        batch_size: int,
+        on_error: OnError,
+        progress: bool | None,
+        options: Mapping,
+        normalize: bool = True,
     ) -> tuple[torch.Tensor, list[str], list[Skipped]]:
         items = as_item_list(kind, value)
         rows, sources, skipped = [], [], []
@@ -292,7 +307,7 @@ class ImageBind:
             batch = preprocess_batch(kind, chunk, on_error=on_error, **options)
             skipped += [Skipped(s.index + start, s.source, s.error) for s in batch.skipped]
             if batch.tensor is not None:
-                rows.append(self.encode(ENCODER_OF[kind], batch.tensor, batch_size=batch_size))
+                rows.append(self.encode(ENCODER_OF[kind], batch.tensor, batch_size=batch_size, normalize=normalize))
                 sources += batch.sources
             if bar is not None:
                 bar.update(len(chunk))
@@ -300,19 +315,6 @@ class ImageBind:
             bar.close()
         out = torch.cat(rows) if rows else torch.empty(0, self.embedding_dim)
         return out, sources, skipped
-
-
-def progress_bar(
-    total: int, desc: str, unit: str, progress: bool | None, min_items: int = PROGRESS_MIN_ITEMS
-) -> Any:
-    """A tqdm bar on stderr (None when hidden): shown when ``progress`` is True, or by
-    default (``progress=None``) for at least ``min_items`` items on a terminal."""
-    show = progress if progress is not None else (total >= min_items and sys.stderr.isatty())
-    if not show:
-        return None
-    from tqdm.auto import tqdm  # imported only when a bar is shown: keeps start-up light
-
-    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True)
 
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")

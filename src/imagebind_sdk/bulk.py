@@ -29,7 +29,8 @@ from typing import Any, NamedTuple
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .api import ENCODER_OF, progress_bar
+from .kinds import ENCODER_OF, FILE_KINDS, GLOB_CHARS, KIND_OF_EXTENSION, infer_kind
+from .progress import progress_bar
 from .bulk_store import BulkStore, FileStat, assemble, load_bulk_output, load_rows, stat_file
 from .embeddings import Embeddings
 from .preprocess import preprocess_one
@@ -45,20 +46,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-# Input kinds that come from files ("video" is embedded by the vision encoder).
-FILE_KINDS = ("vision", "video", "audio", "depth", "thermal", "imu")
-_EXTENSIONS = {
-    "vision": (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"),
-    "audio": (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aac", ".opus"),
-    "video": (".mp4", ".mov", ".mkv", ".webm", ".avi"),
-    "imu": (".csv",),
-}
-# Lower-case extension -> input kind. Depth and thermal images look like any image:
-# pass modality="depth" / "thermal" for them.
-KIND_OF_EXTENSION = {ext: kind for kind, exts in _EXTENSIONS.items() for ext in exts}
-_GLOB_CHARS = frozenset("*?[")
-
 
 @dataclass
 class BulkResult:
@@ -95,11 +82,6 @@ class BulkResult:
         return f"BulkResult({counts}, embeddings={self.embeddings!r})"
 
 
-def infer_kind(path: str | os.PathLike[str]) -> str | None:
-    """The input kind of a file from its extension (None when unknown; never depth/thermal)."""
-    return KIND_OF_EXTENSION.get(os.path.splitext(os.fspath(path))[1].lower())
-
-
 def walk(root: str, recursive: bool) -> list[str]:
     """Files under ``root`` (hidden files and folders skipped), sorted by path."""
     found = []
@@ -113,7 +95,7 @@ def _expand(entry: str | os.PathLike[str], recursive: bool, top_level: bool) -> 
     text = os.fspath(entry)
     if os.path.isdir(text):
         return walk(text, recursive)
-    if not os.path.exists(text) and _GLOB_CHARS & set(text):
+    if not os.path.exists(text) and GLOB_CHARS & set(text):
         matches = sorted(p for p in glob.glob(text, recursive=recursive) if os.path.isfile(p))
         if not matches:
             logger.warning("the pattern %r matches no files", text)

@@ -7,7 +7,7 @@ import shutil
 import pytest
 import torch
 
-from conftest import assert_matches_reference, unit
+from conftest import assert_matches_reference, golden_file_order, unit
 from imagebind_sdk import ImageBind
 from imagebind_sdk.config import MODALITIES
 
@@ -84,3 +84,23 @@ def test_bfloat16_close_to_float32(tiny_dir, golden_embeddings, tiny_model):
         cos = (bf16.encode(m, x) * tiny_model.encode(m, x)).sum(-1)
         assert float(cos.min()) >= 0.99, (m, cos)
     assert bf16.logit_scale("audio") == pytest.approx(20.0, rel=1e-6)  # scales stay float32
+
+
+@pytest.mark.parametrize("modality", MODALITIES)
+def test_encode_unnormalized_is_reference_output(tiny_model, golden_embeddings, modality):
+    # normalize=False: the reference model's raw output (unit x logit scale, clip mean).
+    out = tiny_model.encode(modality, golden_embeddings[f"input/{modality}"], normalize=False)
+    ref = golden_embeddings[f"output/{modality}"]
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5 * float(ref.norm(dim=-1).max()))
+
+
+def test_embed_unnormalized_files_match_reference(tiny_model, golden_dir, golden_embeddings, assets_dir):
+    for kind in ("vision", "audio", "video"):
+        names = golden_file_order(golden_dir, f"files/{kind}")
+        paths = [assets_dir / n if (assets_dir / n).exists() else assets_dir / kind / n for n in names]
+        out = tiny_model.embed(**{kind: paths}, normalize=False)[kind]
+        ref = golden_embeddings[f"files/{kind}"]
+        rel = (out - ref).norm(dim=-1) / ref.norm(dim=-1)
+        assert float(rel.max()) <= 1e-4, (kind, rel.tolist())
+        cos = (unit(out) * unit(ref)).sum(-1)
+        assert float(cos.min()) >= 0.99999, (kind, cos.tolist())
