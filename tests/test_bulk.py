@@ -11,11 +11,13 @@ import sys
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import torch
 
 from imagebind_sdk.bulk import embed_files, infer_kind, list_files, load_bulk_output
-from imagebind_sdk.bulk_store import MANIFEST, SHARDS, BulkStore, read_manifest
+from imagebind_sdk.bulk_format import INFO, part_files
+from imagebind_sdk.bulk_store import BulkStore
 
 N_IMAGES = 40
 
@@ -76,8 +78,13 @@ def _assert_same(a, b) -> None:
         torch.testing.assert_close(a[kind], b[kind])
 
 
-def _shards(out: Path) -> set[str]:
-    return {p.name for p in (out / SHARDS).iterdir()}
+def _parts(out: Path) -> set[str]:
+    return {p.name for p in part_files(out)}
+
+
+def _recorded_paths(out: Path) -> list[str]:
+    """Every path column value of every committed part, read with plain pyarrow."""
+    return [p for part in part_files(out) for p in pq.read_table(part, columns=["path"]).column("path").to_pylist()]
 
 
 def test_infer_kind_and_listing(mixed_dir: Path) -> None:
@@ -134,20 +141,24 @@ def test_out_dir_round_trip_and_resume(tiny_model, mixed_dir: Path, tmp_path: Pa
     first = embed_files(tiny_model, mixed_dir, batch_size=2, out=out)
     assert first.embeddings == embed_files(tiny_model, mixed_dir, batch_size=2).embeddings
     assert load_bulk_output(out) == first.embeddings
-    info = json.loads((out / "info.json").read_text())
+    info = json.loads((out / INFO).read_text())
     assert info["embedding_dim"] == tiny_model.embedding_dim and info["dtype"] == "float32"
-    shards = _shards(out)
-    assert shards and all(name.endswith(".safetensors") for name in shards)
+    assert info["checkpoint"]["source"] == os.path.abspath(tiny_model.source)
+    parts = _parts(out)
+    assert parts and all(name.endswith(".parquet") for name in parts)
+    assert sorted(_recorded_paths(out)) == sorted(_files(mixed_dir, ".jpg", ".png", ".gif", ".wav", ".csv"))
 
     again = embed_files(tiny_model, mixed_dir, batch_size=2, out=out)
     assert again.summary()["embedded"] == 0 and again.summary()["already_done"] == 7
-    assert _shards(out) == shards and again.embeddings == first.embeddings
+    assert again.embeddings == first.embeddings  # only the corrupt file was tried again
+    assert sorted(_recorded_paths(out)) == sorted(_files(mixed_dir, ".jpg", ".png", ".gif", ".wav", ".csv"))
 
     changed = mixed_dir / "gray_small_0.png"
     shutil.copy(mixed_dir / "palette_0.gif", changed)  # new content under the old name
     third = embed_files(tiny_model, mixed_dir, batch_size=2, out=out)
     assert third.summary()["embedded"] == 1 and third.summary()["already_done"] == 6
-    assert len(_shards(out)) == len(shards) + 1
+    recorded = _recorded_paths(out)  # the superseded row was deleted once the job completed
+    assert len(recorded) == len(set(recorded)) == 8  # 7 embedded + the corrupt file's error
     row = third.embeddings.sources["vision"].index(str(changed))
     torch.testing.assert_close(third.embeddings.vision[row], tiny_model.embed(vision=[str(changed)]).vision[0])
     loaded = load_bulk_output(out)
@@ -171,46 +182,43 @@ def test_refusals(tiny_model, mixed_dir: Path, tmp_path: Path) -> None:
     embed_files(tiny_model, [mixed_dir / "dog_image.jpg"], out=out)
     with pytest.raises(FileExistsError, match="resume=True"):
         embed_files(tiny_model, [mixed_dir / "dog_image.jpg"], out=out, resume=False)
-    with BulkStore.open(out, {"embedding_dim": tiny_model.embedding_dim}, resume=True):
-        with pytest.raises(RuntimeError, match="another embed_files job"):
+    info = json.loads((out / INFO).read_text())
+    with BulkStore.open(out, info["checkpoint"], tiny_model.embedding_dim, resume=True):
+        with pytest.raises(RuntimeError, match="another embedding job"):
             embed_files(tiny_model, [mixed_dir / "dog_image.jpg"], out=out)
-    info = json.loads((out / "info.json").read_text())
-    (out / "info.json").write_text(json.dumps({**info, "embedding_dim": 1024}))
+    (out / INFO).write_text(json.dumps({**info, "embedding_dim": 1024}))
     with pytest.raises(ValueError, match="1024-d"):
         embed_files(tiny_model, [mixed_dir / "dog_image.jpg"], out=out)
     stranger = tmp_path / "stranger"
     stranger.mkdir()
     (stranger / "data.bin").write_bytes(b"x")
-    with pytest.raises(FileExistsError, match="not an embed_files output"):
+    with pytest.raises(FileExistsError, match="not a bulk embedding output"):
         embed_files(tiny_model, [mixed_dir / "dog_image.jpg"], out=stranger)
 
 
 def test_interrupted_write_leftovers_are_tolerated(tiny_model, images_dir: Path, tmp_path: Path) -> None:
-    """A truncated last manifest line, an unreferenced shard and a temp file, as a kill leaves them."""
+    """Temp files of a killed writer are removed on resume; readers never see them."""
     out = tmp_path / "out"
     clean = embed_files(tiny_model, images_dir, batch_size=4)
     embed_files(tiny_model, sorted(images_dir.iterdir())[:12], out=out, batch_size=4)
-    lines = (out / MANIFEST).read_bytes().splitlines(keepends=True)
-    (out / MANIFEST).write_bytes(b"".join(lines[:10]) + lines[10][:25])  # killed mid-append
-    shutil.copy(out / SHARDS / "vision-000000.safetensors", out / SHARDS / "vision-000009.safetensors")
-    (out / SHARDS / ".vision-000010.safetensors.tmp").write_bytes(b"partial")
-    assert len(read_manifest(out)) == 10
-    assert load_bulk_output(out).vision.shape[0] == 10
+    parts = _parts(out)
+    (out / ".tmp-0123-part-00.parquet").write_bytes(b"PAR1 partial")  # killed mid-write
+    assert load_bulk_output(out).vision.shape[0] == 12
     resumed = embed_files(tiny_model, images_dir, batch_size=4, out=out)
-    assert resumed.summary()["already_done"] == 10 and resumed.summary()["embedded"] == N_IMAGES - 10
+    assert resumed.summary()["already_done"] == 12 and resumed.summary()["embedded"] == N_IMAGES - 12
     _assert_same(load_bulk_output(out), clean.embeddings)
-    referenced = {r["shard"].split("/")[-1] for r in read_manifest(out)}
-    assert _shards(out) == referenced  # leftovers removed
+    assert parts < _parts(out) and not any(p.name.startswith(".tmp-") for p in out.iterdir())
 
 
-def test_deleted_shard_is_reembedded(tiny_model, images_dir: Path, tmp_path: Path) -> None:
+def test_deleted_part_is_reembedded(tiny_model, images_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     first = embed_files(tiny_model, images_dir, out=out, batch_size=16)
-    (out / SHARDS / "vision-000001.safetensors").unlink()
-    with pytest.raises(FileNotFoundError, match="resume=True"):
-        load_bulk_output(out)
+    victim = sorted(part_files(out))[0]
+    lost = len(_recorded_paths(out)) - pq.read_metadata(victim).num_rows
+    victim.unlink()
+    assert load_bulk_output(out).vision.shape[0] == lost  # what is committed stays readable
     again = embed_files(tiny_model, images_dir, out=out, batch_size=16)
-    assert again.summary()["embedded"] == 16 and again.summary()["already_done"] == N_IMAGES - 16
+    assert again.summary()["already_done"] == lost and again.summary()["embedded"] == N_IMAGES - lost
     _assert_same(load_bulk_output(out), first.embeddings)
 
 
@@ -223,8 +231,7 @@ def test_killed_job_resumes_without_loss_or_duplicates(
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     recorded, deadline = 0, time.monotonic() + 60
     while proc.poll() is None and time.monotonic() < deadline:
-        manifest = out / MANIFEST
-        recorded = manifest.read_bytes().count(b"\n") if manifest.exists() else 0
+        recorded = len(part_files(out)) * 4 if (out / INFO).exists() else 0
         if 0 < recorded < N_IMAGES:
             proc.send_signal(sig)
             break
@@ -232,9 +239,8 @@ def test_killed_job_resumes_without_loss_or_duplicates(
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == -sig, f"job was not killed midway (rc={proc.returncode}): {stderr.decode()[-2000:]}"
 
-    partial = read_manifest(out)  # every complete line points at a shard that exists
+    partial = _recorded_paths(out)  # every committed part is whole and readable
     assert 0 < len(partial) < N_IMAGES
-    assert all((out / r["shard"]).is_file() for r in partial)
 
     resumed = embed_files(tiny_model, images_dir, out=out, batch_size=4)
     assert resumed.summary()["already_done"] == len(partial)
