@@ -171,7 +171,7 @@ Rows = list[tuple[int, torch.Tensor]]
 Errors = list[tuple[int, str]]
 
 
-def _encode(model: Any, kind: str, batch: Collated, batch_size: int) -> tuple[Rows, Errors]:
+def encode_batch(model: Any, kind: str, batch: Collated, batch_size: int) -> tuple[Rows, Errors]:
     """Embed a batch; if the model rejects it, retry item by item to isolate the bad ones."""
     if batch.tensor is None:
         return [], list(batch.errors)
@@ -183,7 +183,7 @@ def _encode(model: Any, kind: str, batch: Collated, batch_size: int) -> tuple[Ro
             return [], list(batch.errors) + [(batch.indices[0], f"{type(exc).__name__}: {exc}")]
     rows, errors = [], list(batch.errors)
     for i, x in zip(batch.indices, batch.tensor.unbind(0)):
-        one_rows, one_errors = _encode(model, kind, Collated([i], x[None], []), batch_size)
+        one_rows, one_errors = encode_batch(model, kind, Collated([i], x[None], []), batch_size)
         rows += one_rows
         errors += one_errors
     return rows, errors
@@ -213,7 +213,7 @@ def _run(
     try:
         for batch in loader:
             kind = todo[(batch.indices or [i for i, _ in batch.errors])[0]][1]
-            rows, errors = _encode(model, kind, batch, batch_size)
+            rows, errors = encode_batch(model, kind, batch, batch_size)
             for i, message in errors:
                 logger.warning("failed to embed %s as %s: %s", todo[i][0].path, kind, message)
             outcomes = sorted(rows + errors, key=lambda pair: pair[0])  # input order
