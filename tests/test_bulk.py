@@ -270,3 +270,93 @@ def test_model_method_is_the_bulk_function(tiny_model, assets_dir):
     via_function = embed_files(tiny_model, paths, progress=False)
     assert via_method.embeddings.sources["audio"] == paths
     assert torch.equal(via_method.embeddings.audio, via_function.embeddings.audio)
+
+
+# -- bad output folders: each is refused with a message naming the file, or its items are redone --
+
+
+@pytest.fixture
+def done_out(tiny_model, images_dir: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "out"
+    embed_files(tiny_model, sorted(images_dir.iterdir())[:12], out=out, batch_size=4)
+    return out
+
+
+def _resume_equals_clean(tiny_model, images_dir: Path, out: Path, redone: int) -> None:
+    files = sorted(images_dir.iterdir())[:12]
+    again = embed_files(tiny_model, files, out=out, batch_size=4)
+    assert again.summary()["embedded"] == redone and again.summary()["already_done"] == 12 - redone
+    _assert_same(load_bulk_output(out), embed_files(tiny_model, files, batch_size=4).embeddings)
+    assert len(_recorded_paths(out)) == 12
+
+
+@pytest.mark.parametrize("damage", ["truncated", "flipped"])
+def test_damaged_part_is_named_then_redone(tiny_model, images_dir: Path, done_out: Path, damage: str) -> None:
+    victim = sorted(part_files(done_out))[1]
+    data = bytearray(victim.read_bytes())
+    if damage == "truncated":
+        data = data[: len(data) // 2]
+    else:  # a bit flip inside the embedding pages: caught by the page checksums
+        data[len(data) // 3] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=victim.name):
+        load_bulk_output(done_out)
+    _resume_equals_clean(tiny_model, images_dir, done_out, redone=4)
+    assert (done_out / f"_damaged-{victim.name}.bad").exists()  # kept aside, never read as a part
+
+
+def test_part_of_another_output_is_refused(tiny_model, images_dir: Path, done_out: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    embed_files(tiny_model, sorted(images_dir.iterdir())[20:24], out=other, batch_size=4)
+    stranger = part_files(other)[0]
+    shutil.copy(stranger, done_out / stranger.name)
+    for call in (lambda: load_bulk_output(done_out), lambda: embed_files(tiny_model, images_dir, out=done_out)):
+        with pytest.raises(ValueError, match=f"{stranger.name}: a part file of another output"):
+            call()
+
+
+@pytest.mark.parametrize("dim", [-32, 0, 10**12, "32", True])
+def test_info_with_bad_dimension_is_refused(tiny_model, images_dir: Path, done_out: Path, dim) -> None:
+    info = json.loads((done_out / INFO).read_text())
+    (done_out / INFO).write_text(json.dumps({**info, "embedding_dim": dim}))
+    for call in (lambda: load_bulk_output(done_out), lambda: embed_files(tiny_model, images_dir, out=done_out)):
+        with pytest.raises(ValueError, match=rf"{INFO}: embedding_dim must be an integer in \[1, 65536\]"):
+            call()
+
+
+def test_other_checkpoint_is_refused(tiny_model, images_dir: Path, done_out: Path) -> None:
+    info = json.loads((done_out / INFO).read_text())
+    (done_out / INFO).write_text(json.dumps({**info, "checkpoint": {"source": "/elsewhere/ckpt", "revision": None}}))
+    with pytest.raises(ValueError, match=f"{INFO} was written with checkpoint .*/elsewhere/ckpt"):
+        embed_files(tiny_model, images_dir, out=done_out)
+
+
+def test_nothing_outside_the_folder_is_read(tiny_model, images_dir: Path, done_out: Path, tmp_path: Path) -> None:
+    """A symlinked part (pointing outside), a stray Parquet file and a symlinked info are refused."""
+    outside = tmp_path / "outside.parquet"
+    shutil.copy(part_files(done_out)[0], outside)
+    link = done_out / "part-0000000000000000.parquet"
+    link.symlink_to(outside)
+    with pytest.raises(ValueError, match=f"{link.name}: not a regular file"):
+        load_bulk_output(done_out)
+    link.unlink()
+    stray = done_out / "mine.parquet"
+    shutil.copy(outside, stray)
+    with pytest.raises(ValueError, match="mine.parquet: a Parquet file that is not a part"):
+        embed_files(tiny_model, images_dir, out=done_out)
+    stray.unlink()
+    info = done_out / INFO
+    (tmp_path / "info.json").write_bytes(info.read_bytes())
+    info.unlink()
+    info.symlink_to(tmp_path / "info.json")
+    with pytest.raises(ValueError, match="not a regular file"):
+        load_bulk_output(done_out)
+
+
+def test_old_format_folder_is_refused(tiny_model, images_dir: Path, tmp_path: Path) -> None:
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "info.json").write_text('{"format": "imagebind-sdk-bulk", "format_version": 1}')
+    (old / "manifest.jsonl").write_text("")
+    with pytest.raises(ValueError, match="older imagebind-sdk"):
+        embed_files(tiny_model, images_dir, out=old)
