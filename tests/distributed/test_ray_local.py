@@ -176,3 +176,16 @@ def test_killed_encoding_actor_is_replaced(ray_cluster, tiny_model, tiny_dir, im
     assert_same(load_bulk_output(out), clean.embeddings)
     paths = paths_in_parts(out)
     assert len(paths) == len(set(paths)) == 24
+
+
+def test_cli_engine_ray(tiny_dir, assets_dir, tmp_path):
+    """`imagebind-sdk embed DIR --out OUT --engine ray` in a fresh process (its own local Ray)."""
+    out = tmp_path / "cli.emb"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "imagebind_sdk", "embed", str(assets_dir / "depth"), "--modality", "depth",
+           "--checkpoint", str(tiny_dir), "--out", str(out), "--engine", "ray", "--concurrency", "1"]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    n = len(list((assets_dir / "depth").glob("*")))
+    assert f"embedded: {n}" in done.stdout
+    assert load_bulk_output(out).depth.shape[0] == n
