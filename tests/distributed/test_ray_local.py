@@ -189,3 +189,8 @@ def test_cli_engine_ray(tiny_dir, assets_dir, tmp_path):
     n = len(list((assets_dir / "depth").glob("*")))
     assert f"embedded: {n}" in done.stdout
     assert load_bulk_output(out).depth.shape[0] == n
+
+
+def test_pool_taking_every_cpu_is_refused(ray_cluster, tiny_dir, assets_dir, tmp_path):
+    with pytest.raises(ValueError, match="take all 2 CPUs of the cluster, leaving none for decoding"):
+        embed_dataset(assets_dir, checkpoint=tiny_dir, out=tmp_path / "out", concurrency=2)

@@ -118,6 +118,16 @@ def _open_output(checkpoint: str, out: Any, resume: bool) -> BulkStore:
     return BulkStore.open(out, identity, resolved.config.out_embed_dim, resume=resume)
 
 
+def _check_cpus(ray: Any, concurrency: Any, cpus_per_actor: float) -> None:
+    """A fixed pool that takes every CPU leaves none for decoding: the job would wait forever."""
+    total = ray.cluster_resources().get("CPU", 0)
+    if isinstance(concurrency, int) and concurrency * cpus_per_actor >= total:
+        raise ValueError(
+            f"{concurrency} encoding actors x num_cpus_per_actor={cpus_per_actor} take all {total:g} CPUs of "
+            "the cluster, leaving none for decoding; lower concurrency or num_cpus_per_actor (e.g. 0.5)"
+        )
+
+
 def _actor_pool(ray: Any, concurrency: int | tuple[int, int] | None) -> Any:
     if concurrency is None:
         return ray.data.ActorPoolStrategy(min_size=1, max_size=None)
@@ -167,6 +177,7 @@ def embed_dataset(
     try:
         if started_ray:
             ray.init(address=ray_address, logging_level=logging.WARNING)
+        _check_cpus(ray, concurrency, num_cpus_per_actor)
         ds, paths = _to_dataset(ray, source, batch_size)
         counts = _run(ray, ds, paths, store, os.fspath(checkpoint), modality, batch_size, options,
                       _actor_pool(ray, concurrency), num_gpus_per_actor, num_cpus_per_actor)
