@@ -14,11 +14,12 @@ from .convert import convert_checkpoint
 from .embeddings import Embeddings
 from .hub import WeightsNotFoundError
 from .index import EmbeddingIndex
-from .ops import ZeroShotResult, build_label_embeddings, compose, search, similarity, zero_shot_probs
+from .ops import compose, search, similarity
 from .preprocess import InputError
 from .quantize import quantize_int8
 from .templates import templates_for
 from .tokenizer import Tokenizer
+from .zero_shot import ZeroShotResult, build_label_embeddings, zero_shot_probs
 
 __version__ = "0.1.0"
 

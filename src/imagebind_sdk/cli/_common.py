@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import Any, TextIO
 
-from ..api import INPUT_KINDS
+from ..kinds import GLOB_CHARS, INPUT_KINDS, KIND_OF_EXTENSION
 from ..dtypes import DTYPE_NAMES, as_dtype
 
 logger = logging.getLogger("imagebind_sdk.cli")
@@ -36,7 +36,6 @@ KIND_FLAGS = {
     "imu": ("--imu",),
 }
 LABEL_WIDTH = 24
-_GLOB_CHARS = frozenset("*?[")
 
 
 class UsageError(Exception):
@@ -161,8 +160,6 @@ def add_input_flags(
 
 def _extensions(kind: str) -> tuple[str, ...]:
     """File extensions collected from a directory for an input kind."""
-    from ..bulk import KIND_OF_EXTENSION
-
     file_kind = "vision" if kind in ("depth", "thermal") else kind
     return tuple(ext for ext, k in KIND_OF_EXTENSION.items() if k == file_kind)
 
@@ -184,7 +181,7 @@ def expand_value(kind: str, value: str) -> list[str]:
         return [value]
     if os.path.isdir(value):
         return _walk(value, kind)
-    if not os.path.exists(value) and _GLOB_CHARS & set(value):
+    if not os.path.exists(value) and GLOB_CHARS & set(value):
         matches = sorted(p for p in glob.glob(value, recursive=True) if os.path.isfile(p))
         if not matches:
             raise FileNotFoundError(f"no files match {value!r} (--{kind})")

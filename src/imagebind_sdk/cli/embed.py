@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..api import ENCODER_OF
+from ..kinds import ENCODER_OF, FILE_KINDS, infer_kind
 from ._common import (
     PROG,
     UsageError,
@@ -65,7 +65,7 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     out.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                      help=f"progress bar on stderr (default: on for more than {PROGRESS_MIN_ITEMS} files)")
     bulk = p.add_argument_group("bulk mode")
-    bulk.add_argument("--modality", choices=("vision", "video", "audio", "depth", "thermal", "imu"),
+    bulk.add_argument("--modality", choices=FILE_KINDS,
                       help="read every file as this kind instead of inferring it from the extension")
     bulk.add_argument("--num-workers", type=non_negative_int, default=0, metavar="N",
                       help="processes decoding files in parallel (default: 0, in-process)")
@@ -182,7 +182,7 @@ def _write_parquet(emb: Any, path: Path) -> None:
 
 def _bulk_kinds(args: argparse.Namespace) -> list[str]:
     """The input kinds of the files bulk mode will embed (for choosing encoders)."""
-    from ..bulk import infer_kind, list_files
+    from ..bulk import list_files
 
     if args.modality:
         return [args.modality]

@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any
 
-from ..api import ENCODER_OF
+from ..kinds import ENCODER_OF, FILE_KINDS, infer_kind
 from ._common import (
     PROG,
     UsageError,
@@ -20,8 +20,6 @@ from ._common import (
     print_json,
     short_label,
 )
-
-FILE_KINDS = ("vision", "video", "audio", "depth", "thermal", "imu")
 
 BUILD_DESCRIPTION = """\
 Embed the files of a directory into an EmbeddingIndex saved at --out.
@@ -82,7 +80,7 @@ def _search_args(s: argparse.ArgumentParser) -> None:
 
 def _kinds_in(directory: str, modality: str | None) -> list[str]:
     """The input kinds of the files in ``directory`` (to load only their encoders)."""
-    from ..bulk import infer_kind, list_files
+    from ..bulk import list_files
 
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"no such directory: {directory}")
