@@ -83,11 +83,6 @@ def checkpoint_of(args: argparse.Namespace) -> str:
     return args.checkpoint or os.environ.get(CHECKPOINT_ENV) or DEFAULT_CHECKPOINT
 
 
-def torch_dtype(name: str | None) -> Any:
-    """A --dtype choice as a torch.dtype (None stays None)."""
-    return as_dtype(name)
-
-
 def local_files_only(args: argparse.Namespace) -> bool | None:
     """True with --offline; otherwise None (huggingface_hub's HF_HUB_OFFLINE decides)."""
     return True if args.offline else None
@@ -101,7 +96,7 @@ def load_model(args: argparse.Namespace, modalities: Sequence[str]) -> Any:
     logger.info("loading %s (encoders: %s)", checkpoint_of(args), ", ".join(wanted))
     model = ImageBind.load(
         checkpoint_of(args), modalities=wanted, device=args.device,
-        dtype=torch_dtype(args.dtype), local_files_only=local_files_only(args),
+        dtype=args.dtype, local_files_only=local_files_only(args),
         quantize=getattr(args, "quantize", None),
     )
     logger.info("loaded %r", model)
