@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from .config import ImageBindConfig
-from .model.stems import IMAGE_SIZE, IMU_CHANNELS, IMU_LENGTH, TEXT_CONTEXT_LENGTH, TEXT_VOCAB_SIZE
+from .config import IMAGE_SIZE, ImageBindConfig
+from .model.stems import IMU_CHANNELS, IMU_LENGTH, TEXT_CONTEXT_LENGTH, TEXT_VOCAB_SIZE
 
 
 def expected_shapes(modality: str, config: ImageBindConfig) -> list[tuple]:
