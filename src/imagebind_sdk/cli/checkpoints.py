@@ -7,7 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ._common import checkpoint_of, local_files_only, print_json
+from .loading import checkpoint_of, local_files_only
+from .printing import print_json
 
 CONVERT_DESCRIPTION = """\
 Convert a checkpoint (official .pth, .safetensors, a directory, an alias or a Hub
@@ -29,7 +30,7 @@ the checkpoint is already cached. Honours HF_HOME / HF_HUB_CACHE and HF_TOKEN.
 """
 
 
-def add_parsers(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
+def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     """Register ``convert``, ``info`` and ``download``."""
     fmt = argparse.RawDescriptionHelpFormatter
     c = subparsers.add_parser("convert", parents=parents, help="convert a checkpoint to (sharded) safetensors",

@@ -7,19 +7,10 @@ import itertools
 from typing import Any
 
 from ..kinds import ENCODER_OF, INPUT_KINDS
-from ._common import (
-    UsageError,
-    add_embed_options,
-    add_input_flags,
-    display_name,
-    expand_inputs,
-    format_table,
-    load_model,
-    positive_int,
-    print_json,
-    read_list,
-    short_label,
-)
+from .files import expand_inputs
+from .loading import load_model
+from .options import UsageError, add_embed_options, add_input_flags, positive_int, read_list
+from .printing import display_name, format_table, print_json, short_label
 
 SIM_DESCRIPTION = """\
 Cosine similarity between inputs, printed as a table (rows x columns).
@@ -49,7 +40,7 @@ imagebind_sdk.templates); --templates replaces them.
 """
 
 
-def add_parsers(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
+def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     """Register ``similarity`` and ``classify``."""
     fmt = argparse.RawDescriptionHelpFormatter
     p = subparsers.add_parser("similarity", parents=parents, help="cosine / softmax similarity tables",

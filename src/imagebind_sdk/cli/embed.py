@@ -10,16 +10,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..kinds import ENCODER_OF, FILE_KINDS, infer_kind
-from ._common import (
-    PROG,
-    UsageError,
-    add_embed_options,
-    add_input_flags,
-    count_items,
-    expand_inputs,
-    load_model,
-    non_negative_int,
-)
+from .files import count_items, expand_inputs
+from .loading import load_model
+from .options import PROG, UsageError, add_embed_options, add_input_flags, non_negative_int
 
 FILE_FORMATS = (".npy", ".safetensors", ".jsonl", ".parquet")
 PROGRESS_MIN_ITEMS = 8
@@ -49,7 +42,7 @@ examples:
 """
 
 
-def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
+def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     """Register ``embed``."""
     p = subparsers.add_parser(
         "embed", parents=parents, help="embed texts and files (or whole folders) to vectors",

@@ -8,18 +8,10 @@ import sys
 from typing import Any
 
 from ..kinds import ENCODER_OF, FILE_KINDS, infer_kind
-from ._common import (
-    PROG,
-    UsageError,
-    add_embed_options,
-    add_input_flags,
-    expand_inputs,
-    load_model,
-    non_negative_int,
-    positive_int,
-    print_json,
-    short_label,
-)
+from .files import expand_inputs
+from .loading import load_model
+from .options import PROG, UsageError, add_embed_options, add_input_flags, non_negative_int, positive_int
+from .printing import print_json, short_label
 
 BUILD_DESCRIPTION = """\
 Embed the files of a directory into an EmbeddingIndex saved at --out.
@@ -44,7 +36,7 @@ with their cosine scores.
 """
 
 
-def add_parsers(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
+def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     """Register ``index`` (with ``build`` and ``search``) and top-level ``search``."""
     fmt = argparse.RawDescriptionHelpFormatter
     idx = subparsers.add_parser("index", parents=parents, help="build or search an embedding index",
