@@ -13,7 +13,7 @@ from .checkpoint import load_model
 from .config import MODALITIES, ImageBindConfig, check_modalities
 from .dtypes import as_dtype
 from .embeddings import Embeddings
-from .inputs import check_model_input
+from .model_inputs import check_model_input
 from .kinds import ENCODER_OF, INPUT_KINDS
 from .model import ImageBindModel
 from .progress import progress_bar

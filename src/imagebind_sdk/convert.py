@@ -113,8 +113,8 @@ def validate(config: ImageBindConfig, index: dict[str, Path], modalities: Iterab
     specs = source_specs(index, selected)
     with torch.device("meta"):
         model = ImageBindModel(config, modalities)
-    clean = {keymap.to_clean(k): v for k, v in specs.items() if k != keymap.TEXT_MASK_KEY}
-    checkpoint.check_fit(model, clean, unexpected)  # type: ignore[arg-type]
+    sdk = {keymap.to_sdk(k): v for k, v in specs.items() if k != keymap.TEXT_MASK_KEY}
+    checkpoint.check_fit(model, sdk, unexpected)  # type: ignore[arg-type]
     if keymap.TEXT_MASK_KEY in specs:
         keymap.check_text_mask(checkpoint.read_tensors(index, [keymap.TEXT_MASK_KEY])[keymap.TEXT_MASK_KEY])
     return specs

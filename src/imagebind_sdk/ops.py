@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .inputs import all_finite
+from .model_inputs import all_finite
 
 __all__ = [
     "ArrayLike",
@@ -48,7 +48,7 @@ def as_matrix(x: ArrayLike, name: str = "input") -> torch.Tensor:
     if isinstance(x, (list, tuple)):
         if len(x) == 0:
             raise ValueError(f"{name} is an empty list")
-        if all(_is_number(v) for v in x):
+        if all(_is_real(v) for v in x):
             t = torch.tensor(x, dtype=torch.float32)
         else:
             t = torch.cat([as_matrix(v, name) for v in x], dim=0)
@@ -140,7 +140,8 @@ def compose(*terms: ArrayLike, weights: Sequence[float] | torch.Tensor | None = 
     return result[0] if all(_is_vector(t) for t in terms) else result
 
 
-def _is_number(v: Any) -> bool:
+def _is_real(v: Any) -> bool:
+    """A real number that is not a bool (a list of these is one vector)."""
     return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
 
 
@@ -148,7 +149,7 @@ def _is_vector(x: Any) -> bool:
     """True for a plain (D,) vector: a 1-D tensor/array or a flat list of numbers."""
     if isinstance(x, (torch.Tensor, np.ndarray)):
         return x.ndim == 1
-    return isinstance(x, (list, tuple)) and all(_is_number(v) for v in x)
+    return isinstance(x, (list, tuple)) and all(_is_real(v) for v in x)
 
 
 def check_top_k(top_k: int, name: str = "top_k") -> None:
