@@ -16,6 +16,7 @@ from .hub import WeightsNotFoundError
 from .index import EmbeddingIndex
 from .ops import ZeroShotResult, build_label_embeddings, compose, search, similarity, zero_shot_probs
 from .preprocess import InputError
+from .pretrained import Pretrained, list_pretrained
 from .quantize import quantize_int8
 from .templates import templates_for
 from .tokenizer import Tokenizer
@@ -31,6 +32,7 @@ __all__ = [
     "ImageBindConfig",
     "InputError",
     "MODALITIES",
+    "Pretrained",
     "Tokenizer",
     "WeightsNotFoundError",
     "ZeroShotResult",
@@ -40,6 +42,7 @@ __all__ = [
     "convert_checkpoint",
     "default_device",
     "embed_files",
+    "list_pretrained",
     "load_bulk_output",
     "quantize_int8",
     "search",
