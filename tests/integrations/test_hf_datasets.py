@@ -44,7 +44,8 @@ def test_map_adds_embedding_column_equal_to_embed(assets_ds, tiny_model, assets_
         out = tiny_model.embed(vision=batch["image"], audio=batch["audio"])
         return {"image_embedding": out.vision.numpy(), "audio_embedding": out.audio.numpy()}
 
-    mapped = assets_ds.map(embed_batch, batched=True, batch_size=2)  # 2: the last batch is partial
+    # 2: the last batch is partial. new_fingerprint: datasets would otherwise pickle the model to hash embed_batch.
+    mapped = assets_ds.map(embed_batch, batched=True, batch_size=2, new_fingerprint="tiny-test")
     direct = tiny_model.embed(vision=[assets_dir / n for n in IMAGES], audio=[assets_dir / n for n in SOUNDS])
     np.testing.assert_allclose(np.array(mapped["image_embedding"]), direct.vision.numpy(), atol=EXACT)
     np.testing.assert_allclose(np.array(mapped["audio_embedding"]), direct.audio.numpy(), atol=EXACT)
