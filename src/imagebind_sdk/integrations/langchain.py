@@ -14,7 +14,7 @@ searched with a sound and the other way round.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from .shared import LoadOptions, embed_rows, require, resolve_model
 
@@ -35,18 +35,10 @@ class ImageBindEmbeddings(_embeddings.Embeddings):
     """
 
     def __init__(
-        self,
-        model: "ImageBind | None" = None,
-        *,
-        checkpoint: Any = None,
-        modalities: Iterable[str] | None = None,
-        device: Any = None,
-        dtype: Any = None,
-        quantize: str | None = None,
-        normalize: bool = True,
-        batch_size: int = 32,
+        self, model: "ImageBind | None" = None, *, normalize: bool = True, batch_size: int = 32, **load: Any
     ) -> None:
-        self.model = resolve_model(model, LoadOptions.of(checkpoint, modalities, device, dtype, quantize))
+        """``load``: ``checkpoint``, ``modalities``, ``device``, ``dtype``, ``quantize`` (when no ``model``)."""
+        self.model = resolve_model(model, LoadOptions.of(**load))
         self.normalize = normalize
         self.batch_size = batch_size
 

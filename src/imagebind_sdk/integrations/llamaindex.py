@@ -13,7 +13,7 @@ Texts and queries go to the text encoder; images (paths or file objects, LlamaIn
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from .shared import LoadOptions, embed_rows, require, resolve_model
 
@@ -38,19 +38,10 @@ class ImageBindEmbedding(_multi_modal.MultiModalEmbedding):
     normalize: bool = _pydantic.Field(default=True, description="unit vectors (False: reference raw output)")
     _model: Any = _pydantic.PrivateAttr()
 
-    def __init__(
-        self,
-        model: "ImageBind | None" = None,
-        *,
-        checkpoint: Any = None,
-        modalities: Iterable[str] | None = None,
-        device: Any = None,
-        dtype: Any = None,
-        quantize: str | None = None,
-        normalize: bool = True,
-        **kwargs: Any,
-    ) -> None:
-        loaded = resolve_model(model, LoadOptions.of(checkpoint, modalities, device, dtype, quantize))
+    def __init__(self, model: "ImageBind | None" = None, *, normalize: bool = True, **kwargs: Any) -> None:
+        """``kwargs``: the load options (``checkpoint``, ``modalities``, ``device``, ``dtype``,
+        ``quantize``; when no ``model``) and LlamaIndex's own fields (``embed_batch_size``, ...)."""
+        loaded = resolve_model(model, LoadOptions.pop_from(kwargs))
         kwargs.setdefault("model_name", loaded.source or "imagebind")
         super().__init__(normalize=normalize, **kwargs)
         self._model = loaded

@@ -26,6 +26,8 @@ logger = logging.getLogger(__name__)
 # (checkpoint, modalities, device, dtype, quantize) -> ImageBind, kept while someone holds it.
 _LOADED: "weakref.WeakValueDictionary[tuple, ImageBind]" = weakref.WeakValueDictionary()
 _LOCK = threading.Lock()
+# Keyword arguments every adapter takes besides model=.
+LOAD_ARGUMENTS = ("checkpoint", "modalities", "device", "dtype", "quantize")
 
 
 def require(module: str, extra: str) -> ModuleType:
@@ -64,6 +66,11 @@ class LoadOptions:
             None if dtype is None else str(dtype).removeprefix("torch."),
             quantize,
         )
+
+    @classmethod
+    def pop_from(cls, kwargs: dict[str, Any]) -> "LoadOptions":
+        """The load options among an adapter's keyword arguments (removed from ``kwargs``)."""
+        return cls.of(**{name: kwargs.pop(name) for name in LOAD_ARGUMENTS if name in kwargs})
 
     def is_default(self) -> bool:
         return self == LoadOptions()
