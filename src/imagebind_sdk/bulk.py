@@ -270,6 +270,7 @@ def _outcomes(
 ) -> list[tuple[str, str, torch.Tensor | str]]:
     """``(kind, path, row or error)`` for every planned file, in input order."""
     if store is not None:  # read rows back from the parts: exactly what load_bulk_output sees
+        store.compact()  # the job is complete: drop rows superseded by this run first
         records = {i: store.latest[stat.path] for i, (stat, _) in enumerate(planned)}
         good = [i for i, r in records.items() if r["error"] is None]
         rows = dict(zip(good, store.rows([planned[i][0].path for i in good]).unbind(0)))
@@ -323,8 +324,6 @@ def embed_files(
         run = _run(model, [planned[i] for i in todo], store, batch_size=batch_size, num_workers=num_workers,
                    progress=progress, options=options)
         new = {todo[i]: value for i, value in run.items()}
-        if store is not None:
-            store.compact()  # the job is complete: drop rows superseded by this run
         outcomes = _outcomes(planned, new, store, dim)
     finally:
         if store is not None:
