@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -13,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from imagebind_sdk.bulk_store import load_bulk_output
-from imagebind_sdk.distributed import embed_dataset
 
 from .conftest import processes_matching
 
@@ -49,8 +50,7 @@ def _stop(temp_dir: str) -> None:
 
 
 @pytest.fixture
-def two_nodes(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("RAY_AUTH_MODE", NO_TOKEN["RAY_AUTH_MODE"])  # for this test's driver
+def two_nodes():
     temp_dir = tempfile.mkdtemp(prefix="ib2n_", dir="/tmp")  # short: Ray's socket paths have a length limit
     port = _free_port()
     common = ["--num-cpus", str(NODE_CPUS), "--object-store-memory", str(100 * 2**20), "--temp-dir", temp_dir]
@@ -62,17 +62,28 @@ def two_nodes(monkeypatch: pytest.MonkeyPatch):
         _stop(temp_dir)
 
 
-def test_both_nodes_encode(two_nodes: str, tiny_dir: Path, assets_dir: Path, tmp_path: Path) -> None:
-    import ray
+# The driver runs in a fresh process: Ray keeps per-process state (auth mode, job config)
+# from the test module that ran before in this interpreter.
+DRIVER = """
+import json, sys, ray
+from imagebind_sdk.distributed import embed_dataset
+ray.init(address=sys.argv[1], logging_level="WARNING")
+alive = [n for n in ray.nodes() if n["Alive"]]
+summary = embed_dataset(sys.argv[2], checkpoint=sys.argv[3], out=sys.argv[4], batch_size=2,
+                        concurrency=2, num_cpus_per_actor=2)
+print(json.dumps({"nodes": {n["NodeID"]: n["Resources"]["CPU"] for n in alive}, "summary": summary.as_dict()}))
+ray.shutdown()
+"""
 
-    ray.init(address=two_nodes, logging_level="WARNING")
-    try:
-        nodes = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
-        assert len(nodes) == 2 and all(n["Resources"]["CPU"] == NODE_CPUS for n in ray.nodes() if n["Alive"])
-        summary = embed_dataset(assets_dir, checkpoint=tiny_dir, out=tmp_path / "out", batch_size=2,
-                                concurrency=2, num_cpus_per_actor=2)
-    finally:
-        ray.shutdown()
-    assert set(summary.nodes) == nodes and all(n > 0 for n in summary.nodes.values()), summary.nodes
+
+def test_both_nodes_encode(two_nodes: str, tiny_dir: Path, assets_dir: Path, tmp_path: Path) -> None:
+    env = dict(os.environ, OMP_NUM_THREADS="1", **NO_TOKEN)
+    cmd = [sys.executable, "-c", DRIVER, two_nodes, str(assets_dir), str(tiny_dir), str(tmp_path / "out")]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    nodes, summary = report["nodes"], report["summary"]
+    assert len(nodes) == 2 and set(nodes.values()) == {NODE_CPUS}
+    assert set(summary["nodes"]) == set(nodes) and all(n > 0 for n in summary["nodes"].values()), summary
     loaded = load_bulk_output(tmp_path / "out")
-    assert summary.embedded == sum(summary.nodes.values()) == sum(len(v) for v in loaded.values()) == 30
+    assert summary["embedded"] == sum(summary["nodes"].values()) == sum(len(v) for v in loaded.values()) == 30
