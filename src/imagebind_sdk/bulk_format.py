@@ -36,15 +36,19 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 
 from .embeddings import Embeddings
 from .preprocess import Skipped
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# pyarrow is imported inside the functions that use it: importing pyarrow.parquet takes
+# ~0.5 s, which every `import imagebind_sdk` and CLI call would otherwise pay.
 
 __all__ = ["FileStat", "PartError", "assemble", "load_bulk_output", "read_info", "stat_file"]
 
@@ -169,6 +173,7 @@ def read_info(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def schema(dim: int) -> pa.Schema:
+    import pyarrow as pa
     return pa.schema([
         ("path", pa.string()),
         ("kind", pa.string()),
@@ -181,6 +186,7 @@ def schema(dim: int) -> pa.Schema:
 
 def records_table(records: Sequence[tuple[FileStat, str, Any]], dim: int) -> pa.Table:
     """``(stat, kind, embedding row or error message)`` -> a table of the part schema."""
+    import pyarrow as pa
     failed = [isinstance(value, str) for _, _, value in records]
     values = np.zeros((len(records), dim), dtype=np.float32)  # failed rows keep zeros under the null
     for i, (_, _, value) in enumerate(records):
@@ -221,6 +227,8 @@ def part_name(table: pa.Table) -> str:
 
 def write_part(out_dir: str | os.PathLike[str], table: pa.Table, info: Mapping[str, Any]) -> Path:
     """Commit ``table`` as one part file: temp name, fsync, rename, fsync of the folder."""
+    import pyarrow.parquet as pq
+
     folder = Path(out_dir)
     meta = {"output_id": info["output_id"], "written_ns": time.time_ns()}
     table = table.replace_schema_metadata({META_KEY: json.dumps(meta).encode("utf-8")})
@@ -254,6 +262,8 @@ def part_files(out_dir: str | os.PathLike[str]) -> list[Path]:
 
 def read_part(path: Path, info: Mapping[str, Any], columns: Sequence[str] | None = None) -> tuple[pa.Table, int]:
     """A part file's rows (all columns unless ``columns``) and its ``written_ns``, checked."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
     dim = int(info["embedding_dim"])
     try:
         handle = pq.ParquetFile(path, page_checksum_verification=True)
@@ -275,6 +285,7 @@ def read_part(path: Path, info: Mapping[str, Any], columns: Sequence[str] | None
 
 def embedding_rows(column: pa.ChunkedArray | pa.Array, dim: int) -> np.ndarray:
     """A fixed-size-list column -> float32 array (n, dim); null rows come out as zeros."""
+    import pyarrow as pa
     array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     flat = array.values.to_numpy(zero_copy_only=False)
     start = array.offset * dim

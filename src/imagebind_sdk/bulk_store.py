@@ -19,8 +19,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
 import torch
 
 from .bulk_format import (
@@ -153,6 +151,9 @@ class BulkStore:
         Each affected part is rewritten without them (atomically), so once a job
         completes every path appears exactly once in the folder.
         """
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         stale: dict[str, set[int]] = {}
         for path in part_files(self.out_dir):
             table, _ = read_part(path, self.info, ["path"])
