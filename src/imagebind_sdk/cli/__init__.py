@@ -21,7 +21,7 @@ from .. import progress
 from . import checkpoints, compare, embed, index
 from .environment import logging_setup, offline_env
 from .errors import UsageError
-from .options import PROG, Parser, add_global_options
+from .options import PROG, Parser, add_global_options, short_usage
 from .printing import error_line
 
 __all__ = ["build_parser", "main", "parse_args"]
@@ -120,7 +120,9 @@ def _run(args: argparse.Namespace) -> int:
         if args.debug:
             raise
         progress.close_open_bars()  # a bar an exception left open would share the error's line
-        usage = isinstance(exc, UsageError)
-        where = f"{PROG} {args.command}" if usage else PROG
-        sys.stderr.write(f"{where}: error: {error_line(exc)}\n")
-        return 2 if usage else 1
+        if isinstance(exc, UsageError):  # as argparse reports one: the command's usage, then the error
+            command = args._parser  # noqa: SLF001 - set by _tag_command_parsers
+            sys.stderr.write(f"{short_usage(command)}\n{command.prog}: error: {error_line(exc)}\n")
+            return 2
+        sys.stderr.write(f"{PROG}: error: {error_line(exc)}\n")
+        return 1
