@@ -18,6 +18,7 @@ router = APIRouter()
 
 EMBED_OPTIONS = ("normalize", "on_error")
 ZERO_SHOT_OPTIONS = ("labels", "templates", "top_k")
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 MAX_FORM_ITEMS = 10_000  # multipart files and fields per request (bodies are size-limited anyway)
 
 
@@ -74,7 +75,7 @@ def _on_error(value: Any) -> bool:
 @router.post("/v1/embed")
 async def embed(request: Request) -> FastJSONResponse:
     service = service_of(request)
-    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+    if request.headers.get("content-type", "").startswith(FORM_TYPES):
         inputs, options = await _form_inputs(request)
         normalize = form_bool(options.get("normalize", "true"), "normalize")
         skip_bad = _on_error(options.get("on_error", "raise"))
