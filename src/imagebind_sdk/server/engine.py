@@ -33,7 +33,6 @@ from .settings import Settings
 
 logger = logging.getLogger(__name__)
 
-WORKER_JOIN_S = 10.0  # how long stop() waits for the model worker to finish its batch
 
 
 @dataclass
@@ -181,5 +180,8 @@ class Engine:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        self._worker.join(WORKER_JOIN_S)
+        # Wait out a running batch: exiting while the worker is inside a torch op aborts the process.
+        self._worker.join(self.settings.shutdown_timeout_s)
+        if self._worker.is_alive():
+            logger.warning("the model worker is still busy after %g s", self.settings.shutdown_timeout_s)
         self._pool.shutdown(wait=False, cancel_futures=True)
