@@ -10,14 +10,15 @@ import pytest
 import torch
 from PIL import Image
 
-from imagebind_sdk.preprocess import vision
+from imagebind_sdk.kinds import INPUT_KINDS
+from imagebind_sdk.preprocess import audio, depth, imu, thermal, video, vision
 from imagebind_sdk.preprocess import (
-    MODULES,
+    ITEM_SHAPES,
+    PREPROCESSORS,
     Batch,
     InputError,
     Skipped,
     as_item_list,
-    module_for,
     preprocess_batch,
     preprocess_one,
 )
@@ -53,7 +54,7 @@ def test_good_items_are_stacked_in_order() -> None:
     for row, item in zip(batch.tensor, (_imu(0), _imu(1, steps=2500), _imu(2))):
         steps = min(item.shape[1], 2000)
         assert torch.equal(row[:, :steps], torch.from_numpy(item[:, :steps]))
-    assert batch.indices == [0, 1, 2] and batch.skipped == []
+    assert batch.skipped == []
     assert batch.sources == [
         "<numpy.ndarray shape=(6, 100)>",
         "<numpy.ndarray shape=(6, 2500)>",
@@ -103,7 +104,6 @@ def test_skip_returns_good_ones_and_lists_the_bad_one(
         batch = preprocess_batch("imu", [_imu(0), broken_csv, _imu(1)], on_error="skip")
     assert batch.tensor is not None and batch.tensor.shape == (2, 6, 2000)
     assert torch.equal(batch.tensor[1, :, :100], torch.from_numpy(_imu(1)))
-    assert batch.indices == [0, 2]
     assert len(batch.skipped) == 1
     skipped = batch.skipped[0]
     assert isinstance(skipped, Skipped)
@@ -115,7 +115,7 @@ def test_skip_returns_good_ones_and_lists_the_bad_one(
 def test_skip_everything_gives_no_tensor(tmp_path: Path) -> None:
     missing = [tmp_path / "a.csv", tmp_path / "b.csv"]
     batch = preprocess_batch("imu", missing, on_error="skip")
-    assert batch.tensor is None and batch.indices == [] and batch.sources == []
+    assert batch.tensor is None and batch.sources == []
     assert [s.index for s in batch.skipped] == [0, 1]
     assert "no such file" in batch.skipped[0].error
 
@@ -176,8 +176,8 @@ def test_integer_tensor_of_input_shape_is_raw_data() -> None:
     assert batch.tensor[0].min() < 0  # normalised, not passed through as 0..255
 
 
-def test_unknown_modality_lists_the_known_ones() -> None:
-    with pytest.raises(ValueError, match="unknown modality 'smell'") as info:
+def test_unknown_kind_lists_the_known_ones() -> None:
+    with pytest.raises(ValueError, match="unknown input kind 'smell'") as info:
         preprocess_batch("smell", [1])
     for name in ("depth", "imu", "thermal", "vision"):
         assert name in str(info.value)
@@ -185,8 +185,8 @@ def test_unknown_modality_lists_the_known_ones() -> None:
         as_item_list("smell", [1])
 
 
-@pytest.mark.parametrize("modality", ["depth", "thermal", "imu"])
-def test_modules_follow_the_interface(modality: str) -> None:
-    assert modality in MODULES
-    module = module_for(modality)
-    assert isinstance(module.ITEM_SHAPE, tuple) and callable(module.preprocess)
+def test_table_covers_every_input_kind() -> None:
+    modules = {"vision": vision, "video": video, "audio": audio, "depth": depth, "thermal": thermal, "imu": imu}
+    assert set(PREPROCESSORS) == set(ITEM_SHAPES) == set(INPUT_KINDS) - {"text"}
+    for kind, module in modules.items():
+        assert PREPROCESSORS[kind] is module.preprocess and ITEM_SHAPES[kind] == module.ITEM_SHAPE

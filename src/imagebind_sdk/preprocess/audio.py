@@ -15,7 +15,6 @@ from __future__ import annotations
 import io
 import logging
 import math
-import numbers
 from fractions import Fraction
 from typing import Any, Mapping
 
@@ -25,7 +24,8 @@ import torch
 import torchaudio.compliance.kaldi as kaldi
 import torchaudio.functional
 
-from .sources import InputError, as_binary_stream, check_finite, is_filelike, is_pathlike
+from .options import is_real_number
+from .sources import InputError, as_binary_stream, check_finite, source_kind, tensor_to_numpy
 
 logger = logging.getLogger(__name__)
 
@@ -70,13 +70,13 @@ def load_waveform(item: Any) -> tuple[torch.Tensor, int]:
     if isinstance(item, Mapping):
         waveform, sample_rate = _from_mapping(item)
     elif isinstance(item, tuple) and len(item) == 2:
-        waveform, sample_rate = as_waveform(item[0]), _check_rate(item[1])
+        waveform, sample_rate = as_waveform(item[0]), _integer_sample_rate(item[1])
     elif isinstance(item, (np.ndarray, torch.Tensor)):
         raise InputError(
             f"got a bare waveform of shape {tuple(item.shape)} without its sample rate; "
             "pass (waveform, sample_rate) or {'array': waveform, 'sampling_rate': rate}"
         )
-    elif is_pathlike(item) or is_filelike(item) or isinstance(item, (bytes, bytearray, memoryview)):
+    elif source_kind(item) is not None:
         waveform, sample_rate = decode_file(item)
     else:
         raise InputError(
@@ -91,7 +91,7 @@ def _from_mapping(item: Mapping) -> tuple[torch.Tensor, int]:
     if item.get("array") is not None:
         if "sampling_rate" not in item:
             raise InputError("audio dict has 'array' but no 'sampling_rate'")
-        return as_waveform(item["array"]), _check_rate(item["sampling_rate"])
+        return as_waveform(item["array"]), _integer_sample_rate(item["sampling_rate"])
     for key in ("bytes", "path"):
         if item.get(key) is not None:
             return decode_file(item[key])
@@ -103,11 +103,7 @@ def _from_mapping(item: Mapping) -> tuple[torch.Tensor, int]:
 
 def as_waveform(data: Any) -> torch.Tensor:
     """numpy / torch / list waveform -> a fresh float32 (channels, samples) tensor."""
-    if isinstance(data, torch.Tensor):
-        data = data.detach().cpu()
-        array = data.numpy() if data.dtype != torch.bfloat16 else data.float().numpy()
-    else:
-        array = np.asarray(data)
+    array = tensor_to_numpy(data) if isinstance(data, torch.Tensor) else np.asarray(data)
     if array.ndim == 1:
         array = array[None, :]
     if array.ndim != 2:
@@ -135,10 +131,9 @@ def _to_float32(array: np.ndarray) -> np.ndarray:
     )
 
 
-def _check_rate(rate: Any) -> int:
+def _integer_sample_rate(rate: Any) -> int:
     """A positive integral sample rate not over MAX_SAMPLE_RATE."""
-    integral = isinstance(rate, numbers.Real) and math.isfinite(rate) and rate == int(rate)
-    if isinstance(rate, bool) or not integral:
+    if not (is_real_number(rate) and math.isfinite(rate) and rate == int(rate)):
         raise InputError(f"expected an integer sample rate in Hz, got {rate!r}")
     rate = int(rate)
     if not 0 < rate <= MAX_SAMPLE_RATE:
@@ -159,14 +154,12 @@ def decode_file(item: Any) -> tuple[torch.Tensor, int]:
     soundfile (libsndfile) reads WAV/FLAC/OGG/MP3 and is what the reference's numbers
     were made with; containers it cannot open (m4a, aac, mp4, webm, ...) go to PyAV.
     """
-    if isinstance(item, io.TextIOBase):
-        raise InputError("file object is opened in text mode; open it with 'rb'")
     stream = as_binary_stream(item)
     start = stream.tell()
     try:
         try:
             data, rate = soundfile.read(stream, dtype="float32", always_2d=True)
-            return torch.from_numpy(np.ascontiguousarray(data.T)), _check_rate(rate)
+            return torch.from_numpy(np.ascontiguousarray(data.T)), _integer_sample_rate(rate)
         except RuntimeError as sf_error:  # soundfile.LibsndfileError: not a format it reads
             logger.debug("soundfile could not read audio (%s); trying PyAV", sf_error)
             stream.seek(start)
@@ -200,7 +193,7 @@ def _decode_with_pyav(stream: io.IOBase) -> tuple[torch.Tensor, int]:
         rate = audio.codec_context.sample_rate or audio.rate
     if not chunks:
         raise InputError("audio stream holds no samples")
-    return torch.from_numpy(np.ascontiguousarray(np.concatenate(chunks, axis=1))), _check_rate(rate)
+    return torch.from_numpy(np.ascontiguousarray(np.concatenate(chunks, axis=1))), _integer_sample_rate(rate)
 
 
 def _frame_to_float(frame: Any) -> np.ndarray:

@@ -22,14 +22,14 @@ import csv
 import io
 import logging
 import math
-import numbers
 import re
 from typing import Any, Literal
 
 import numpy as np
 import torch
 
-from .sources import InputError, is_filelike, is_pathlike, read_bytes, require_finite
+from .options import positive_number
+from .sources import InputError, read_bytes, require_finite, source_kind, tensor_to_numpy
 
 logger = logging.getLogger(__name__)
 
@@ -132,12 +132,10 @@ def windows(
 def load_imu(item: Any) -> torch.Tensor:
     """Any accepted input -> validated float32 ``(6, T)`` tensor in ``CHANNELS`` order."""
     if isinstance(item, torch.Tensor):
-        item = item.detach().cpu()
-        item = item.float() if item.is_floating_point() else item
-        item = item.numpy()
+        item = tensor_to_numpy(item)
     if isinstance(item, np.ndarray):
         signal = _from_array(item)
-    elif is_pathlike(item) or is_filelike(item) or isinstance(item, (bytes, bytearray, memoryview)):
+    elif source_kind(item) is not None:
         signal = read_csv(item)
     else:
         raise InputError(f"expected {_ACCEPTED}, got {type(item).__name__}")
@@ -152,8 +150,8 @@ def resample(signal: torch.Tensor, sample_rate: float, target_rate: float) -> to
     Output step ``j`` is the signal at time ``j / target_rate``; steps run while that
     time lies within the input (``(T - 1) / sample_rate``), so nothing is extrapolated.
     """
-    _check_rate("sample_rate", sample_rate)
-    _check_rate("target_rate", target_rate)
+    positive_number("sample_rate", sample_rate, "Hz")
+    positive_number("target_rate", target_rate, "Hz")
     length = signal.shape[1]
     if sample_rate == target_rate or length < 2:
         return signal
@@ -170,7 +168,7 @@ def _prepared(item: Any, sample_rate: float | None, target_rate: float) -> torch
     if sample_rate is not None:
         signal = resample(signal, sample_rate, target_rate)
     else:
-        _check_rate("target_rate", target_rate)
+        positive_number("target_rate", target_rate, "Hz")
     return signal
 
 
@@ -194,12 +192,6 @@ def _pad(signal: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _check_rate(name: str, value: Any) -> None:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if not (ok and math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number of Hz > 0, got {value!r}")
-
-
 # --- CSV ---------------------------------------------------------------------------------
 
 
@@ -216,7 +208,7 @@ def read_csv(item: Any) -> np.ndarray:
 
 
 def _read_text(item: Any) -> str:
-    data = item.read() if is_filelike(item) else read_bytes(item)
+    data = item.read() if source_kind(item) == "file" else read_bytes(item)
     if isinstance(data, str):
         return data
     try:
@@ -248,7 +240,7 @@ def _normalise(name: str) -> str:
 
 def _match_columns(header: list[str]) -> list[int]:
     names = [_normalise(cell) for cell in header]
-    if all(_is_number(cell) for cell in header):
+    if all(_parses_as_float(cell) for cell in header):
         raise InputError(
             f"expected a CSV header row naming the channels ({', '.join(CHANNELS)}), "
             f"found numbers {header[:6]}; pass headerless data as a (T, 6) array in that order"
@@ -287,7 +279,7 @@ def _parse_rows(
         pass
     for (line, _), values in zip(records, cells):  # find the culprit for the message
         for column, cell in zip(columns, values):
-            if not _is_number(cell):
+            if not _parses_as_float(cell):
                 raise InputError(
                     f"expected a number at CSV line {line}, column {header[column]!r}, "
                     f"found {cell.strip()!r}"
@@ -295,7 +287,7 @@ def _parse_rows(
     raise InputError("expected numbers in the IMU columns of the CSV file")
 
 
-def _is_number(text: str) -> bool:
+def _parses_as_float(text: str) -> bool:
     try:
         float(text)
     except ValueError:

@@ -11,7 +11,6 @@ the 10 wanted frames, seeking to a keyframe when that skips a long stretch.
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 from dataclasses import dataclass
@@ -22,7 +21,8 @@ import av
 import numpy as np
 import torch
 
-from .sources import InputError, as_binary_stream, is_filelike, is_pathlike
+from .image import IMAGE_SIZE
+from .sources import InputError, as_binary_stream, source_kind, tensor_to_numpy
 from .vision import MEAN, STD
 
 logger = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 NUM_CLIPS = 5
 CLIP_SECONDS = 2
 FRAMES_PER_CLIP = 2
-CROP_SIZE = 224
+CROP_SIZE = IMAGE_SIZE
 NUM_CROPS = 3
 ITEM_SHAPE = (NUM_CLIPS * NUM_CROPS, 3, FRAMES_PER_CLIP, CROP_SIZE, CROP_SIZE)
 # Seek to a keyframe instead of decoding on only when that skips at least this many frames.
@@ -50,7 +50,7 @@ def preprocess(item: Any, *, fps: float | None = None) -> torch.Tensor:
             raise InputError("decoded frames need their frame rate: pass fps=<frames per second>")
         indices = clip_frame_indices(frames.shape[0], _check_fps(fps))
         selected = frames[indices]
-    elif is_pathlike(item) or is_filelike(item) or isinstance(item, (bytes, bytearray, memoryview)):
+    elif source_kind(item) is not None:
         selected = decode_clip_frames(item)
     else:
         raise InputError(
@@ -136,7 +136,7 @@ def _check_fps(fps: Any) -> float:
 def _frames_from_array(frames: np.ndarray | torch.Tensor) -> np.ndarray:
     """Decoded frames (T, H, W, 3) uint8 -> numpy (a view where possible)."""
     if isinstance(frames, torch.Tensor):
-        frames = frames.detach().cpu().numpy()
+        frames = tensor_to_numpy(frames)
     if frames.ndim != 4 or frames.shape[3] != 3:
         raise InputError(
             f"expected decoded frames of shape (T, H, W, 3), found shape {tuple(frames.shape)}"
@@ -159,8 +159,6 @@ class _PacketIndex:
 
 def decode_clip_frames(item: Any) -> np.ndarray:
     """Encoded video -> the wanted frames (NUM_CLIPS * FRAMES_PER_CLIP, H, W, 3) uint8."""
-    if isinstance(item, io.TextIOBase):
-        raise InputError("file object is opened in text mode; open it with 'rb'")
     stream = as_binary_stream(item)
     start = stream.tell()
     try:
