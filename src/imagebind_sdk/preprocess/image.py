@@ -56,7 +56,7 @@ __all__ = [
 def check_size(width: int, height: int, what: str = "image") -> None:
     """InputError for an empty ``what``, one over ``MAX_PIXELS`` or over ``MAX_ASPECT_RATIO``."""
     if width <= 0 or height <= 0:
-        raise InputError(f"expected an {what} with pixels, found a zero-size {what} ({width}x{height})")
+        raise InputError(f"expected a non-empty {what}, found a zero-size {what} ({width}x{height})")
     if width * height > MAX_PIXELS:
         raise InputError(
             f"{what} is {width}x{height} = {width * height} pixels, over the {MAX_PIXELS}-pixel "
@@ -67,7 +67,7 @@ def check_size(width: int, height: int, what: str = "image") -> None:
     if long / short > MAX_ASPECT_RATIO:
         raise InputError(
             f"expected an aspect ratio of at most {MAX_ASPECT_RATIO:g}:1, "
-            f"found {width}x{height} ({long / short:.0f}:1)"
+            f"found a {width}x{height} {what} ({long / short:.0f}:1)"
         )
 
 

@@ -15,13 +15,13 @@ import logging
 import math
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Callable
 
 import av
 import numpy as np
 import torch
 
-from .image import IMAGE_SIZE
+from .image import IMAGE_SIZE, check_size
 from .sources import InputError, as_binary_stream, source_kind, tensor_to_numpy
 from .vision import MEAN, STD
 
@@ -145,6 +145,7 @@ def _frames_from_array(frames: np.ndarray | torch.Tensor) -> np.ndarray:
         raise InputError(f"expected decoded frames of dtype uint8, found dtype {frames.dtype}")
     if 0 in frames.shape:
         raise InputError(f"decoded frames are empty: shape {tuple(frames.shape)}")
+    check_size(frames.shape[2], frames.shape[1], "video frame")  # before any frame is scaled
     return frames
 
 
@@ -159,11 +160,35 @@ class _PacketIndex:
 
 def decode_clip_frames(item: Any) -> np.ndarray:
     """Encoded video -> the wanted frames (NUM_CLIPS * FRAMES_PER_CLIP, H, W, 3) uint8."""
+    return decode_frames(item, clip_frame_indices)
+
+
+def probe(item: Any) -> tuple[float, int]:
+    """(frame rate, frame count) of an encoded video, from demuxing only (no decoding)."""
+    stream = as_binary_stream(item)
+    try:
+        fps, index = _scan(stream)
+        return fps, index.count
+    finally:
+        if stream is not item:
+            stream.close()
+
+
+def decode_frames(item: Any, indices: list[int] | Callable[[int, float], list[int]]) -> np.ndarray:
+    """Frames ``indices`` (display order) of an encoded video: ``(len(indices), H, W, 3)`` uint8.
+
+    ``indices`` may be a function of (frame count, frame rate), evaluated after the
+    demux pass. Only the frames up to the last wanted are decoded, seeking to a
+    keyframe over long gaps; frame sizes are checked (``image.check_size``) from the
+    stream header before anything is decoded.
+    """
     stream = as_binary_stream(item)
     start = stream.tell()
     try:
         fps, index = _scan(stream)
-        wanted = clip_frame_indices(index.count, fps)
+        wanted = indices(index.count, fps) if callable(indices) else list(indices)
+        if not wanted or min(wanted) < 0 or max(wanted) >= index.count:
+            raise InputError(f"expected frame indices in 0..{index.count - 1}, got {wanted}")
         frames = None
         if index.pts is not None:
             stream.seek(start)
@@ -186,7 +211,15 @@ def _open(stream: BinaryIO) -> tuple[Any, Any]:
     if not container.streams.video:
         container.close()
         raise InputError("expected a file with a video stream, found none")
-    return container, container.streams.video[0]
+    video = container.streams.video[0]
+    size = _stream_size(video)
+    if size is not None:
+        try:
+            check_size(*size, "video frame")  # from the header: before demuxing or decoding
+        except InputError:
+            container.close()
+            raise
+    return container, video
 
 
 def _scan(stream: BinaryIO) -> tuple[float, _PacketIndex]:
@@ -221,7 +254,10 @@ def _stream_size(video: Any) -> tuple[int, int] | None:
 
 def _to_rgb(frame: Any, size: tuple[int, int] | None) -> np.ndarray:
     """A decoded frame -> (H, W, 3) uint8 RGB, scaled to the stream's size if it differs."""
-    if size is None or (frame.width, frame.height) == size:
+    if size is None:
+        check_size(frame.width, frame.height, "video frame")
+        return frame.to_ndarray(format="rgb24")
+    if (frame.width, frame.height) == size:
         return frame.to_ndarray(format="rgb24")
     return frame.to_ndarray(format="rgb24", width=size[0], height=size[1])
 
