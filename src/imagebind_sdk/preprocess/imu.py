@@ -46,6 +46,9 @@ WINDOW = 2000
 ITEM_SHAPE = (NUM_CHANNELS, WINDOW)
 # Sampling rate (Hz) the 2000-step window is assumed to have (Ego4D IMU, ~200 Hz).
 MODEL_SAMPLE_RATE = 200.0
+# Resampling may produce at most this many steps (1000 windows, 2.8 h at 200 Hz; about
+# 130 MB while interpolating): a wrong sample_rate must not allocate gigabytes.
+MAX_RESAMPLED_STEPS = 2_000_000
 
 Crop = Literal["start", "center", "end"]
 CROPS = ("start", "center", "end")
@@ -66,6 +69,7 @@ __all__ = [
     "CHANNELS",
     "CHANNEL_ALIASES",
     "ITEM_SHAPE",
+    "MAX_RESAMPLED_STEPS",
     "MODEL_SAMPLE_RATE",
     "load_imu",
     "preprocess",
@@ -155,7 +159,15 @@ def resample(signal: torch.Tensor, sample_rate: float, target_rate: float) -> to
     length = signal.shape[1]
     if sample_rate == target_rate or length < 2:
         return signal
-    count = math.floor((length - 1) * target_rate / sample_rate + 1e-9) + 1
+    steps = (length - 1) * target_rate / sample_rate  # inf for absurd ratios: refused below
+    if not steps < MAX_RESAMPLED_STEPS:
+        raise InputError(
+            f"resampling {length} IMU steps from sample_rate={sample_rate:g} Hz to "
+            f"target_rate={target_rate:g} Hz would make {steps + 1:.3g} steps, over the limit of "
+            f"{MAX_RESAMPLED_STEPS} (imagebind_sdk.preprocess.imu.MAX_RESAMPLED_STEPS); "
+            "is sample_rate in Hz?"
+        )
+    count = math.floor(steps + 1e-9) + 1
     positions = np.arange(count, dtype=np.float64) * (sample_rate / target_rate)
     source = np.arange(length, dtype=np.float64)
     data = signal.numpy().astype(np.float64)
