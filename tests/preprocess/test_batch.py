@@ -19,8 +19,10 @@ from imagebind_sdk.preprocess import (
     InputError,
     Skipped,
     as_item_list,
+    option_names,
     preprocess_batch,
     preprocess_one,
+    validate_options,
 )
 
 
@@ -190,3 +192,55 @@ def test_table_covers_every_input_kind() -> None:
     assert set(PREPROCESSORS) == set(ITEM_SHAPES) == set(INPUT_KINDS) - {"text"}
     for kind, module in modules.items():
         assert PREPROCESSORS[kind] is module.preprocess and ITEM_SHAPES[kind] == module.ITEM_SHAPE
+
+
+# --- options are checked first; every per-item failure is the item's -----------------
+
+
+def test_invalid_option_value_raises_before_any_item_is_read(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.png"  # would be a skipped item if it were read
+    with pytest.raises(ValueError, match="mode must be one of .*got 'metric'"):
+        preprocess_batch("depth", [missing], on_error="skip", mode="metric")
+    with pytest.raises(ValueError, match="crop must be one of"):
+        validate_options("imu", {"crop": "middle"})
+    validate_options("depth", {"mode": "raw", "depth_scale": 5000})  # valid: no error
+
+
+def test_unknown_option_names_the_kind_and_lists_the_valid_ones(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"unknown thermal option\(s\) 'normalise'; valid thermal options: normalize"):
+        preprocess_batch("thermal", [tmp_path / "x.png"], on_error="skip", normalise=True)
+    with pytest.raises(ValueError, match=r"unknown audio option\(s\) 'rate'; valid audio options: none"):
+        validate_options("audio", {"rate": 16000})
+    assert option_names("imu") == ["sample_rate", "target_rate", "crop"]
+
+
+def test_overflow_after_decoding_is_a_skippable_item_error() -> None:
+    sign = np.where(np.arange(32000) % 2 == 0, 1.0, -1.0)
+    ok = (np.random.default_rng(0).normal(0, 0.1, 32000).astype(np.float32), 16000)
+    huge = ((np.full(32000, 3e38) * sign).astype(np.float32), 16000)  # finite, overflows in the fbank
+    batch = preprocess_batch("audio", [ok, huge], on_error="skip")
+    assert batch.tensor is not None and batch.tensor.shape[0] == 1 and torch.isfinite(batch.tensor).all()
+    assert [s.index for s in batch.skipped] == [1] and "non-finite" in batch.skipped[0].error
+    with pytest.raises(InputError, match=r"audio\[1\] .*non-finite"):
+        preprocess_batch("audio", [ok, huge])
+
+
+def test_memory_error_of_one_item_is_that_items_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def greedy(item: np.ndarray, **options: object) -> torch.Tensor:
+        if item.shape[1] > 1000:
+            np.empty(1 << 62, dtype=np.uint8)  # numpy raises MemoryError: no real allocation
+        return imu.preprocess(item, **options)
+
+    monkeypatch.setitem(PREPROCESSORS, "imu", greedy)
+    batch = preprocess_batch("imu", [_imu(0), _imu(1, steps=1500)], on_error="skip")
+    assert batch.tensor is not None and batch.tensor.shape[0] == 1
+    assert batch.skipped[0].index == 1 and "Unable to allocate" in batch.skipped[0].error
+
+
+def test_numpy_image_batch_is_n_images() -> None:
+    images = np.random.default_rng(0).integers(0, 256, (3, 40, 50, 3), dtype=np.uint8)
+    items = as_item_list("vision", images)
+    assert len(items) == 3
+    batch = preprocess_batch("vision", items)
+    for row, image in zip(batch.tensor, images):
+        assert torch.equal(row, vision.preprocess(image))

@@ -14,11 +14,13 @@ file object, a PIL image, a numpy array, or a tensor of another shape.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import numbers
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Callable, Literal, Mapping, Sequence
 
+import numpy as np
 import torch
 
 from . import audio, depth, imu, thermal, video, vision
@@ -34,6 +36,15 @@ PREPROCESSORS: dict[str, Callable[..., torch.Tensor]] = {
     "depth": depth.preprocess,
     "thermal": thermal.preprocess,
     "imu": imu.preprocess,
+}
+# Input kind -> its option check (ValueError for bad values; same keywords as the preprocessor).
+OPTION_CHECKS: dict[str, Callable[..., None]] = {
+    "vision": vision.check_options,
+    "video": video.check_options,
+    "audio": audio.check_options,
+    "depth": depth.check_options,
+    "thermal": thermal.check_options,
+    "imu": imu.check_options,
 }
 ITEM_SHAPES: dict[str, tuple[int, ...]] = {
     "vision": vision.ITEM_SHAPE,
@@ -72,6 +83,32 @@ def item_shape(kind: str) -> tuple[int, ...]:
     return ITEM_SHAPES[kind]
 
 
+def option_names(kind: str) -> list[str]:
+    """The keyword options the preprocessor of ``kind`` takes."""
+    item_shape(kind)  # refuses an unknown kind
+    parameters = inspect.signature(PREPROCESSORS[kind]).parameters.values()
+    return [p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY]
+
+
+def validate_options(kind: str, options: Mapping[str, Any]) -> None:
+    """ValueError for an unknown option name or an invalid value, before any item is read.
+
+    Options apply to every item, so a bad one is the caller's error, never a skipped item.
+    """
+    valid = option_names(kind)
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        listed = ", ".join(valid) if valid else "none"
+        names = ", ".join(map(repr, unknown))
+        raise ValueError(f"unknown {kind} option(s) {names}; valid {kind} options: {listed}")
+    OPTION_CHECKS[kind](**options)
+
+
+def _is_numpy_image_batch(kind: str, value: Any) -> bool:
+    """A (N, H, W, C) array of images passed as vision: N items, as a tensor batch is."""
+    return kind == "vision" and isinstance(value, np.ndarray) and value.ndim == 4 and value.shape[-1] in (1, 3, 4)
+
+
 def _is_audio_pair(value: Any) -> bool:
     return (
         isinstance(value, tuple)
@@ -86,6 +123,8 @@ def as_item_list(kind: str, value: Any) -> list[Any]:
     shape = item_shape(kind)  # also refuses an unknown kind
     if isinstance(value, torch.Tensor) and tuple(value.shape[1:]) == shape:
         return list(value.unbind(0))
+    if _is_numpy_image_batch(kind, value):
+        return list(value)
     if kind == "audio" and _is_audio_pair(value):
         return [value]
     if isinstance(value, (list, tuple)):
@@ -103,7 +142,8 @@ def preprocess_one(kind: str, item: Any, **options: Any) -> torch.Tensor:
     out = PREPROCESSORS[kind](item, **options)
     if tuple(out.shape) != shape:  # a bug in a preprocessor, not a user error
         raise RuntimeError(f"{kind} preprocessing returned {tuple(out.shape)}, not {shape}")
-    return out
+    # Finite but extreme data (e.g. audio at 3e38) can overflow in the transform.
+    return check_finite(out, "preprocessed input")
 
 
 def preprocess_batch(
@@ -120,18 +160,19 @@ def preprocess_batch(
     """
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    validate_options(kind, options)
     rows, sources, skipped = [], [], []
     for index, item in enumerate(items):
         source = describe(item)
         try:
             rows.append(preprocess_one(kind, item, **options))
-        except (InputError, FileNotFoundError, OSError, ValueError) as exc:
-            message = f"{kind}[{index}] ({source}): {exc}"
+        except (InputError, OSError, ValueError, MemoryError) as exc:  # this item's fault
+            message = f"{kind}[{index}] ({source}): {exc or type(exc).__name__}"
             if on_error == "raise":
                 error = FileNotFoundError if isinstance(exc, FileNotFoundError) else InputError
                 raise error(message) from exc
             logger.warning("skipping %s", message)
-            skipped.append(Skipped(index, source, str(exc)))
+            skipped.append(Skipped(index, source, str(exc) or type(exc).__name__))
             continue
         sources.append(source)
     tensor = torch.stack(rows) if rows else None
@@ -149,6 +190,8 @@ __all__ = [
     "check_finite",
     "describe",
     "item_shape",
+    "option_names",
+    "validate_options",
     "preprocess_batch",
     "preprocess_one",
 ]

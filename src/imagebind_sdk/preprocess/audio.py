@@ -43,7 +43,9 @@ ITEM_SHAPE = (NUM_CLIPS, 1, NUM_MEL_BINS, TARGET_LEN)
 RESAMPLE_FILTER_WIDTH = 6
 RESAMPLE_ROLLOFF = 0.99
 # Files longer than this (samples per channel at their own rate, ~95 s at 44.1 kHz) are
-# not decoded whole: only the three clips' spans are read (same numbers, bounded memory).
+# not decoded whole: only the three clips' spans are read (bounded memory). The numbers
+# are bit-identical for rates >= 16 kHz; upsampled ones (8 kHz) differ by up to 1e-4
+# under MKL_CBWR, whose convolution rounds differently on a shorter input.
 WHOLE_DECODE_MAX_FRAMES = 2**22
 
 MIN_SAMPLES = SAMPLE_RATE * FRAME_LENGTH_MS // 1000  # one analysis frame (400)
@@ -69,6 +71,10 @@ def preprocess(item: Any) -> torch.Tensor:
             return _reader_to_fbanks(reader)
     waveform, sample_rate = load_waveform(item)
     return clips_to_fbanks(resample(waveform, sample_rate))
+
+
+def check_options() -> None:
+    """Audio takes no options: the reference's transform has no free parameter."""
 
 
 def _encoded_source(item: Any) -> Any:

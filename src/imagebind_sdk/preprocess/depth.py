@@ -85,7 +85,9 @@ def preprocess(
         focal_length: focal length in pixels for ``"disparity"``.
         max_disparity: disparity clamp and divisor for ``"disparity"``.
     """
-    _check_options(mode, depth_scale, baseline, focal_length, max_disparity)
+    check_options(
+        mode=mode, depth_scale=depth_scale, baseline=baseline, focal_length=focal_length, max_disparity=max_disparity
+    )
     values, relative = load_depth(item, depth_scale=depth_scale)
     if not relative:
         values = depth_to_model_values(
@@ -195,9 +197,15 @@ def _check_metric(depth: np.ndarray) -> None:
         )
 
 
-def _check_options(
-    mode: str, depth_scale: float, baseline: float, focal_length: float, max_disparity: float
+def check_options(
+    *,
+    mode: str = DEFAULT_MODE,
+    depth_scale: float = DEFAULT_DEPTH_SCALE,
+    baseline: float = KINECT_BASELINE_M,
+    focal_length: float = KINECT_FOCAL_PX,
+    max_disparity: float = MAX_DISPARITY,
 ) -> None:
+    """ValueError for an invalid option value (checked before any item is read)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     positive_number("depth_scale", depth_scale)

@@ -95,8 +95,7 @@ def preprocess(
         crop: which 2000 steps of a longer log to keep: ``"start"`` (default),
             ``"center"`` or ``"end"``. Shorter logs are zero-padded on the right.
     """
-    if crop not in CROPS:
-        raise ValueError(f"crop must be one of {CROPS}, got {crop!r}")
+    check_options(sample_rate=sample_rate, target_rate=target_rate, crop=crop)
     signal = _prepared(item, sample_rate, target_rate)
     length = signal.shape[1]
     if length > WINDOW:
@@ -104,6 +103,17 @@ def preprocess(
         logger.info("IMU log has %d steps; keeping steps %d-%d", length, start, start + WINDOW)
         return signal[:, start : start + WINDOW].contiguous()
     return _pad(signal)
+
+
+def check_options(
+    *, sample_rate: float | None = None, target_rate: float = MODEL_SAMPLE_RATE, crop: Crop = "start"
+) -> None:
+    """ValueError for an invalid option value (checked before any item is read)."""
+    if crop not in CROPS:
+        raise ValueError(f"crop must be one of {CROPS}, got {crop!r}")
+    if sample_rate is not None:
+        positive_number("sample_rate", sample_rate, "Hz")
+    positive_number("target_rate", target_rate, "Hz")
 
 
 def windows(

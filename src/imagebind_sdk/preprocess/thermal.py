@@ -63,8 +63,7 @@ def preprocess(item: Any, *, normalize: bool = False) -> torch.Tensor:
         normalize: subtract ``NORM_MEAN`` and divide by ``NORM_STD`` after scaling
             to [0, 1].
     """
-    if not isinstance(normalize, bool):
-        raise ValueError(f"normalize must be True or False, got {normalize!r}")
+    check_options(normalize=normalize)
     image = load_thermal(item)
     if image.mode == "F":  # clip bicubic overshoot, as 8-bit resampling does
         tensor = single_band_to_input(image).clamp_(0.0, 1.0)
@@ -74,6 +73,12 @@ def preprocess(item: Any, *, normalize: bool = False) -> torch.Tensor:
         tensor = (tensor - NORM_MEAN) / NORM_STD
     require_finite(tensor, "thermal output")
     return tensor
+
+
+def check_options(*, normalize: bool = False) -> None:
+    """ValueError for an invalid option value (checked before any item is read)."""
+    if not isinstance(normalize, bool):
+        raise ValueError(f"normalize must be True or False, got {normalize!r}")
 
 
 def load_thermal(item: Any) -> Image.Image:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from .image import IMAGE_SIZE, check_size
+from .options import positive_number
 from .sources import InputError, as_binary_stream, source_kind, tensor_to_numpy
 from .vision import MEAN, STD
 
@@ -44,11 +45,12 @@ def preprocess(item: Any, *, fps: float | None = None) -> torch.Tensor:
     decoded frames ``(T, H, W, 3)`` uint8 (numpy or torch) together with ``fps``.
     ``fps`` applies to decoded frames only; files use their stream's average rate.
     """
+    check_options(fps=fps)
     if isinstance(item, (np.ndarray, torch.Tensor)):
         frames = _frames_from_array(item)
         if fps is None:
             raise InputError("decoded frames need their frame rate: pass fps=<frames per second>")
-        indices = clip_frame_indices(frames.shape[0], _check_fps(fps))
+        indices = clip_frame_indices(frames.shape[0], float(fps))
         selected = frames[indices]
     elif source_kind(item) is not None:
         selected = decode_clip_frames(item)
@@ -58,6 +60,12 @@ def preprocess(item: Any, *, fps: float | None = None) -> torch.Tensor:
             f"got {type(item).__name__}"
         )
     return frames_to_model_input(np.asarray(selected))
+
+
+def check_options(*, fps: float | None = None) -> None:
+    """ValueError for an invalid option value (checked before any item is read)."""
+    if fps is not None:
+        positive_number("fps", fps, "frames per second")
 
 
 def clip_frame_indices(num_frames: int, fps: float) -> list[int]:
@@ -121,16 +129,6 @@ def three_crops(clip: torch.Tensor, size: int) -> list[torch.Tensor]:
     else:
         offsets = [(y_mid, 0), (y_mid, x_mid), (y_mid, width - size)]
     return [clip[..., y : y + size, x : x + size] for y, x in offsets]
-
-
-def _check_fps(fps: Any) -> float:
-    try:
-        value = float(fps)
-    except (TypeError, ValueError):
-        raise InputError(f"expected a frame rate in frames per second, got {fps!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise InputError(f"expected a positive frame rate, got {fps!r}")
-    return value
 
 
 def _frames_from_array(frames: np.ndarray | torch.Tensor) -> np.ndarray:

@@ -51,8 +51,15 @@ def preprocess(item: Any, *, exif_transpose: bool = False) -> torch.Tensor:
     (1|3, H, W) of uint8 or float in [0, 1]. EXIF orientation is ignored, as in the
     reference, unless ``exif_transpose`` is true.
     """
+    check_options(exif_transpose=exif_transpose)
     image = load_image(item, exif_transpose=exif_transpose)
     return to_model_input(image)
+
+
+def check_options(*, exif_transpose: bool = False) -> None:
+    """ValueError for an invalid option value (checked before any item is read)."""
+    if not isinstance(exif_transpose, bool):
+        raise ValueError(f"exif_transpose must be True or False, got {exif_transpose!r}")
 
 
 def load_image(item: Any, *, exif_transpose: bool = False) -> Image.Image:
