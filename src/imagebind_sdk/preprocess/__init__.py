@@ -23,6 +23,7 @@ from typing import Any, Callable, Literal, Mapping, Sequence
 import numpy as np
 import torch
 
+from ..integrations.hf_datasets import dataset_value
 from . import audio, depth, imu, thermal, video, vision
 from .sources import InputError, check_finite, describe
 
@@ -163,6 +164,7 @@ def preprocess_batch(
     validate_options(kind, options)
     rows, sources, skipped = [], [], []
     for index, item in enumerate(items):
+        item = dataset_value(item)  # Hugging Face datasets feature values (integrations/hf_datasets.py)
         source = describe(item)
         try:
             rows.append(preprocess_one(kind, item, **options))
