@@ -105,7 +105,7 @@ def _top_k(payload: dict[str, Any], n_labels: int) -> int:
 
 @router.post("/v1/zero-shot")
 async def zero_shot(request: Request) -> FastJSONResponse:
-    from ..ops import zero_shot_probs
+    from ..zero_shot import zero_shot_probs
     from ..templates import templates_for
 
     service = service_of(request)
