@@ -18,7 +18,7 @@ import sys
 from typing import Sequence
 
 from .. import progress
-from . import checkpoints, compare, embed, index
+from . import checkpoints, compare, embed, index, serve
 from .environment import logging_setup, offline_env
 from .errors import UsageError
 from .options import PROG, Parser, add_global_options, short_usage
@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     compare,
     index,
     checkpoints,
+    serve,
 )
 
 DESCRIPTION = """\
