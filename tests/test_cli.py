@@ -165,8 +165,8 @@ def test_embed_skip_bad_files(capsys, tmp_path, assets_dir):
     captured = capsys.readouterr()
     assert [json.loads(line)["source"] for line in captured.out.splitlines()] == [str(assets_dir / "dog_image.jpg")]
     # reported once, by the command (the library's warning is held back), naming the item
-    assert captured.err.splitlines() == [f"imagebind-sdk: skipped vision[0] ({bad}): "
-                                         "expected an image file, found data PIL cannot identify as an image"]
+    [line] = captured.err.splitlines()
+    assert line.startswith(f"imagebind-sdk: skipped vision[0] ({bad}): expected an image file"), line
 
 
 def test_embed_bulk_mode_resumes(cli_env, capsys, tmp_path, assets_dir, tiny_model):
