@@ -25,6 +25,7 @@ from .zero_shot import ZeroShotResult, build_label_embeddings, zero_shot_probs
 
 if TYPE_CHECKING:
     from .bulk import BulkResult
+    from .windows import WindowEmbeddings
 
 logger = logging.getLogger(__name__)
 
@@ -270,6 +271,19 @@ class ImageBind:
         from .bulk import embed_files
 
         return embed_files(self, paths_or_dir, modality, **kwargs)
+
+    def embed_windows(self, audio: Any = None, video: Any = None, imu: Any = None, **options: Any) -> "WindowEmbeddings":
+        """Long recordings -> one vector per window with ``start_s``/``end_s``; see :func:`imagebind_sdk.windows.embed_windows`."""
+        from .windows import embed_windows
+
+        return embed_windows(self, audio=audio, video=video, imu=imu, **options)
+
+    def find_moments(self, text: str | None = None, **options: Any) -> list[dict[str, Any]]:
+        """Where ``text`` happens in recordings, e.g. ``find_moments(text="applause", audio="talk.mp3")``;
+        see :func:`imagebind_sdk.moments.find_moments_in`."""
+        from .moments import find_moments_in
+
+        return find_moments_in(self, text, **options)
 
     def _embed_text(
         self, value: str | Sequence[str], batch_size: int, progress: bool | None = None, normalize: bool = True
