@@ -16,7 +16,7 @@ import os
 import sys
 from typing import Sequence
 
-from . import checkpoints, compare, embed, index, serve
+from . import checkpoints, compare, embed, index, moments, serve
 from .environment import logging_setup, offline_env
 from .options import PROG, UsageError, add_global_options
 
@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     index,
     checkpoints,
     serve,
+    moments,
 )
 
 DESCRIPTION = """\
