@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 
 # Tone bursts of the moments recording: (start s, frequency Hz), each BURST_S long.
-BURSTS = ((125.0, 440.0), (300.0, 1500.0), (471.0, 3200.0))
+BURSTS = ((65.0, 440.0), (150.0, 1500.0), (231.0, 3200.0))
 BURST_S = 4.0
-NOISE_MINUTES = 10
+NOISE_MINUTES = 5
 REFERENCE_VIDEO_STEP = Fraction(81, 8)  # the 42.5 s video's reference clip step: (42.5 - 2) / 4
 
 def write_video(path: Path, frames: int, fps: int, size: tuple[int, int] = (320, 180)) -> Path:
