@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from window_media import BURST_S, BURSTS, NOISE_MINUTES, write_video
+from .window_media import BURST_S, BURSTS, NOISE_MINUTES, write_video
 
 
 @pytest.fixture(scope="session")

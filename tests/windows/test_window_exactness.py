@@ -17,7 +17,7 @@ import pytest
 import soundfile
 import torch
 
-from window_media import REFERENCE_VIDEO_STEP, write_video
+from .window_media import REFERENCE_VIDEO_STEP, write_video
 from imagebind_sdk.preprocess import audio, video
 from imagebind_sdk.preprocess.audio import clip_bounds, decode_span, log_mel
 

@@ -13,7 +13,7 @@ import torch
 from imagebind_sdk.index import EmbeddingIndex
 from imagebind_sdk.moments import find_moments, format_timestamp
 from imagebind_sdk.windows import Windows
-from window_media import BURST_S, BURSTS, NOISE_MINUTES
+from .window_media import BURST_S, BURSTS, NOISE_MINUTES
 
 
 def overlaps(moment: dict, start: float, end: float) -> bool:
