@@ -269,16 +269,11 @@ class ImageBind:
         >>> result = model.embed_files("photos/", batch_size=32, num_workers=2, out="photos.emb")
         >>> result.embeddings.vision.shape
 
-        ``windows=True``: audio/video/IMU files as windows with timestamps, in memory
-        (:func:`imagebind_sdk.bulk_windows.embed_files_windows`).
+        ``windows=True``: audio/video/IMU files as windows with timestamps, also to ``out``
+        (:mod:`imagebind_sdk.bulk_windows`).
         """
-        from .bulk import embed_files, list_files
+        from .bulk import embed_files
 
-        if kwargs.pop("windows", False):  # long recordings as windows with timestamps (bulk_windows.py)
-            from .bulk_windows import embed_files_windows
-
-            return embed_files_windows(self, list_files(paths_or_dir, recursive=kwargs.pop("recursive", True)),
-                                       modality, **kwargs)
         return embed_files(self, paths_or_dir, modality, **kwargs)
 
     def embed_windows(self, audio: Any = None, video: Any = None, imu: Any = None, **options: Any) -> "WindowEmbeddings":

@@ -31,8 +31,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from .kinds import ENCODER_OF, FILE_KINDS, GLOB_CHARS, KIND_OF_EXTENSION, infer_kind
 from .progress import progress_bar
-from .bulk_format import FileStat, assemble, checkpoint_identity, load_bulk_output, stat_file
-from .bulk_store import BulkStore
+from .bulk_format import FileStat, assemble, load_bulk_output, stat_file
+from .bulk_store import BulkStore, open_store
+from .bulk_windows import WindowFilesResult, embed_files_windows
 from .embeddings import Embeddings
 from .preprocess import preprocess_one
 
@@ -255,13 +256,6 @@ def _check_args(modality: str | None, batch_size: int, num_workers: int, options
         raise ValueError(f"options for unknown input kinds {unknown}; expected some of {FILE_KINDS}")
 
 
-def open_store(model: Any, out: str | os.PathLike[str], resume: bool) -> BulkStore:
-    """The output folder for ``model``'s embeddings (created, or checked for resuming)."""
-    dtype = str(getattr(model, "dtype", "float32")).removeprefix("torch.")
-    checkpoint = checkpoint_identity(str(getattr(model, "source", "")), getattr(model, "revision", None))
-    return BulkStore.open(out, checkpoint, int(model.embedding_dim), resume=resume, model_dtype=dtype)
-
-
 def _outcomes(
     planned: Sequence[tuple[FileStat, str]],
     new: Mapping[int, torch.Tensor | str],
@@ -290,7 +284,9 @@ def embed_files(
     recursive: bool = True,
     progress: bool | None = None,
     options: Mapping[str, Mapping[str, Any]] | None = None,
-) -> BulkResult:
+    windows: bool = False,
+    **window_options: Any,
+) -> BulkResult | WindowFilesResult:
     """Embed files with an ``ImageBind`` model; optionally stream the results to ``out``.
 
     ``paths_or_dir``: a directory (walked in sorted order, hidden entries skipped), a
@@ -299,8 +295,8 @@ def embed_files(
     video, ``.csv`` -> imu; depth and thermal must be named) and files with other
     extensions are reported in ``unsupported``. ``options`` passes preprocessing
     options per kind, e.g. ``{"imu": {"sample_rate": 400}}``. ``num_workers``
-    processes decode files while the model runs; ``progress`` shows a tqdm bar
-    (default: when stderr is a terminal).
+    processes decode files while the model runs (a batch holds ``batch_size`` inputs:
+    image 0.6 MB, audio 1 MB, video 18 MB); ``progress``: a tqdm bar (default: on a tty).
 
     With ``out=DIR`` every batch is written to ``DIR`` as a Parquet part file as soon
     as it is embedded (see :mod:`imagebind_sdk.bulk_format`). Re-running with the same ``out`` (``resume=True``,
@@ -308,11 +304,26 @@ def embed_files(
     size and mtime); changed files are embedded again and their new rows win. Files
     that failed are tried again on every run. ``resume=False`` refuses a non-empty
     ``out``. The result always covers all the given files in input order.
-    Memory: a batch holds ``batch_size`` model inputs (image 0.6 MB, audio 1 MB, video 18 MB).
+    ``windows=True`` (``window_s``/``hop_s``): long recordings as windows with timestamps,
+    a :class:`~imagebind_sdk.bulk_windows.WindowFilesResult` (see :mod:`imagebind_sdk.bulk_windows`).
     """
-    options = dict(options or {})
+    files = list_files(paths_or_dir, recursive=recursive)
+    common = dict(out=out, resume=resume, batch_size=batch_size, num_workers=num_workers, progress=progress)
+    if windows:
+        return embed_files_windows(model, files, modality, options=options, **common, **window_options)
+    if window_options:
+        raise TypeError(f"embed_files() got unexpected keyword arguments {sorted(window_options)} "
+                        "(window_s/hop_s go with windows=True)")
+    return _embed_whole_files(model, files, modality, options=dict(options or {}), **common)
+
+
+def _embed_whole_files(
+    model: Any, files: list[str], modality: str | None, *, out: str | os.PathLike[str] | None, resume: bool,
+    batch_size: int, num_workers: int, progress: bool | None, options: dict[str, Mapping[str, Any]],
+) -> BulkResult:
+    """:func:`embed_files` of whole files, one row each."""
     _check_args(modality, batch_size, num_workers, options)
-    planned, unsupported = _plan(list_files(paths_or_dir, recursive=recursive), modality)
+    planned, unsupported = _plan(files, modality)
     for kind in dict.fromkeys(kind for _, kind in planned):
         model.encoder(ENCODER_OF[kind])  # fail fast on an encoder that is not loaded
     dim = int(model.embedding_dim)

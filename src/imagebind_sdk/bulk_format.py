@@ -12,6 +12,13 @@ Layout of an output folder ``DIR`` (written by ``embed_files(..., out=DIR)`` and
         mtime_ns  int64    st_mtime_ns when it was read (null if unknown)
         embedding fixed_size_list<float32>[embedding_dim]  (null when it failed)
         error     string   "ExceptionType: message" (null when embedded)
+        start_s   float64  a window's start in seconds (only in parts of windows)
+        end_s     float64  a window's end in seconds (only in parts of windows)
+
+An output of ``embed_files(..., windows=True)`` holds one row per window (the rows of
+one file in one part) and records its window spans in ``_info.json`` (``windows``);
+:func:`load_bulk_output` then returns a :class:`~imagebind_sdk.windows.WindowEmbeddings`.
+Parts without ``start_s``/``end_s`` (whole files, and every part of older versions) read them as nulls.
 
 Any Parquet reader takes ``DIR/*.parquet`` as one table (pyarrow, pandas, DuckDB,
 Spark, Hugging Face datasets): files starting with ``_`` or ``.`` are not parts. A part file is written under a hidden temp name,
@@ -118,9 +125,12 @@ def checkpoint_identity(source: str | os.PathLike[str], revision: str | None = N
     return {"source": text, "revision": revision}
 
 
-def make_info(checkpoint: Mapping[str, Any], embedding_dim: int, model_dtype: str = "float32") -> dict[str, Any]:
-    """The ``info.json`` of a new output folder (a fresh ``output_id``)."""
-    return {
+def make_info(
+    checkpoint: Mapping[str, Any], embedding_dim: int, model_dtype: str = "float32",
+    windows: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The ``info.json`` of a new output folder (a fresh ``output_id``); ``windows``: spans per kind."""
+    return ({"windows": dict(windows)} if windows is not None else {}) | {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "output_id": uuid.uuid4().hex,
@@ -169,10 +179,13 @@ def read_info(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
     checkpoint = info.get("checkpoint")
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("source"), str):
         raise ValueError(f"{path}: checkpoint must be an object with a string source, got {checkpoint!r}")
+    if not isinstance(info.get("windows", {}), dict):
+        raise ValueError(f"{path}: windows must be an object of window spans per kind, got {info['windows']!r}")
     return info
 
 
-def schema(dim: int) -> pa.Schema:
+def schema(dim: int, windows: bool = True) -> pa.Schema:
+    """The part schema; ``windows=False`` leaves out ``start_s``/``end_s`` (whole-file parts)."""
     import pyarrow as pa
     return pa.schema([
         ("path", pa.string()),
@@ -181,11 +194,20 @@ def schema(dim: int) -> pa.Schema:
         ("mtime_ns", pa.int64()),
         ("embedding", pa.list_(pa.float32(), dim)),
         ("error", pa.string()),
+        *([("start_s", pa.float64()), ("end_s", pa.float64())] if windows else []),
     ])
 
+# Columns of window parts only (whole-file parts stay readable by older versions); read as nulls elsewhere.
+OPTIONAL_COLUMNS = ("start_s", "end_s")
 
-def records_table(records: Sequence[tuple[FileStat, str, Any]], dim: int) -> pa.Table:
-    """``(stat, kind, embedding row or error message)`` -> a table of the part schema."""
+
+def records_table(
+    records: Sequence[tuple[FileStat, str, Any]], dim: int, spans: Sequence[tuple[float | None, float | None]] | None = None
+) -> pa.Table:
+    """``(stat, kind, embedding row or error message)`` -> a table of the part schema.
+
+    ``spans``: ``(start_s, end_s)`` per record, for windows (adds those columns).
+    """
     import pyarrow as pa
     failed = [isinstance(value, str) for _, _, value in records]
     values = np.zeros((len(records), dim), dtype=np.float32)  # failed rows keep zeros under the null
@@ -200,7 +222,9 @@ def records_table(records: Sequence[tuple[FileStat, str, Any]], dim: int) -> pa.
         "mtime_ns": pa.array([s.mtime_ns for s, _, _ in records], pa.int64()),
         "embedding": embedding,
         "error": pa.array([v if isinstance(v, str) else None for _, _, v in records], pa.string()),
-    }, schema=schema(dim))
+        **({"start_s": pa.array([a for a, _ in spans], pa.float64()),
+            "end_s": pa.array([b for _, b in spans], pa.float64())} if spans else {}),
+    }, schema=schema(dim, windows=bool(spans)))
 
 
 def _fsync_dir(path: Path) -> None:
@@ -268,7 +292,11 @@ def read_part(path: Path, info: Mapping[str, Any], columns: Sequence[str] | None
     try:
         handle = pq.ParquetFile(path, page_checksum_verification=True)
         meta = json.loads((handle.schema_arrow.metadata or {}).get(META_KEY, b"null"))
-        table = handle.read(columns=list(columns) if columns else None)
+        names = handle.schema_arrow.names
+        wanted = list(columns or [])
+        table = handle.read(columns=[c for c in wanted if c in names or c not in OPTIONAL_COLUMNS] or None)
+        for name in (c for c in OPTIONAL_COLUMNS if c in wanted and c not in names):  # a whole-file part
+            table = table.append_column(name, pa.nulls(table.num_rows, pa.float64()))
     except (OSError, pa.ArrowException, ValueError) as exc:
         raise PartError(path, f"damaged part file ({type(exc).__name__}: {exc})", damaged=True) from None
     if not isinstance(meta, dict) or meta.get("output_id") != info["output_id"]:
@@ -305,8 +333,14 @@ def newest_records(out_dir: str | os.PathLike[str], info: Mapping[str, Any]) -> 
             stamp = (written, path.name)
             if record["path"] in stamps and stamps[record["path"]] > stamp:
                 continue
+            row = rows[i] if valid[i] and record["error"] is None else None
+            window = (record.get("start_s"), record.get("end_s"), row)
+            if stamps.get(record["path"]) == stamp and window[0] is not None:  # the file's next window
+                latest[record["path"]]["windows"].append(window)
+                continue
             stamps[record["path"]] = stamp
-            record["embedding"] = rows[i] if valid[i] and record["error"] is None else None
+            record["embedding"] = row
+            record["windows"] = [window] if window[0] is not None else []
             latest[record["path"]] = record
     return latest
 
@@ -334,8 +368,11 @@ def assemble(outcomes: Iterable[tuple[str, str, torch.Tensor | str]], dim: int) 
     return Embeddings(data, sources={k: sources[k] for k in order}, skipped=skipped)
 
 
-def load_bulk_output(out_dir: str | os.PathLike[str]) -> Embeddings:
+def load_bulk_output(out_dir: str | os.PathLike[str]) -> Any:
     """Read a bulk output folder: ``Embeddings`` keyed by input kind, paths sorted.
+
+    A folder written with ``windows=True`` gives a ``WindowEmbeddings`` instead: one
+    ``Windows`` (vectors, start_s, end_s) per file, paths sorted, failed files in ``.failed``.
 
     Every path appears once with its newest record: embedded files are rows
     (``.sources`` holds their paths), failed ones are listed in ``.skipped[kind]``
@@ -351,6 +388,10 @@ def load_bulk_output(out_dir: str | os.PathLike[str]) -> Embeddings:
     except PartError as exc:
         hint = "; re-run the job with the same out to redo its items" if exc.damaged else ""
         raise PartError(exc.path, str(exc).split(": ", 1)[1] + hint, damaged=exc.damaged) from None
+    if info.get("windows") is not None:
+        from .windows import windows_from_records  # the windowed result type lives with windows
+
+        return windows_from_records(records)
     outcomes = [
         (r["kind"], p, str(r["error"]) if r["embedding"] is None else torch.from_numpy(r["embedding"]))
         for p, r in sorted(records.items())

@@ -29,6 +29,7 @@ from .bulk_format import (
     FileStat,
     PartError,
     _fsync_dir,
+    checkpoint_identity,
     embedding_rows,
     load_bulk_output,
     make_info,
@@ -45,7 +46,7 @@ try:  # POSIX advisory locking; elsewhere concurrent writers are simply not dete
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["BulkStore", "FileStat", "load_bulk_output", "stat_file"]
+__all__ = ["BulkStore", "FileStat", "load_bulk_output", "open_store", "stat_file"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,8 @@ class BulkStore:
     """An output folder opened for writing (a context manager; :meth:`open` creates or resumes it).
 
     ``latest`` maps each recorded path to its newest record ``{path, kind, size,
-    mtime_ns, error, part, row}`` (no embedding: rows are read back on demand).
+    mtime_ns, error, part, row, rows}`` (no embedding: rows are read back on demand;
+    ``rows`` lists every row of the record in its part, one per window for windows).
     """
 
     def __init__(self, out_dir: Path, info: dict[str, Any], lock_fd: int | None) -> None:
@@ -69,7 +71,7 @@ class BulkStore:
     @classmethod
     def open(
         cls, out_dir: str | os.PathLike[str], checkpoint: Mapping[str, Any], embedding_dim: int,
-        *, resume: bool, model_dtype: str = "float32",
+        *, resume: bool, model_dtype: str = "float32", windows: Mapping[str, Any] | None = None,
     ) -> BulkStore:
         """Create ``out_dir`` or, with ``resume``, continue the output already there.
 
@@ -83,7 +85,7 @@ class BulkStore:
         path.mkdir(parents=True, exist_ok=True)
         lock_fd = _lock(path)
         try:
-            info = _prepare(path, make_info(checkpoint, embedding_dim, model_dtype), resume)
+            info = _prepare(path, make_info(checkpoint, embedding_dim, model_dtype, windows), resume)
             _tidy(path, info)
             store = cls(path, info, lock_fd)
         except BaseException:
@@ -118,14 +120,33 @@ class BulkStore:
         """Commit one batch of ``(file, embedding row or error message)`` as a part file."""
         if not outcomes:
             return None
-        table = records_table([(stat, kind, value) for stat, value in outcomes], self.dim)
+        spans = [(None, None)] * len(outcomes) if self.info.get("windows") is not None else None  # same columns
+        table = records_table([(stat, kind, value) for stat, value in outcomes], self.dim, spans)
         part = write_part(self.out_dir, table, self.info)
         for row, (stat, value) in enumerate(outcomes):
             self.latest[stat.path] = {
                 "path": stat.path, "kind": kind, "size": stat.size, "mtime_ns": stat.mtime_ns,
-                "error": value if isinstance(value, str) else None, "part": part.name, "row": row,
+                "error": value if isinstance(value, str) else None, "part": part.name, "row": row, "rows": [row],
             }
         return part
+
+    def write_windows(self, kind: str, stat: FileStat, vectors: torch.Tensor, spans: list[tuple[float, float]]) -> Path:
+        """Commit every window of one file (``vectors`` (n, D), ``(start_s, end_s)`` each) as one part."""
+        table = records_table([(stat, kind, row) for row in vectors.unbind(0)], self.dim, spans)
+        part = write_part(self.out_dir, table, self.info)
+        self.latest[stat.path] = {"path": stat.path, "kind": kind, "size": stat.size, "mtime_ns": stat.mtime_ns,
+                                  "error": None, "part": part.name, "row": 0, "rows": list(range(len(spans)))}
+        return part
+
+    def windows(self, path: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The newest windows recorded for ``path``: vectors (n, D), start_s and end_s (n,) float64."""
+        record = self.latest[path]
+        table, _ = read_part(self.out_dir / record["part"], self.info, ["embedding", "start_s", "end_s"])
+        rows = record["rows"]
+        vectors = torch.from_numpy(embedding_rows(table.column("embedding"), self.dim)[rows])
+        starts, ends = (torch.tensor(table.column(c).to_numpy(zero_copy_only=False)[rows], dtype=torch.float64)
+                        for c in ("start_s", "end_s"))
+        return vectors, starts, ends
 
     def refresh(self) -> None:
         """Re-read the index (after other processes, e.g. Ray workers, wrote parts)."""
@@ -155,10 +176,11 @@ class BulkStore:
         import pyarrow.compute as pc
 
         stale: dict[str, set[int]] = {}
+        kept = {p: set(r["rows"]) for p, r in self.latest.items()}
         for path in part_files(self.out_dir):
             table, _ = read_part(path, self.info, ["path"])
             for row, item in enumerate(table.column("path").to_pylist()):
-                if self.latest[item]["part"] != path.name or self.latest[item]["row"] != row:
+                if self.latest[item]["part"] != path.name or row not in kept[item]:
                     stale.setdefault(path.name, set()).add(row)
         for name, rows in stale.items():
             table, _ = read_part(self.out_dir / name, self.info)
@@ -172,21 +194,35 @@ class BulkStore:
         return sum(len(rows) for rows in stale.values())
 
 
+def open_store(
+    model: Any, out: str | os.PathLike[str], resume: bool, windows: Mapping[str, Any] | None = None
+) -> BulkStore:
+    """The output folder for ``model``'s embeddings (created, or checked for resuming)."""
+    dtype = str(getattr(model, "dtype", "float32")).removeprefix("torch.")
+    checkpoint = checkpoint_identity(str(getattr(model, "source", "")), getattr(model, "revision", None))
+    return BulkStore.open(out, checkpoint, int(model.embedding_dim), resume=resume, model_dtype=dtype,
+                          windows=windows)
+
+
 def _index(out_dir: Path, info: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """Path -> newest record with its part and row (no embeddings read)."""
     latest: dict[str, dict[str, Any]] = {}
     stamps: dict[str, tuple[int, str]] = {}
     for path in part_files(out_dir):
-        table, written = read_part(path, info, [*INDEX_COLUMNS, "embedding"])
+        table, written = read_part(path, info, [*INDEX_COLUMNS, "start_s", "embedding"])
         valid = table.column("embedding").is_valid().to_pylist()
+        windowed = table.column("start_s").is_valid().to_pylist()
         for row, record in enumerate(table.select(list(INDEX_COLUMNS)).to_pylist()):
             if record["error"] is None and not valid[row]:
                 record["error"] = "no embedding recorded"
             stamp = (written, path.name)
             if stamps.get(record["path"], stamp) > stamp:
                 continue
+            if windowed[row] and stamps.get(record["path"]) == stamp:  # the same file's next window
+                latest[record["path"]]["rows"].append(row)
+                continue
             stamps[record["path"]] = stamp
-            latest[record["path"]] = dict(record, part=path.name, row=row)
+            latest[record["path"]] = dict(record, part=path.name, row=row, rows=[row])
     return latest
 
 
@@ -242,6 +278,12 @@ def _check_compatible(path: Path, existing: Mapping[str, Any], new: Mapping[str,
             f"cannot resume into {path.parent}: {path} was written with checkpoint {existing['checkpoint']}, "
             f"this job uses {new['checkpoint']}; use another out directory"
         )
+    if existing.get("windows") != new.get("windows"):
+        def what(info: Mapping[str, Any]) -> str:
+            return f"windows {info['windows']}" if info.get("windows") is not None else "whole files (no windows)"
+
+        raise ValueError(f"cannot resume into {path.parent}: {path} records {what(existing)}, "
+                         f"this job embeds {what(new)}; use another out directory")
 
 
 def _tidy(path: Path, info: Mapping[str, Any]) -> None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Callable, Iterator, Mapping
 
+import numpy as np
 import torch
 
 from .kinds import ENCODER_OF
@@ -75,10 +76,12 @@ class WindowEmbeddings(Sequence[Windows]):
     """What :func:`embed_windows` returns: one :class:`Windows` per input (audio, then video, then IMU).
 
     ``vectors``, ``start_s``, ``end_s`` and :meth:`metadata` concatenate every input's rows.
+    ``failed``: ``(source, error)`` of inputs with no windows (read from a bulk output folder).
     """
 
-    def __init__(self, items: Sequence[Windows]) -> None:
+    def __init__(self, items: Sequence[Windows], failed: Sequence[tuple[str, str]] = ()) -> None:
         self._items = list(items)
+        self.failed = list(failed)
 
     def __getitem__(self, index: int) -> Windows:  # type: ignore[override]
         return self._items[index]
@@ -119,6 +122,25 @@ class WindowEmbeddings(Sequence[Windows]):
     def add_to(self, index: Any) -> list[str]:
         """Add every window to an :class:`~imagebind_sdk.index.EmbeddingIndex`, timestamps in metadata."""
         return index.add(self.vectors, ids=self.ids(), metadata=self.metadata())
+
+
+def windows_from_records(records: Mapping[str, Mapping[str, Any]]) -> WindowEmbeddings:
+    """A windowed bulk output's newest records (path -> record with ``windows``) -> WindowEmbeddings, paths sorted."""
+    items, failed = [], []
+    for path, record in sorted(records.items()):
+        rows = record["windows"]
+        if record["error"] is not None or not rows or any(v is None for _, _, v in rows):
+            failed.append((path, str(record["error"] or "no embedding recorded")))
+            continue
+        items.append(Windows(record["kind"], path, torch.from_numpy(np.stack([v for _, _, v in rows])),
+                             torch.tensor([a for a, _, _ in rows], dtype=torch.float64),
+                             torch.tensor([b for _, b, _ in rows], dtype=torch.float64)))
+    return WindowEmbeddings(items, failed)
+
+
+def window_spans(window_s: Any = None, hop_s: Any = None) -> dict[str, list[str]]:
+    """``{kind: [window, hop]}`` as exact fraction strings (what a windowed bulk output records)."""
+    return {kind: [str(x) for x in _spans(kind, window_s, hop_s)] for kind in WINDOW_KINDS}
 
 
 def _spans(kind: str, window_s: Any, hop_s: Any) -> tuple[Fraction, Fraction]:
