@@ -24,8 +24,9 @@ from .windowing import WindowPlan, clip_offsets, window_starts
 logger = logging.getLogger(__name__)
 
 # Windows per batch at most: one window (one clip) is 3 crops x 3 x 2 x 224 x 224 float32
-# = 3.6 MB, so batches stay near 30 MB whatever batch_size asks for.
-MAX_CLIPS_PER_BATCH = 8
+# = 3.6 MB. Memory in flight is a few batches (the encoder's, its activations, the queued
+# ones, the one being filled), so this, not the recording's length, sets the peak.
+MAX_CLIPS_PER_BATCH = 4  # 12 clips a forward pass: less than one whole video item (15)
 
 
 def video_windows(item: Any, window: Fraction, hop: Fraction, batch_size: int) -> Iterator[WindowPlan | torch.Tensor]:
@@ -56,22 +57,28 @@ def video_windows(item: Any, window: Fraction, hop: Fraction, batch_size: int) -
 def _batches(
     frames: Iterator[tuple[int, np.ndarray]], picks: list[list[list[int]]], size: int
 ) -> Iterator[torch.Tensor]:
-    """Decoded (index, frame) pairs -> batches of windows, keeping only frames still needed."""
+    """Decoded (index, frame) pairs -> batches of windows, keeping only frames still needed.
+
+    Each batch is allocated once and the crops are written into it (no list of rows
+    stacked into a second copy), so a batch costs its own size and no more.
+    """
     kept: dict[int, np.ndarray] = {}
-    rows: list[torch.Tensor] = []
+    batch: torch.Tensor | None = None
     done = 0
     for index, frame in frames:
         kept[index] = frame
         while done < len(picks) and max(i for c in picks[done] for i in c) <= index:
             crops = [crop for clip in picks[done] for crop in clip_crops(np.stack([kept[i] for i in clip]))]
-            rows.append(torch.stack(crops))
+            if batch is None:
+                batch = torch.empty(min(size, len(picks) - done), len(crops), *crops[0].shape)
+            row = done % size
+            for column, crop in enumerate(crops):
+                batch[row, column] = crop
             done += 1
-            if len(rows) == size:
-                yield torch.stack(rows)
-                rows = []
+            if row + 1 == batch.shape[0]:
+                yield batch
+                batch = None
             if done < len(picks):
                 needed = min(i for c in picks[done] for i in c)
                 for old in [i for i in kept if i < needed]:
                     del kept[old]
-    if rows:
-        yield torch.stack(rows)
