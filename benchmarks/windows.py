@@ -6,9 +6,11 @@ Generates a 2-hour 16 kHz mono WAV and a 1-hour 640x360 H.264 video (once, in
 --workdir), then runs each case in a fresh process: load the model, note its RSS,
 run ``embed_windows`` and report windows/s and the peak RSS above the loaded model
 (``ru_maxrss`` after the run minus the RSS after loading). The overlap rows run the
-same input with ``prefetch=False`` (decode in the calling thread) and ``True``
-(background decoder), one after the other in one process. Prints one JSON line per
-case and writes them to benchmarks/results/windows.json.
+same input alternating ``prefetch=False`` (decode in the calling thread) and ``True``
+(background decoder) twice in one process, and record torch's intra-op threads and
+the OpenMP environment; the ``_passive`` rows run them with ``OMP_WAIT_POLICY=PASSIVE``
+(OpenMP workers sleep at once instead of spinning after a parallel region). Prints
+one JSON line per case and writes them to benchmarks/results/windows.json.
 """
 
 from __future__ import annotations
@@ -61,26 +63,31 @@ def rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def child(checkpoint: str, modalities: list[str], kind: str, path: str, overlap: bool) -> dict:
+def child(checkpoint: str, modalities: list[str], kind: str, path: str, overlap: bool, hop: float | None) -> dict:
     """One case in this (fresh) process."""
     from imagebind_sdk import ImageBind
 
+    import torch
+
     model = ImageBind.load(checkpoint, modalities=modalities, device="cpu")
     base = rss_mb()
-    runs = {}
-    for prefetch in ((False, True) if overlap else (True,)):
-        start = time.perf_counter()
-        out = model.embed_windows(**{kind: path}, prefetch=prefetch, progress=False)
+    runs: dict[str, list] = {}
+    for prefetch in ((False, True, False, True) if overlap else (True,)):
+        start, cpu = time.perf_counter(), time.process_time()
+        out = model.embed_windows(**{kind: path}, prefetch=prefetch, progress=False, hop_s=hop)
         seconds = time.perf_counter() - start
-        runs["prefetch" if prefetch else "inline"] = {"windows": len(out[0]), "seconds": round(seconds, 1),
-                                                      "windows_per_s": round(len(out[0]) / seconds, 1)}
+        runs.setdefault("prefetch" if prefetch else "inline", []).append(
+            {"windows": len(out[0]), "seconds": round(seconds, 1), "cpu_s": round(time.process_time() - cpu, 1),
+             "windows_per_s": round(len(out[0]) / seconds, 1)})
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"checkpoint": Path(checkpoint).name, "kind": kind, "file": Path(path).name,
+    env = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
+    return {"checkpoint": Path(checkpoint).name, "kind": kind, "file": Path(path).name, "hop_s": hop,
+            "torch_threads": torch.get_num_threads(), **env,
             "model_rss_mb": round(base), "peak_above_model_mb": round(peak - base), **runs}
 
 
-def run_case(*args: str) -> dict:
-    env = {**os.environ, "MKL_CBWR": "COMPATIBLE"}
+def run_case(*args: str, passive: bool = False) -> dict:
+    env = {**os.environ, "MKL_CBWR": "COMPATIBLE", **({"OMP_WAIT_POLICY": "PASSIVE"} if passive else {})}
     res = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, env=env)
     if res.returncode:
         raise RuntimeError(res.stderr[-3000:])
@@ -93,11 +100,14 @@ def main() -> None:
     parser.add_argument("--video-fps", type=int, default=10)
     parser.add_argument("--huge", default="/work/ib-huge")
     parser.add_argument("--only", nargs="*", default=None, help="case names to run")
-    parser.add_argument("--child", nargs=5, metavar=("CKPT", "MODALITIES", "KIND", "PATH", "OVERLAP"))
+    parser.add_argument("--hop", type=float, default=None,
+                        help="hop in seconds for every case (default: per kind, 1 s); a long hop still "
+                        "decodes the whole file but encodes fewer windows (for the full-size model on CPU)")
+    parser.add_argument("--child", nargs=6, metavar=("CKPT", "MODALITIES", "KIND", "PATH", "OVERLAP", "HOP"))
     args = parser.parse_args()
     if args.child:
-        ckpt, mods, kind, path, overlap = args.child
-        print(json.dumps(child(ckpt, mods.split(","), kind, path, overlap == "1")))
+        ckpt, mods, kind, path, overlap, hop = args.child
+        print(json.dumps(child(ckpt, mods.split(","), kind, path, overlap == "1", None if hop == "-" else float(hop))))
         return
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -110,6 +120,8 @@ def main() -> None:
         "tiny_video_1h": (str(TINY), "vision", "video", "video1h", "0"),
         "tiny_audio_overlap": (str(TINY), "audio", "audio", "wav20m", "1"),
         "tiny_video_overlap": (str(TINY), "vision", "video", "video5m", "1"),
+        "tiny_audio_overlap_passive": (str(TINY), "audio", "audio", "wav20m", "1"),
+        "tiny_video_overlap_passive": (str(TINY), "vision", "video", "video5m", "1"),
         "huge_audio_2h": (args.huge, "audio", "audio", "wav2h", "0"),
     }
     results = []
@@ -117,9 +129,11 @@ def main() -> None:
         if args.only and name not in args.only:
             continue
         path, make = files[key]
-        if not path.exists():
-            make(path)
-        row = {"case": name, **run_case(ckpt, mods, kind, str(path), overlap)}
+        if not path.exists():  # written under a temp name: an interrupted run leaves no short file
+            make(path.with_name(f"tmp_{path.name}"))
+            path.with_name(f"tmp_{path.name}").replace(path)
+        hop = "-" if args.hop is None else str(args.hop)
+        row = {"case": name, **run_case(ckpt, mods, kind, str(path), overlap, hop, passive=name.endswith("_passive"))}
         print(json.dumps(row), flush=True)
         results.append(row)
     out = HERE / "results" / "windows.json"
