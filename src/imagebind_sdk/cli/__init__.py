@@ -16,7 +16,7 @@ import os
 import sys
 from typing import Iterator, Sequence
 
-from . import checkpoints, compare, embed, index
+from . import checkpoints, compare, embed, export, index
 from ._common import PROG, UsageError, add_global_options, offline_env
 
 __all__ = ["build_parser", "main"]
@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_parsers(sub, [common])
     index.add_parsers(sub, [common])
     checkpoints.add_parsers(sub, [common])
+    export.add_parser(sub, [common])
     return parser
 
 
