@@ -115,10 +115,24 @@ def quantize_file(source: Path, target: Path) -> None:
     except ImportError as exc:
         raise ImportError(f"int8 ONNX export needs onnxruntime: {INSTALL_HINT}") from exc
     external = (source.parent / f"{source.name}.data").exists()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*pre-process")  # "Please consider to run pre-processing"
+    hint = _DropLogRecord("pre-processing before quantization")  # a hint for static quantisation only
+    logging.getLogger().addFilter(hint)
+    try:
         quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"],
                          use_external_data_format=external)
+    finally:
+        logging.getLogger().removeFilter(hint)
+
+
+class _DropLogRecord(logging.Filter):
+    """Drops log records whose message contains ``text``."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()
 
 
 def export_onnx(
