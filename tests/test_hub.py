@@ -63,24 +63,100 @@ def test_offline_and_not_cached_says_how_to_get_weights(tmp_path, monkeypatch):
         ImageBind.load("someone/not-cached", cache_dir=tmp_path, local_files_only=True)
 
 
-def test_unreachable_hub_falls_back_to_the_cache_after_one_try(hub_cache, golden_embeddings, monkeypatch):
-    """With no network, huggingface_hub retries each file for ~20 s before it gives up
-    with LocalEntryNotFoundError. After the first such failure the SDK looks up the
-    remaining files in the cache only, and a cached checkpoint still loads."""
-    import huggingface_hub
-    from huggingface_hub.errors import LocalEntryNotFoundError
+def test_unreachable_hub_loads_a_cached_checkpoint(hub_cache, golden_embeddings, tmp_path):
+    """No network (HF_ENDPOINT is a closed loopback port): one probe fails at once and
+    config and weights come from the cache, with no retries."""
+    script = (
+        "import sys, torch; from imagebind_sdk import ImageBind\n"
+        f"m = ImageBind.load('someone/imagebind-tiny', cache_dir={str(hub_cache)!r}, modalities=['audio'], device='cpu')\n"
+        "torch.save(m.encode('audio', torch.load(sys.argv[1])), sys.argv[2])\n"
+    )
+    import torch
 
-    real = huggingface_hub.hf_hub_download
-    online_calls = []
+    torch.save(golden_embeddings["input/audio"], tmp_path / "in.pt")
+    env = {**os.environ, "HF_ENDPOINT": f"http://127.0.0.1:{_closed_port()}"}
+    env.pop("HF_HUB_OFFLINE", None)
+    res = subprocess.run([sys.executable, "-c", script, str(tmp_path / "in.pt"), str(tmp_path / "out.pt")],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "Retry" not in res.stderr
+    assert_matches_reference(torch.load(tmp_path / "out.pt"), golden_embeddings["output/audio"])
 
-    def unreachable(repo_id, filename, **kwargs):
-        if not kwargs.get("local_files_only"):
-            online_calls.append(filename)
-            raise LocalEntryNotFoundError("connection error and not in the cache (simulated)")
-        return real(repo_id, filename, **kwargs)
 
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", unreachable)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    model = ImageBind.load("someone/imagebind-tiny", cache_dir=hub_cache, device="cpu", modalities=["audio"])
-    assert online_calls == ["model.safetensors.index.json"]
-    assert_matches_reference(model.encode("audio", golden_embeddings["input/audio"]), golden_embeddings["output/audio"])
+# --- no network / unknown repository, through huggingface_hub's real HTTP code ------------
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again on exit: connections are refused
+
+
+@pytest.fixture
+def fake_hub():
+    """A loopback HTTP server answering every request as the Hub does for a repository
+    that does not exist (401 + X-Error-Code: RepoNotFound). HF_ENDPOINT points at it."""
+    import http.server
+    import threading
+
+    class NoSuchRepo(http.server.BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            self.send_response(401)
+            self.send_header("X-Error-Code", "RepoNotFound")
+            self.send_header("X-Error-Message", "Repository not found")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_HEAD = _answer
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NoSuchRepo)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def _load_in_subprocess(endpoint: str, source: str, cache: str, *cli: str) -> tuple[subprocess.CompletedProcess, float]:
+    import time
+
+    env = {**os.environ, "HF_ENDPOINT": endpoint, "HF_HOME": cache}
+    env.pop("HF_HUB_OFFLINE", None)
+    env.pop("IMAGEBIND_CHECKPOINT", None)
+    if cli:
+        cmd = [sys.executable, "-m", "imagebind_sdk", *cli]
+    else:
+        cmd = [sys.executable, "-c", f"from imagebind_sdk import ImageBind; ImageBind.load({source!r}, modalities=['text'])"]
+    start = time.monotonic()
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    return res, time.monotonic() - start
+
+
+def test_unreachable_hub_fails_fast_with_one_clear_error(tmp_path):
+    res, seconds = _load_in_subprocess(f"http://127.0.0.1:{_closed_port()}", "imagebind-huge", str(tmp_path))
+    assert res.returncode != 0
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith("imagebind_sdk.hub.WeightsNotFoundError: cannot reach the Hugging Face Hub"), res.stderr
+    assert "imagebind_huge.pth" in last and "imagebind-sdk download" not in last  # no point without network
+    assert "Retry" not in res.stderr and seconds < 5 + 3, (seconds, res.stderr)  # + interpreter start-up
+
+
+def test_download_command_without_network_is_one_line_and_does_not_suggest_itself(tmp_path):
+    res, seconds = _load_in_subprocess(
+        f"http://127.0.0.1:{_closed_port()}", "", str(tmp_path), "download", "imagebind-huge"
+    )
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("imagebind-sdk: error: cannot reach"), res.stderr
+    assert "imagebind-sdk download" not in res.stderr and seconds < 8
+
+
+def test_unknown_repository_says_so(tmp_path, fake_hub):
+    res, _ = _load_in_subprocess(fake_hub, "nobody/no-such-model", str(tmp_path))
+    assert res.returncode != 0
+    assert "nobody/no-such-model: no such repository on the Hugging Face Hub" in res.stderr, res.stderr
+    assert "Retry" not in res.stderr

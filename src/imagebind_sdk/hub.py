@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_SOURCE = "imagebind-huge"
 CONFIG_NAME = "config.json"
+# One request, no retries, this long at most, tells "no network" apart (see probe_hub).
+PROBE_TIMEOUT_S = 4.0
 # Files looked for in a Hub repo or a directory, most preferred first.
 WEIGHT_CANDIDATES = (INDEX_NAME, "model.safetensors", "imagebind_huge.pth", "model.pth")
 
@@ -55,16 +57,16 @@ def offline_mode(local_files_only: bool | None) -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def _how_to_get(source: str) -> str:
+def _how_to_get(source: str, suggest_download: bool = True) -> str:
+    """One line: the weights are missing, and the ways to get them."""
     entry = registry().get(source, {})
-    lines = [
-        f"The weights of {source!r} are not available locally.",
-        f"  - with internet: `imagebind-sdk download {source}` (or load without local_files_only/HF_HUB_OFFLINE)",
-    ]
+    ways = []
+    if suggest_download:  # never suggest the very command that just failed
+        ways.append(f"run `imagebind-sdk download {source}` with internet")
     if entry.get("official_url"):
-        lines.append(f"  - or download {entry['official_url']} and pass its path to ImageBind.load()")
-    lines.append("  - or pass a local directory holding config.json + model.safetensors (or a .pth file)")
-    return "\n".join(lines)
+        ways.append(f"download {entry['official_url']} and pass its path to ImageBind.load()")
+    ways.append("pass a local directory holding config.json + model.safetensors (or a .pth file)")
+    return f"the weights of {source!r} are not available locally: " + ", or ".join(ways)
 
 
 def _config_for(directory: Path | None, preset: str = "imagebind_huge") -> ImageBindConfig:
@@ -117,6 +119,42 @@ def _download(repo_id: str, filename: str, kwargs: dict[str, Any]) -> Path | Non
         return None
 
 
+def probe_hub(repo_id: str, filename: str, revision: str | None) -> str | None:
+    """One request, no retries: None when the Hub answers for this repo, else why not.
+
+    huggingface_hub retries a download 5 times with back-off when the network is
+    down (~27 s per file, with a log line per try); asking once first turns "no
+    network" into one clear error within :data:`PROBE_TIMEOUT_S`. A repo that does
+    not exist raises at once: no cache can hold it either.
+    """
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        GatedRepoError,
+        HfHubHTTPError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    try:
+        get_hf_file_metadata(hf_hub_url(repo_id, filename, revision=revision), timeout=PROBE_TIMEOUT_S)
+    except GatedRepoError as exc:
+        raise WeightsNotFoundError(f"{repo_id}: the repository is gated; accept its terms and log in") from exc
+    except RepositoryNotFoundError as exc:
+        raise WeightsNotFoundError(
+            f"{repo_id}: no such repository on the Hugging Face Hub (or it is private: log in with `hf auth login`)"
+        ) from exc
+    except RevisionNotFoundError as exc:
+        raise WeightsNotFoundError(f"{repo_id}: no such revision {revision!r}") from exc
+    except EntryNotFoundError:
+        return None  # the repo is there; other candidate files may be
+    except HfHubHTTPError as exc:
+        return f"the Hub answered {exc.response.status_code}" if exc.response is not None else str(exc)
+    except Exception as exc:  # connection refused, DNS failure, timeout: the transport's own classes
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
 def resolve_hub(
     repo_id: str,
     *,
@@ -125,6 +163,7 @@ def resolve_hub(
     cache_dir: str | os.PathLike[str] | None = None,
     local_files_only: bool | None = None,
     alias: str | None = None,
+    suggest_download: bool = True,
 ) -> ResolvedCheckpoint:
     """Fetch (or find in the cache) config and weights of a Hub repo.
 
@@ -134,14 +173,18 @@ def resolve_hub(
     offline = offline_mode(local_files_only)
     kwargs = dict(revision=revision or entry.get("revision"), cache_dir=cache_dir, local_files_only=offline)
     candidates = [entry["weights"]] if entry.get("weights") else list(WEIGHT_CANDIDATES)
+    unreachable = None if offline else probe_hub(repo_id, candidates[0], kwargs["revision"])
+    if unreachable:
+        logger.info("the Hugging Face Hub is unreachable (%s); looking for %s in the cache only", unreachable, repo_id)
+        kwargs["local_files_only"] = True
     weights = next((p for p in (_download(repo_id, n, kwargs) for n in candidates) if p is not None), None)
     if weights is None:
+        how = _how_to_get(alias or repo_id, suggest_download and not unreachable)
+        if unreachable:
+            raise WeightsNotFoundError(f"cannot reach the Hugging Face Hub ({unreachable}); {how}")
         if offline:
-            raise WeightsNotFoundError(_how_to_get(alias or repo_id))
-        raise WeightsNotFoundError(
-            f"{repo_id}: none of {candidates} could be fetched (not in the repo, or the Hub is unreachable)\n"
-            + _how_to_get(alias or repo_id)
-        )
+            raise WeightsNotFoundError(how)
+        raise WeightsNotFoundError(f"{repo_id}: none of {candidates} is in the repository; {how}")
     config_path = _download(repo_id, entry.get("config", CONFIG_NAME), kwargs)
     files = [weights]
     if weights.name == INDEX_NAME:
@@ -150,7 +193,7 @@ def resolve_hub(
         try:
             files = _fetch_shards(repo_id, weights, modalities, kwargs)
         except LocalEntryNotFoundError as exc:
-            raise WeightsNotFoundError(_how_to_get(alias or repo_id)) from exc
+            raise WeightsNotFoundError(_how_to_get(alias or repo_id, suggest_download)) from exc
     config = ImageBindConfig.from_json(config_path) if config_path else _config_for(None, entry.get("preset", "imagebind_huge"))
     return ResolvedCheckpoint(config, files, alias or repo_id, {"repo_id": repo_id, "revision": kwargs["revision"]})
 
@@ -180,21 +223,27 @@ def resolve(
     revision: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     local_files_only: bool | None = None,
+    suggest_download: bool = True,
 ) -> ResolvedCheckpoint:
-    """Alias from the registry, existing local path, or Hub repo id -> local files."""
+    """Alias from the registry, existing local path, or Hub repo id -> local files.
+
+    ``suggest_download=False`` (the ``download`` command) keeps the error from
+    suggesting ``imagebind-sdk download``, the command that just failed.
+    """
     text = os.fspath(source)
     if text in registry():
         entry = registry()[text]
         return resolve_hub(
             entry["repo_id"], modalities=modalities, revision=revision, cache_dir=cache_dir,
-            local_files_only=local_files_only, alias=text,
+            local_files_only=local_files_only, alias=text, suggest_download=suggest_download,
         )
     path = Path(text).expanduser()
     if path.exists():
         return resolve_local(path)
     if text.count("/") == 1 and not text.startswith((".", "/", "~")):
         return resolve_hub(
-            text, modalities=modalities, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
+            text, modalities=modalities, revision=revision, cache_dir=cache_dir,
+            local_files_only=local_files_only, suggest_download=suggest_download,
         )
     raise WeightsNotFoundError(
         f"unknown checkpoint {text!r}: not a known alias ({', '.join(registry())}), "

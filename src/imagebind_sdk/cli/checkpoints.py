@@ -141,7 +141,7 @@ def run_download(args: argparse.Namespace) -> int:
         print(f"{source} is a local checkpoint; nothing to download")
         return 0
     resolved = hub.resolve(source, revision=args.revision, cache_dir=args.cache_dir,
-                           local_files_only=True if args.offline else False)
+                           local_files_only=True if args.offline else False, suggest_download=False)
     print(f"{resolved.source} is in the cache ({_size(resolved.weight_files) / 1e6:,.1f} MB):")
     for path in resolved.weight_files:
         print(f"  {path}")
