@@ -4,9 +4,11 @@
 ``"faiss"`` is FAISS's ``IndexFlatIP``: the same exact top-k (inner product of unit
 rows = cosine), faster on large corpora. ``"hnsw"`` is FAISS's approximate
 ``IndexHNSWFlat`` for millions of rows (recall, not exactness; see benchmarks/index.py).
-``"auto"`` (the default) uses ``"faiss"`` once the index holds ``AUTO_MIN_ROWS`` rows
-and faiss is installed, else ``"torch"``. FAISS is imported only when used
-(``pip install 'imagebind-sdk[faiss]'``).
+``"auto"`` (the default) would use ``"faiss"`` once the index holds ``AUTO_MIN_ROWS`` rows
+and faiss is installed, else ``"torch"``; ``AUTO_MIN_ROWS`` is None (never) because
+FAISS's flat search was measured slower than the torch path at 10k-1M rows with
+faiss-cpu 1.15 on the 2-core VM (benchmarks/RESULTS.md, section 5). FAISS is imported
+only when used (``pip install 'imagebind-sdk[faiss]'``).
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ __all__ = ["BACKENDS", "AUTO_MIN_ROWS", "SearchBackend", "faiss_available", "imp
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "torch", "faiss", "hnsw")
-# Below this size brute force is fast enough and keeps exact tie order (lower row first).
-AUTO_MIN_ROWS = 50_000
+# "auto" switches to FAISS flat from this many rows; None: never (no measured crossover yet;
+# torch also keeps exact tie order, lower row first). Set an int where FAISS measures faster.
+AUTO_MIN_ROWS: int | None = None
 HNSW_M = 32  # graph degree: FAISS's usual choice for high-recall 1024-d data
-# efSearch / efConstruction: recall@10 >= 0.95 on 100k random unit vectors (benchmarks/index.py)
-HNSW_EF_SEARCH = 256
+# efSearch: random unit vectors (no clusters, the hard case) need a wide search: at 20k rows
+# recall@10 was 0.79 at 256, 0.96 at 512, 0.99 at 1024; 100k rows in benchmarks/RESULTS.md.
+HNSW_EF_SEARCH = 1024
 HNSW_EF_CONSTRUCTION = 200
 HNSW_FILE = "hnsw.faiss"
 INSTALL_HINT = "pip install 'imagebind-sdk[faiss]' (faiss-cpu)"
@@ -82,7 +86,8 @@ class SearchBackend:
         """The backend that searches an index of ``rows`` rows (resolves ``"auto"``)."""
         if self.name != "auto":
             return self.name
-        return "faiss" if rows >= AUTO_MIN_ROWS and faiss_available() else "torch"
+        large = AUTO_MIN_ROWS is not None and rows >= AUTO_MIN_ROWS
+        return "faiss" if large and faiss_available() else "torch"
 
     def options(self) -> dict[str, Any]:
         """What ``index.json`` records to rebuild this backend."""
