@@ -25,9 +25,9 @@ def test_mapping_covers_every_official_key_both_ways(tiny_dir):
     for key in _official_keys(tiny_dir):
         if key == keymap.TEXT_MASK_KEY:
             continue
-        clean = keymap.to_clean(key)
-        assert clean is not None, key
-        assert keymap.to_official(clean) == key
+        sdk = keymap.to_sdk(key)
+        assert sdk is not None, key
+        assert keymap.to_official(sdk) == key
 
 
 def test_text_only_load_allocates_only_text_parameters(tiny_dir):

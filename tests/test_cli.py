@@ -237,7 +237,7 @@ def test_classify_text_output_with_label_and_template_files(capsys, tmp_path, as
     assert main(args) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"{image} (vision)"
-    from imagebind_sdk.ops import zero_shot_probs
+    from imagebind_sdk.zero_shot import zero_shot_probs
 
     labels = ["dog", "car", "bird"]
     label_emb = tiny_model.label_embeddings(labels, ["a photo of a {}.", "a picture of a {}."])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -82,7 +83,11 @@ def test_numpy_and_alias() -> None:
     assert list(arrays) == ["text", "audio"]
     assert isinstance(arrays["text"], np.ndarray) and arrays["text"].dtype == np.float32
     np.testing.assert_array_equal(arrays["audio"], np.eye(4, dtype=np.float32)[:2])
-    np.testing.assert_array_equal(out.to_numpy()["text"], arrays["text"])
+    with pytest.warns(DeprecationWarning, match=r"to_numpy\(\) is deprecated; use Embeddings.numpy\(\)"):
+        np.testing.assert_array_equal(out.to_numpy()["text"], arrays["text"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once only
+        np.testing.assert_array_equal(out.to_numpy()["audio"], arrays["audio"])
     assert Embeddings({"x": torch.ones(1, 2, dtype=torch.bfloat16)}).numpy()["x"].dtype == np.float32
 
 

@@ -1,4 +1,4 @@
-"""Tests for imagebind_sdk.ops and imagebind_sdk.templates (hand-computed expectations)."""
+"""Tests for imagebind_sdk.ops, imagebind_sdk.zero_shot and imagebind_sdk.templates (hand-computed expectations)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from imagebind_sdk.ops import (
-    ZeroShotResult,
-    build_label_embeddings,
-    compose,
-    search,
-    similarity,
-    zero_shot_probs,
-)
+from imagebind_sdk.ops import compose, search, similarity
+from imagebind_sdk.zero_shot import ZeroShotResult, build_label_embeddings, zero_shot_probs
 from imagebind_sdk.templates import DEFAULT_TEMPLATES, templates_for, validate_template
 
 R2 = 1 / math.sqrt(2)
@@ -295,12 +289,12 @@ def test_search_many_ties_matches_stable_reference(top_k: int, chunk_size: int) 
 
 
 def test_finite_check_survives_sum_overflow() -> None:
-    from imagebind_sdk.ops import _as_matrix
+    from imagebind_sdk.ops import as_matrix
 
     big = torch.tensor([[3e38, 3e38]])  # the sum overflows, the values do not
-    assert torch.equal(_as_matrix(big), big)
+    assert torch.equal(as_matrix(big), big)
     with pytest.raises(ValueError, match="NaN or infinite"):
-        _as_matrix(torch.tensor([[3e38, float("inf")]]))
+        as_matrix(torch.tensor([[3e38, float("inf")]]))
 
 
 def test_search_top_k_bounds_and_multi_query() -> None:

@@ -14,11 +14,13 @@ from .convert import convert_checkpoint
 from .embeddings import Embeddings
 from .hub import WeightsNotFoundError
 from .index import EmbeddingIndex
-from .ops import ZeroShotResult, build_label_embeddings, compose, search, similarity, zero_shot_probs
+from .ops import compose, search, similarity
 from .preprocess import InputError
+from .pretrained import Pretrained, list_pretrained
 from .quantize import quantize_int8
 from .templates import templates_for
 from .tokenizer import Tokenizer
+from .zero_shot import ZeroShotResult, build_label_embeddings, zero_shot_probs
 
 __version__ = "0.1.0"
 
@@ -31,6 +33,7 @@ __all__ = [
     "ImageBindConfig",
     "InputError",
     "MODALITIES",
+    "Pretrained",
     "Tokenizer",
     "WeightsNotFoundError",
     "ZeroShotResult",
@@ -40,6 +43,7 @@ __all__ = [
     "convert_checkpoint",
     "default_device",
     "embed_files",
+    "list_pretrained",
     "load_bulk_output",
     "quantize_int8",
     "search",

@@ -13,15 +13,15 @@ from .checkpoint import load_model
 from .config import MODALITIES, ImageBindConfig, check_modalities
 from .dtypes import as_dtype
 from .embeddings import Embeddings
-from .inputs import check_model_input
+from .model_inputs import check_model_input
 from .kinds import ENCODER_OF, INPUT_KINDS
 from .model import ImageBindModel
 from .progress import progress_bar
-from .ops import ZeroShotResult, build_label_embeddings, zero_shot_probs
 from .quantize import quantize_int8
 from .preprocess import OnError, Skipped, as_item_list, preprocess_batch
 from .templates import templates_for
 from .tokenizer import default_tokenizer
+from .zero_shot import ZeroShotResult, build_label_embeddings, zero_shot_probs
 
 if TYPE_CHECKING:
     from .bulk import BulkResult
@@ -244,6 +244,7 @@ class ImageBind:
         templates: str | Sequence[str] | None = None,
         top_k: int | None = None,
         batch_size: int = 32,
+        on_error: OnError = "raise",
         **inputs: Any,
     ) -> ZeroShotResult:
         """Zero-shot labels for inputs of one kind, e.g. ``zero_shot(["dog", "cat"], audio=[...])``.
@@ -251,7 +252,8 @@ class ImageBind:
         Probabilities are ``softmax(logit_scale * cosine)`` between each input and the
         labels' text embeddings (averaged over ``templates``; default: per-kind prompt
         sets in ``imagebind_sdk.templates``), with the checkpoint's text logit scale.
-        ``top_k`` limits what the result prints and serialises.
+        ``top_k`` limits what the result prints and serialises. ``on_error`` as in
+        :meth:`embed` (skipped inputs have no row).
         """
         given = {k: v for k, v in inputs.items() if v is not None}
         if len(given) != 1 or next(iter(given)) not in INPUT_KINDS or "text" in given:
@@ -264,7 +266,7 @@ class ImageBind:
         if top_k is not None and not 1 <= top_k <= len(labels):
             raise ValueError(f"top_k must lie in [1, {len(labels)}] for {len(labels)} labels, got {top_k}")
         label_emb = self.label_embeddings(labels, templates_for(kind, templates))
-        out = self.embed(**{kind: value}, batch_size=batch_size)
+        out = self.embed(**{kind: value}, batch_size=batch_size, on_error=on_error)
         probs = zero_shot_probs(label_emb, out[kind], self.logit_scale("text"))
         return ZeroShotResult(labels, probs, out.sources[kind], top_k=top_k)
 

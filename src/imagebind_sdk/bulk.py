@@ -309,9 +309,7 @@ def embed_files(
     size and mtime); changed files are embedded again and their new rows win. Files
     that failed are tried again on every run. ``resume=False`` refuses a non-empty
     ``out``. The result always covers all the given files in input order.
-
-    Memory: a batch holds ``batch_size`` model inputs (an image 0.6 MB, an audio file
-    1 MB, a video 18 MB: use a small ``batch_size`` for videos).
+    Memory: a batch holds ``batch_size`` model inputs (image 0.6 MB, audio 1 MB, video 18 MB).
     """
     options = dict(options or {})
     _check_args(modality, batch_size, num_workers, options)
@@ -324,8 +322,8 @@ def embed_files(
         done = {i for i, (stat, kind) in enumerate(planned) if store is not None and store.done(stat, kind)}
         todo = [i for i in range(len(planned)) if i not in done]
         logger.info("embedding %d files%s", len(todo), f" ({len(done)} already done in {out})" if store else "")
-        run = _run(model, [planned[i] for i in todo], store, batch_size=batch_size,
-                   num_workers=num_workers, progress=progress, options=options)
+        run = _run(model, [planned[i] for i in todo], store, batch_size=batch_size, num_workers=num_workers,
+                   progress=progress, options=options)
         new = {todo[i]: value for i, value in run.items()}
         outcomes = _outcomes(planned, new, store, dim)
     finally:

@@ -109,7 +109,7 @@ def select_keys(index: dict[str, Path], modalities: Iterable[str]) -> tuple[list
         if key == keymap.TEXT_MASK_KEY:
             if "text" in wanted:
                 selected.append(key)
-        elif keymap.to_clean(key) is None:
+        elif keymap.to_sdk(key) is None:
             unexpected.append(key)
         elif keymap.modality_of(key) in wanted:
             selected.append(key)
@@ -117,7 +117,7 @@ def select_keys(index: dict[str, Path], modalities: Iterable[str]) -> tuple[list
 
 
 def _convert(official: dict[str, torch.Tensor], dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
-    clean = {}
+    sdk = {}
     for key, tensor in official.items():
         if key == keymap.TEXT_MASK_KEY:
             keymap.check_text_mask(tensor)
@@ -125,8 +125,8 @@ def _convert(official: dict[str, torch.Tensor], dtype: torch.dtype | None) -> di
         # Scalars (log logit scales) stay float32 so low-precision models keep exact scales.
         if dtype is not None and tensor.is_floating_point() and tensor.ndim > 0:
             tensor = tensor.to(dtype)
-        clean[keymap.to_clean(key)] = tensor  # type: ignore[index]
-    return clean
+        sdk[keymap.to_sdk(key)] = tensor  # type: ignore[index]
+    return sdk
 
 
 def check_fit(model: ImageBindModel, state: dict[str, torch.Tensor], unexpected: list[str]) -> None:

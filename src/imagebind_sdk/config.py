@@ -8,6 +8,7 @@ for fidelity but unused: this SDK is inference-only.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -17,6 +18,38 @@ from typing import Any, Iterable, Mapping
 logger = logging.getLogger(__name__)
 
 MODALITIES = ("vision", "text", "audio", "depth", "thermal", "imu")
+IMAGE_SIZE = 224  # side of the square vision/depth/thermal model inputs
+# Initial (and, but for text, fixed) logit scales of the reference postprocessors;
+# vision has none (a constant 1, not stored in checkpoints).
+LOGIT_SCALE_INIT = {"vision": None, "text": 1 / 0.07, "audio": 20.0, "depth": 5.0, "thermal": 10.0, "imu": 5.0}
+# Modalities whose trunk attention has a learned extra key/value token.
+BIAS_KV = frozenset({"audio", "depth", "thermal", "imu"})
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """What one modality's encoder needs, derived once from :class:`ImageBindConfig`.
+
+    ``stem`` names the stem kind (``model.stems.STEMS``): "video_patches" (Conv3d
+    over images/clips), "tokens" (text), "patches" (Conv2d over a one-channel map:
+    audio, depth, thermal) or "imu_windows". ``kernel``/``stride``/``input_size``
+    are that stem's sizes; ``frames`` is the clip length the vision stem expects.
+    """
+
+    modality: str
+    width: int
+    depth: int
+    heads: int
+    out_dim: int
+    stem: str
+    kernel: tuple[int, ...] = ()
+    stride: tuple[int, ...] = ()
+    input_size: tuple[int, ...] = ()
+    frames: int = 1
+    bias_kv: bool = False
+    pre_norm: bool = False
+    causal: bool = False
+    logit_scale_init: float | None = None
 
 # Overrides of the reference defaults that give the released imagebind_huge model.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -72,19 +105,54 @@ class ImageBindConfig:
         object.__setattr__(self, "kernel_size", tuple(int(k) for k in self.kernel_size))
         if len(self.kernel_size) != 3:
             raise ValueError(f"kernel_size must have 3 entries (T, H, W), got {self.kernel_size}")
-        for m in MODALITIES:
-            dim, heads = self.embed_dim(m), self.num_heads(m)
-            if dim <= 0 or heads <= 0 or dim % heads:
-                raise ValueError(f"{m}: embed_dim {dim} must be a positive multiple of num_heads {heads}")
+        for enc in self.encoders.values():
+            if enc.width <= 0 or enc.heads <= 0 or enc.width % enc.heads:
+                raise ValueError(
+                    f"{enc.modality}: embed_dim {enc.width} must be a positive multiple of num_heads {enc.heads}"
+                )
+
+    @functools.cached_property
+    def encoders(self) -> dict[str, EncoderConfig]:
+        """Modality -> its :class:`EncoderConfig`, in ``MODALITIES`` order (derived once)."""
+        c, out = self, self.out_embed_dim
+        image = (IMAGE_SIZE, IMAGE_SIZE)
+
+        def patches(m: str, width: int, depth: int, heads: int, kernel: int, stride: int, size: tuple) -> EncoderConfig:
+            return EncoderConfig(m, width, depth, heads, out, "patches", (kernel, kernel), (stride, stride), size,
+                                 bias_kv=True, logit_scale_init=LOGIT_SCALE_INIT[m])
+
+        # One explicit row per modality (field names are the reference's keyword arguments).
+        encoders = [
+            EncoderConfig("vision", c.vision_embed_dim, c.vision_num_blocks, c.vision_num_heads, out, "video_patches",
+                          c.kernel_size, c.kernel_size, image, frames=c.video_frames, pre_norm=True),
+            EncoderConfig("text", c.text_embed_dim, c.text_num_blocks, c.text_num_heads, out, "tokens", causal=True,
+                          logit_scale_init=LOGIT_SCALE_INIT["text"]),
+            patches("audio", c.audio_embed_dim, c.audio_num_blocks, c.audio_num_heads, c.audio_kernel_size,
+                    c.audio_stride, (c.audio_num_mel_bins, c.audio_target_len)),
+            patches("depth", c.depth_embed_dim, c.depth_num_blocks, c.depth_num_heads, c.depth_kernel_size,
+                    c.depth_kernel_size, image),
+            patches("thermal", c.thermal_embed_dim, c.thermal_num_blocks, c.thermal_num_heads, c.thermal_kernel_size,
+                    c.thermal_kernel_size, image),
+            EncoderConfig("imu", c.imu_embed_dim, c.imu_num_blocks, c.imu_num_heads, out, "imu_windows",
+                          (c.imu_kernel_size,), (c.imu_kernel_size,), bias_kv=True,
+                          logit_scale_init=LOGIT_SCALE_INIT["imu"]),
+        ]
+        return {e.modality: e for e in encoders}
+
+    def encoder(self, modality: str) -> EncoderConfig:
+        """The :class:`EncoderConfig` of one modality."""
+        if modality not in MODALITIES:
+            raise ValueError(f"unknown modality {modality!r}; expected one of {list(MODALITIES)}")
+        return self.encoders[modality]
 
     def embed_dim(self, modality: str) -> int:
-        return int(getattr(self, f"{modality}_embed_dim"))
+        return self.encoder(modality).width
 
     def num_blocks(self, modality: str) -> int:
-        return int(getattr(self, f"{modality}_num_blocks"))
+        return self.encoder(modality).depth
 
     def num_heads(self, modality: str) -> int:
-        return int(getattr(self, f"{modality}_num_heads"))
+        return self.encoder(modality).heads
 
     @classmethod
     def preset(cls, name: str) -> "ImageBindConfig":

@@ -23,7 +23,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .index_faiss import SearchBackend
-from .ops import ArrayLike, _as_matrix, _check_same_dim, _check_top_k, _normalize, _top_k
+from .ops import ArrayLike, as_matrix, check_top_k, normalize_rows, top_k_hits
 
 __all__ = ["EmbeddingIndex", "FORMAT_VERSION"]
 
@@ -147,7 +147,7 @@ class EmbeddingIndex:
         >>> index.add(np.random.rand(2, 1024), ids=["x", "y"], metadata=[{"k": 1}, None])  # doctest: +SKIP
         ['x', 'y']
         """
-        rows = _as_matrix(embeddings, "embeddings").cpu()
+        rows = as_matrix(embeddings, "embeddings").cpu()
         if self._dim is not None and rows.shape[1] != self._dim:
             raise ValueError(
                 f"embedding dimensions differ: index has dim {self._dim}, "
@@ -156,7 +156,7 @@ class EmbeddingIndex:
         new_ids = self._new_ids(ids, rows.shape[0])
         new_meta = _check_metadata(metadata, rows.shape[0])
         self._dim = rows.shape[1]
-        self._chunks.append(_normalize(rows).contiguous())
+        self._chunks.append(normalize_rows(rows).contiguous())
         self._backend.added(self._chunks[-1])
         self._ids.extend(new_ids)
         self._id_set.update(new_ids)
@@ -171,26 +171,16 @@ class EmbeddingIndex:
         >>> index.search(out.text, top_k=2)[0]  # doctest: +SKIP
         [{'corpus_id': 4, 'id': 'dog.jpg', 'score': 0.33, 'metadata': {}}, ...]
         """
-        _check_top_k(top_k)
-        q = _as_matrix(query, "query")
         if len(self) == 0:
-            return [[] for _ in range(q.shape[0])]
-        corpus = self.embeddings
-        _check_same_dim(q, corpus, "query", "index")
-        found = self._backend.top_k(_normalize(q), corpus, top_k)
-        scores, rows = found if found is not None else _top_k(_normalize(q), corpus, top_k)
-        return [
-            [
-                {
-                    "corpus_id": r,
-                    "id": self._ids[r],
-                    "score": s,
-                    "metadata": copy.deepcopy(self._metadata[r]),
-                }
-                for r, s in zip(row_r, row_s)
-            ]
-            for row_r, row_s in zip(rows.tolist(), scores.tolist())
-        ]
+            check_top_k(top_k)
+            return [[] for _ in range(as_matrix(query, "query").shape[0])]
+        hits = self._backend.top_k_hits(query, self.embeddings, top_k)  # None: the torch path
+        if hits is None:
+            hits = top_k_hits(query, self.embeddings, top_k, corpus_name="index")
+        for hit in (h for row in hits for h in row):  # key order: corpus_id, id, score, metadata
+            r, score = hit["corpus_id"], hit.pop("score")
+            hit.update(id=self._ids[r], score=score, metadata=copy.deepcopy(self._metadata[r]))
+        return hits
 
     def save(self, directory: str | Path) -> Path:
         """Write ``embeddings.safetensors`` and ``index.json`` into ``directory`` (created if needed).

@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .ops import ArrayLike, as_matrix, check_same_dim, check_top_k, normalize_rows
+
 __all__ = ["BACKENDS", "AUTO_MIN_ROWS", "SearchBackend", "faiss_available", "import_faiss"]
 
 logger = logging.getLogger(__name__)
@@ -114,11 +116,23 @@ class SearchBackend:
     def reset(self) -> None:
         self._faiss_index = None
 
-    def top_k(self, queries: torch.Tensor, corpus: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """FAISS top-k (scores, row ids) of unit ``queries`` against ``corpus``; None for the torch path."""
-        kind = self.active(corpus.shape[0])
-        if kind == "torch":
+    def top_k_hits(self, query: ArrayLike, corpus: torch.Tensor, k: int) -> list[list[dict[str, Any]]] | None:
+        """As :func:`imagebind_sdk.ops.top_k_hits` (``corpus_id``/``score`` dicts), searched by FAISS;
+        None when the torch path should search."""
+        if self.active(corpus.shape[0]) == "torch":
             return None
+        check_top_k(k)
+        q = as_matrix(query, "query")
+        check_same_dim(q, corpus, "query", "index")
+        scores, ids = self.top_k(normalize_rows(q), corpus, k)
+        return [
+            [{"corpus_id": int(i), "score": float(s)} for i, s in zip(row_i, row_s)]
+            for row_i, row_s in zip(ids.tolist(), scores.tolist())
+        ]
+
+    def top_k(self, queries: torch.Tensor, corpus: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """FAISS top-k (scores, row ids) of unit ``queries`` against ``corpus`` (built on first use)."""
+        kind = "hnsw" if self.name == "hnsw" else "faiss"
         index = self._faiss_index
         if index is None or index.ntotal != corpus.shape[0] or _kind_of(index) != kind:
             index = self.new_faiss_index(corpus.shape[1], kind)

@@ -16,8 +16,11 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .config import MODALITIES
+from .deprecation import deprecated_alias
+
 PLACEHOLDERS = {
-    "m": "vision|text|audio|depth|thermal|imu",
+    "m": "|".join(MODALITIES),
     "i": r"\d+",
     "p": "weight|bias",
 }
@@ -29,8 +32,10 @@ TEXT_MASK_KEY = "modality_preprocessors.text.mask"
 
 @dataclass(frozen=True)
 class Rule:
+    """An official key template and the SDK key template it maps to."""
+
     official: str
-    clean: str
+    sdk: str
     where: dict[str, str] = field(default_factory=dict)
 
 
@@ -79,8 +84,8 @@ def _compile(template: str, where: dict[str, str]) -> re.Pattern[str]:
     return re.compile(pattern + r"\Z")
 
 
-_FORWARD = [(_compile(r.official, r.where), r.clean) for r in RULES]
-_BACKWARD = [(_compile(r.clean, r.where), r.official) for r in RULES]
+_FORWARD = [(_compile(r.official, r.where), r.sdk) for r in RULES]
+_BACKWARD = [(_compile(r.sdk, r.where), r.official) for r in RULES]
 
 
 def _apply(key: str, table: list[tuple[re.Pattern[str], str]]) -> str | None:
@@ -91,20 +96,23 @@ def _apply(key: str, table: list[tuple[re.Pattern[str], str]]) -> str | None:
     return None
 
 
-def to_clean(official_key: str) -> str | None:
+def to_sdk(official_key: str) -> str | None:
     """The SDK name of an official key, or None if no rule covers it."""
     return _apply(official_key, _FORWARD)
 
 
-def to_official(clean_key: str) -> str | None:
+def to_official(sdk_key: str) -> str | None:
     """The official name of an SDK key, or None if no rule covers it."""
-    return _apply(clean_key, _BACKWARD)
+    return _apply(sdk_key, _BACKWARD)
+
+
+to_clean = deprecated_alias(to_sdk, "keymap.to_clean", "keymap.to_sdk")
 
 
 def modality_of(official_key: str) -> str | None:
     """The modality an official key belongs to (its second dotted component)."""
     parts = official_key.split(".")
-    if len(parts) > 2 and parts[1] in PLACEHOLDERS["m"].split("|"):
+    if len(parts) > 2 and parts[1] in MODALITIES:
         return parts[1]
     return None
 

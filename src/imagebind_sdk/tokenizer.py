@@ -13,7 +13,7 @@ import gzip
 import html
 from functools import lru_cache
 from importlib import resources
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import ftfy
 import regex
@@ -109,10 +109,6 @@ class Tokenizer:
             ids = [self.sot_id, *self.encode(text)][: self.context_length - 1] + [self.eot_id]
             out[row, : len(ids)] = torch.tensor(ids)
         return out
-
-    def count_tokens(self, texts: Iterable[str]) -> list[int]:
-        """Number of tokens of each text including start/end (before truncation)."""
-        return [len(self.encode(t)) + 2 for t in texts]
 
 
 @lru_cache(maxsize=1)

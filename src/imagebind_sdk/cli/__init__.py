@@ -2,7 +2,9 @@
 
 One module per command group: :mod:`.embed`, :mod:`.compare` (similarity,
 classify), :mod:`.index` (index build, search), :mod:`.checkpoints` (convert,
-info, download). Exit status: 0 on success, 2 on usage errors, 1 when an input or
+info, download); shared pieces by concern: :mod:`.options` (flags and types),
+:mod:`.loading` (checkpoint choice, model loading), :mod:`.environment` (logging,
+offline mode), :mod:`.files` (directory/glob expansion), :mod:`.printing` (tables, JSON). Exit status: 0 on success, 2 on usage errors, 1 when an input or
 a checkpoint cannot be used (one line ``imagebind-sdk: error: ...`` on stderr; the
 traceback only with ``--debug``).
 """
@@ -10,16 +12,25 @@ traceback only with ``--debug``).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import logging
 import os
 import sys
-from typing import Iterator, Sequence
+from typing import Sequence
 
-from . import checkpoints, compare, embed, export, index
-from ._common import PROG, UsageError, add_global_options, offline_env
+from . import checkpoints, compare, embed, export, index, serve
+from .environment import logging_setup, offline_env
+from .options import PROG, UsageError, add_global_options
 
 __all__ = ["build_parser", "main"]
+
+# One line per command module; each has ``register(subparsers, parents)``.
+COMMAND_MODULES = (
+    embed,
+    compare,
+    index,
+    checkpoints,
+    serve,
+    export,
+)
 
 DESCRIPTION = """\
 ImageBind from the command line: embed texts, images, video, audio, depth,
@@ -59,51 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     add_global_options(common, suppress=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands", required=True)
-    embed.add_parser(sub, [common])
-    compare.add_parsers(sub, [common])
-    index.add_parsers(sub, [common])
-    checkpoints.add_parsers(sub, [common])
-    export.add_parser(sub, [common])
+    for module in COMMAND_MODULES:
+        module.register(sub, [common])
     return parser
-
-
-class _StderrHandler(logging.StreamHandler):
-    """A handler writing to whatever ``sys.stderr`` is when a record is emitted."""
-
-    @property  # type: ignore[override]
-    def stream(self):  # noqa: D401
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value: object) -> None:
-        pass
-
-
-@contextlib.contextmanager
-def _logging(verbose: bool, debug: bool) -> Iterator[None]:
-    """WARNING by default; INFO with -v; DEBUG for imagebind_sdk with --debug.
-
-    Restores the previous set-up afterwards, so that ``main()`` called in-process
-    leaves the caller's logging as it was.
-    """
-    root = logging.getLogger()
-    handler = None
-    if not root.handlers:  # leave an application's (or pytest's) logging set-up alone
-        handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-        root.addHandler(handler)
-    ours, hub = logging.getLogger("imagebind_sdk"), logging.getLogger("huggingface_hub")
-    saved = ours.level, hub.level
-    ours.setLevel(logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING)
-    # huggingface_hub logs every retry of an unreachable Hub; the final error says enough.
-    hub.setLevel(logging.INFO if verbose or debug else logging.ERROR)
-    try:
-        yield
-    finally:
-        ours.setLevel(saved[0])
-        hub.setLevel(saved[1])
-        if handler is not None:
-            root.removeHandler(handler)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -130,7 +99,7 @@ def _input_errors() -> tuple[type[BaseException], ...]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (argparse exits 2 on bad usage)."""
     args = build_parser().parse_args(argv)
-    with _logging(args.verbose, args.debug), offline_env(args.offline):
+    with logging_setup(args.verbose, args.debug), offline_env(args.offline):
         return _run(args)
 
 

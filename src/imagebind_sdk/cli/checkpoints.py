@@ -7,7 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ._common import checkpoint_of, local_files_only, print_json, torch_dtype
+from .loading import checkpoint_of, local_files_only
+from .printing import print_json
 
 CONVERT_DESCRIPTION = """\
 Convert a checkpoint (official .pth, .safetensors, a directory, an alias or a Hub
@@ -29,7 +30,7 @@ the checkpoint is already cached. Honours HF_HOME / HF_HUB_CACHE and HF_TOKEN.
 """
 
 
-def add_parsers(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
+def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     """Register ``convert``, ``info`` and ``download``."""
     fmt = argparse.RawDescriptionHelpFormatter
     c = subparsers.add_parser("convert", parents=parents, help="convert a checkpoint to (sharded) safetensors",
@@ -64,7 +65,7 @@ def run_convert(args: argparse.Namespace) -> int:
     from ..convert import convert_checkpoint
 
     modalities = [m.strip() for m in args.modalities.split(",") if m.strip()] if args.modalities else None
-    files = convert_checkpoint(args.source, args.out_dir, dtype=torch_dtype(args.dtype), shard=args.shard,
+    files = convert_checkpoint(args.source, args.out_dir, dtype=args.dtype, shard=args.shard,
                                overwrite=args.overwrite, modalities=modalities,
                                local_files_only=local_files_only(args))
     for path in files:
@@ -92,7 +93,7 @@ def _describe(args: argparse.Namespace, source: str) -> dict[str, Any]:
     from ..api import ImageBind
 
     resolved = hub.resolve(source, local_files_only=local_files_only(args))
-    model = ImageBind.load(source, device="cpu", dtype=torch_dtype(args.dtype),
+    model = ImageBind.load(source, device="cpu", dtype=args.dtype,
                            local_files_only=local_files_only(args))
     params = {m: sum(p.numel() for p in model.model.encoders[m].parameters()) for m in model.modalities}
     return {

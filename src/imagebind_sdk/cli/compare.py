@@ -6,21 +6,11 @@ import argparse
 import itertools
 from typing import Any
 
-from ..api import ENCODER_OF
-from ._common import (
-    INPUT_KINDS,
-    UsageError,
-    add_embed_options,
-    add_input_flags,
-    display_name,
-    expand_inputs,
-    format_table,
-    load_model,
-    positive_int,
-    print_json,
-    read_list,
-    short_label,
-)
+from ..kinds import ENCODER_OF, INPUT_KINDS
+from .files import expand_inputs
+from .loading import load_model
+from .options import UsageError, add_embed_options, add_input_flags, positive_int, read_list
+from .printing import display_name, format_table, print_json, short_label
 
 SIM_DESCRIPTION = """\
 Cosine similarity between inputs, printed as a table (rows x columns).
@@ -50,7 +40,7 @@ imagebind_sdk.templates); --templates replaces them.
 """
 
 
-def add_parsers(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
+def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     """Register ``similarity`` and ``classify``."""
     fmt = argparse.RawDescriptionHelpFormatter
     p = subparsers.add_parser("similarity", parents=parents, help="cosine / softmax similarity tables",
@@ -192,18 +182,6 @@ def _result_rows(kind: str, result: Any, top_k: int) -> list[dict[str, Any]]:
     return rows
 
 
-def _zero_shot(model: Any, kind: str, items: list[str], labels: list[str], templates: list[str] | None,
-               args: argparse.Namespace) -> Any:
-    """What ``model.zero_shot`` computes, from its public parts, plus ``--on-error``."""
-    from ..ops import ZeroShotResult, zero_shot_probs
-    from ..templates import templates_for
-
-    label_emb = model.label_embeddings(labels, templates_for(kind, templates))
-    out = model.embed(**{kind: items}, batch_size=args.batch_size, on_error=args.on_error)
-    probs = zero_shot_probs(label_emb, out[kind], model.logit_scale("text"))
-    return ZeroShotResult(labels, probs, out.sources[kind])
-
-
 def run_classify(args: argparse.Namespace) -> int:
     """Zero-shot classify every input; print the top-k labels of each."""
     inputs, labels, templates = _classify_inputs(args)
@@ -211,7 +189,9 @@ def run_classify(args: argparse.Namespace) -> int:
     top_k = min(args.top_k, len(labels))
     rows: list[dict[str, Any]] = []
     for kind, items in inputs.items():
-        rows += _result_rows(kind, _zero_shot(model, kind, items, labels, templates, args), top_k)
+        result = model.zero_shot(labels, templates=templates, batch_size=args.batch_size,
+                                 on_error=args.on_error, **{kind: items})
+        rows += _result_rows(kind, result, top_k)
     if args.json:
         print_json({"labels": labels, "top_k": top_k, "results": rows})
         return 0

@@ -9,17 +9,10 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..api import ENCODER_OF
-from ._common import (
-    PROG,
-    UsageError,
-    add_embed_options,
-    add_input_flags,
-    count_items,
-    expand_inputs,
-    load_model,
-    non_negative_int,
-)
+from ..kinds import ENCODER_OF, FILE_KINDS, infer_kind
+from .files import count_items, expand_inputs
+from .loading import load_model
+from .options import PROG, UsageError, add_embed_options, add_input_flags, non_negative_int
 
 FILE_FORMATS = (".npy", ".safetensors", ".jsonl", ".parquet")
 PROGRESS_MIN_ITEMS = 8
@@ -49,7 +42,7 @@ examples:
 """
 
 
-def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
+def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     """Register ``embed``."""
     p = subparsers.add_parser(
         "embed", parents=parents, help="embed texts and files (or whole folders) to vectors",
@@ -65,7 +58,7 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     out.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                      help=f"progress bar on stderr (default: on for more than {PROGRESS_MIN_ITEMS} files)")
     bulk = p.add_argument_group("bulk mode")
-    bulk.add_argument("--modality", choices=("vision", "video", "audio", "depth", "thermal", "imu"),
+    bulk.add_argument("--modality", choices=FILE_KINDS,
                       help="read every file as this kind instead of inferring it from the extension")
     bulk.add_argument("--num-workers", type=non_negative_int, default=0, metavar="N",
                       help="processes decoding files in parallel (default: 0, in-process)")
@@ -182,7 +175,7 @@ def _write_parquet(emb: Any, path: Path) -> None:
 
 def _bulk_kinds(args: argparse.Namespace) -> list[str]:
     """The input kinds of the files bulk mode will embed (for choosing encoders)."""
-    from ..bulk import infer_kind, list_files
+    from ..bulk import list_files
 
     if args.modality:
         return [args.modality]

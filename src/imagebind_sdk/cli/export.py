@@ -7,7 +7,8 @@ import logging
 from typing import Any
 
 from ..config import MODALITIES
-from ._common import UsageError, load_model
+from .loading import load_model
+from .options import UsageError
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +23,7 @@ ImageBind.load(OUT_DIR, backend="onnxruntime").
 """
 
 
-def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
+def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     """Register ``export-onnx``."""
     p = subparsers.add_parser(
         "export-onnx", parents=parents, help="export encoders to ONNX for onnxruntime",

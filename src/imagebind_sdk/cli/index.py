@@ -7,21 +7,11 @@ import os
 import sys
 from typing import Any
 
-from ..api import ENCODER_OF
-from ._common import (
-    PROG,
-    UsageError,
-    add_embed_options,
-    add_input_flags,
-    expand_inputs,
-    load_model,
-    non_negative_int,
-    positive_int,
-    print_json,
-    short_label,
-)
-
-FILE_KINDS = ("vision", "video", "audio", "depth", "thermal", "imu")
+from ..kinds import ENCODER_OF, FILE_KINDS, infer_kind
+from .files import expand_inputs
+from .loading import load_model
+from .options import PROG, UsageError, add_embed_options, add_input_flags, non_negative_int, positive_int
+from .printing import print_json, short_label
 
 BUILD_DESCRIPTION = """\
 Embed the files of a directory into an EmbeddingIndex saved at --out.
@@ -46,7 +36,7 @@ with their cosine scores.
 """
 
 
-def add_parsers(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
+def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     """Register ``index`` (with ``build`` and ``search``) and top-level ``search``."""
     fmt = argparse.RawDescriptionHelpFormatter
     idx = subparsers.add_parser("index", parents=parents, help="build or search an embedding index",
@@ -82,7 +72,7 @@ def _search_args(s: argparse.ArgumentParser) -> None:
 
 def _kinds_in(directory: str, modality: str | None) -> list[str]:
     """The input kinds of the files in ``directory`` (to load only their encoders)."""
-    from ..bulk import infer_kind, list_files
+    from ..bulk import list_files
 
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"no such directory: {directory}")

@@ -9,8 +9,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..config import IMAGE_SIZE
+from ..deprecation import warn_once
+
 STEM_NORM_EPS = 1e-5  # nn.LayerNorm's default, as the reference stems use
-IMAGE_SIZE = 224
 TEXT_VOCAB_SIZE = 49408
 TEXT_CONTEXT_LENGTH = 77
 IMU_CHANNELS = 6
@@ -25,15 +27,21 @@ class TokenStem(nn.Module):
         self.cls_token = nn.Parameter(torch.empty(1, 1, dim))
         self.pos_embed = nn.Parameter(torch.empty(1, num_patches + 1, dim))
 
-    def finish(self, patches: torch.Tensor) -> torch.Tensor:
+    def add_cls_and_positions(self, patches: torch.Tensor) -> torch.Tensor:
+        """(B, N, D) patch tokens -> (B, N + 1, D): CLS token first, positional embedding added."""
         cls = self.cls_token.expand(patches.shape[0], -1, -1)
         return torch.cat([cls, patches], dim=1) + self.pos_embed
+
+    def finish(self, patches: torch.Tensor) -> torch.Tensor:
+        """Deprecated name of :meth:`add_cls_and_positions` (warns once)."""
+        warn_once("TokenStem.finish", "TokenStem.add_cls_and_positions")
+        return self.add_cls_and_positions(patches)
 
 
 class VisionStem(TokenStem):
     """Images (B,3,H,W) or clips (B,3,T,H,W) -> Conv3d patches; images repeat to T frames."""
 
-    def __init__(self, dim: int, kernel_size: tuple[int, int, int], frames: int) -> None:
+    def __init__(self, dim: int, kernel_size: tuple[int, ...], frames: int) -> None:
         kt, kh, kw = kernel_size
         super().__init__(dim, (frames // kt) * (IMAGE_SIZE // kh) * (IMAGE_SIZE // kw))
         self.frames = frames
@@ -44,20 +52,20 @@ class VisionStem(TokenStem):
             x = x.unsqueeze(2)
         if x.shape[2] == 1:
             x = x.expand(-1, -1, self.frames, -1, -1)
-        return self.finish(self.proj(x).flatten(2).transpose(1, 2))
+        return self.add_cls_and_positions(self.proj(x).flatten(2).transpose(1, 2))
 
 
 class ConvStem(TokenStem):
     """One-channel maps (audio log-mel, depth, thermal) -> Conv2d patches -> LayerNorm."""
 
-    def __init__(self, dim: int, kernel: int, stride: int, input_hw: tuple[int, int]) -> None:
+    def __init__(self, dim: int, kernel: int, stride: int, input_hw: tuple[int, ...]) -> None:
         grid = [(size - kernel) // stride + 1 for size in input_hw]
         super().__init__(dim, grid[0] * grid[1])
         self.proj = nn.Conv2d(1, dim, kernel_size=kernel, stride=stride, bias=False)
         self.norm = nn.LayerNorm(dim, eps=STEM_NORM_EPS)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.finish(self.norm(self.proj(x).flatten(2).transpose(1, 2)))
+        return self.add_cls_and_positions(self.norm(self.proj(x).flatten(2).transpose(1, 2)))
 
 
 class IMUStem(TokenStem):
@@ -73,7 +81,7 @@ class IMUStem(TokenStem):
         # A reshape, not x.unfold(-1, k, k): the same windows, and the ONNX exporter gets it right.
         windows = x[..., : IMU_LENGTH // self.kernel * self.kernel].reshape(*x.shape[:-1], -1, self.kernel)
         windows = windows.transpose(1, 2).flatten(2)
-        return self.finish(self.norm(self.proj(windows)))
+        return self.add_cls_and_positions(self.norm(self.proj(windows)))
 
 
 class TextStem(nn.Module):

@@ -1,0 +1,136 @@
+"""Command-line options: global options, input flags, shared embedding options, value types.
+
+Input flags (``--text``, ``--image``/``--vision``, ``--audio``, ...) are collected in
+command-line order as ``(kind, value)`` pairs; :mod:`.files` expands them.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from typing import Any
+
+from ..dtypes import DTYPE_NAMES
+from ..kinds import INPUT_KINDS
+from .loading import CHECKPOINT_ENV, DEFAULT_CHECKPOINT
+
+PROG = "imagebind-sdk"
+# Flags of each input kind (the first one is the canonical spelling).
+KIND_FLAGS = {
+    "text": ("--text",),
+    "vision": ("--image", "--vision"),
+    "video": ("--video",),
+    "audio": ("--audio",),
+    "depth": ("--depth",),
+    "thermal": ("--thermal",),
+    "imu": ("--imu",),
+}
+
+
+class UsageError(Exception):
+    """A command-line usage problem found after parsing (exit status 2)."""
+
+
+def add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """Options accepted before the command (and, with ``suppress``, after it too).
+
+    On subcommand parsers the defaults are ``SUPPRESS`` so that an option given
+    before the command is not overwritten by the subcommand's default.
+    """
+
+    def default(value: Any) -> Any:
+        return argparse.SUPPRESS if suppress else value
+
+    group = parser.add_argument_group("global options")
+    group.add_argument(
+        "--checkpoint", metavar="SOURCE", default=default(None),
+        help=f"alias (imagebind-huge), Hub repo id, directory or weights file "
+        f"(default: ${CHECKPOINT_ENV}, else {DEFAULT_CHECKPOINT})",
+    )
+    group.add_argument("--offline", action="store_true", default=default(False),
+                       help="use local files and the Hugging Face cache only (no downloads)")
+    group.add_argument("--device", default=default(None), help="torch device, e.g. cpu, cuda, cuda:1, mps "
+                       "(default: CUDA, else MPS, else CPU)")
+    group.add_argument("--dtype", choices=sorted(DTYPE_NAMES), default=default(None), metavar="DTYPE",
+                       help="weights dtype: float32 (default), bfloat16 or float16 (aliases fp32, bf16, fp16, half)")
+    group.add_argument("--quantize", choices=["int8"], default=default(None),
+                       help="int8: dynamic int8 Linear layers, ~1.5-2x faster on CPU (CPU and float32 only)")
+    group.add_argument("--debug", action="store_true", default=default(False),
+                       help="show full tracebacks and debug logging")
+    group.add_argument("-v", "--verbose", action="store_true", default=default(False),
+                       help="log progress information (INFO) on stderr")
+
+
+class InputAction(argparse.Action):
+    """Append ``(kind, value)`` to a list attribute, keeping command-line order."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, kind: str = "", **kwargs: Any) -> None:
+        self.kind = kind
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser: Any, namespace: argparse.Namespace, values: Any, option_string: Any = None) -> None:
+        items = list(getattr(namespace, self.dest, None) or [])
+        items += [(self.kind, value) for value in values]
+        setattr(namespace, self.dest, items)
+
+
+def add_input_flags(
+    parser: argparse.ArgumentParser,
+    kinds: Sequence[str] = INPUT_KINDS,
+    *,
+    dest: str = "inputs",
+    prefix: str = "",
+    title: str = "inputs (each takes one or more values and is repeatable; a directory or glob expands "
+    "to its files, sorted)",
+) -> None:
+    """Add ``--text``, ``--image``/``--vision``, ... flags collecting into ``dest``."""
+    group = parser.add_argument_group(title)
+    for kind in kinds:
+        flags = [f"--{prefix}{flag[2:]}" for flag in KIND_FLAGS[kind]]
+        what = "a text" if kind == "text" else f"{kind} file, directory or glob"
+        group.add_argument(*flags, dest=dest, action=InputAction, kind=kind, nargs="+",
+                           metavar="TEXT" if kind == "text" else "PATH", help=f"{what} to embed")
+    parser.set_defaults(**{dest: []})
+
+
+def add_embed_options(parser: argparse.ArgumentParser, *, on_error: bool = True) -> None:
+    """--batch-size and (optionally) --on-error."""
+    parser.add_argument("--batch-size", type=positive_int, default=32, metavar="N",
+                        help="items per forward pass (default: 32)")
+    if on_error:
+        parser.add_argument("--on-error", choices=("raise", "skip"), default="raise",
+                            help="on an unreadable input: stop with an error (raise, default) "
+                            "or leave it out and report it on stderr (skip)")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an int >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an int >= 0."""
+    if text.strip() == "0":
+        return 0
+    return positive_int(text)
+
+
+def read_list(values: Sequence[str], *, split_commas: bool) -> list[str]:
+    """Values of --labels/--templates: ``@file`` (one entry a line, ``#`` comments) or literals."""
+    out: list[str] = []
+    for value in values:
+        if value.startswith("@"):
+            with open(value[1:], encoding="utf-8") as f:
+                lines = [line.strip() for line in f]
+            out += [line for line in lines if line and not line.startswith("#")]
+        elif split_commas:
+            out += [part.strip() for part in value.split(",") if part.strip()]
+        else:
+            out.append(value)
+    return out
