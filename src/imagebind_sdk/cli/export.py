@@ -8,7 +8,7 @@ from typing import Any
 
 from ..config import MODALITIES
 from .loading import load_model
-from .options import UsageError
+from .errors import UsageError
 
 logger = logging.getLogger(__name__)
 
