@@ -76,6 +76,7 @@ class ImageBind:
         quantize: str | None = None,
         compile: bool | str = False,
         trim_text: bool = True,
+        backend: str = "torch",
     ) -> "ImageBind":
         """Load a checkpoint: alias (``imagebind-huge``), Hub repo id, directory or file.
 
@@ -87,7 +88,15 @@ class ImageBind:
         such as ``"reduce-overhead"``, which uses CUDA graphs) compiles each encoder;
         the first call per input shape is slow. ``trim_text=False`` runs every text
         through all 77 positions as the reference does (same numbers, slower).
+        ``backend="onnxruntime"`` loads a folder written by ``imagebind-sdk export-onnx``
+        (see :mod:`imagebind_sdk.export`; ``quantize="int8"`` picks its int8 graphs).
         """
+        if backend != "torch":
+            from .export import load_backend
+
+            onnx_model = load_backend(backend, source, modalities=modalities, device=device, dtype=dtype,
+                                      quantize=quantize, compile=compile, trim_text=trim_text)
+            return cls(onnx_model, device=torch.device("cpu"), source=str(source))
         wanted = check_modalities(modalities)
         target = torch.device(device) if device is not None else default_device()
         weights_dtype = as_dtype(dtype)
