@@ -43,8 +43,6 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("--min-score", type=float, metavar="X",
                    help="cosine threshold (default: halfway from the median window score to the best)")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="progress bar on stderr (default: for long recordings on a terminal)")
     add_embed_options(p, on_error=False)
     p.set_defaults(func=run)
 
