@@ -86,7 +86,9 @@ def test_python_blocks_run(document: Path, tmp_path: Path, tiny_dir: Path, asset
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     namespace: dict = {"__name__": f"doc_{document.stem}"}
     for line, source in blocks:
-        code = compile(substitute(source, tiny_dir), f"{document.name}:{line}", "exec")
+        # dont_inherit: this module's `from __future__ import annotations` must not turn the
+        # docs' annotations into strings (LanceDB's pydantic models need evaluated ones).
+        code = compile(substitute(source, tiny_dir), f"{document.name}:{line}", "exec", dont_inherit=True)
         try:
             exec(code, namespace)
         except Exception as exc:  # name the block: the traceback points into the doc

@@ -16,6 +16,7 @@ from .hub import WeightsNotFoundError
 from .index import EmbeddingIndex
 from .ops import compose, search, similarity
 from .preprocess import InputError
+from .pretrained import Pretrained, list_pretrained
 from .quantize import quantize_int8
 from .templates import templates_for
 from .tokenizer import Tokenizer
@@ -32,6 +33,7 @@ __all__ = [
     "ImageBindConfig",
     "InputError",
     "MODALITIES",
+    "Pretrained",
     "Tokenizer",
     "WeightsNotFoundError",
     "ZeroShotResult",
@@ -41,6 +43,7 @@ __all__ = [
     "convert_checkpoint",
     "default_device",
     "embed_files",
+    "list_pretrained",
     "load_bulk_output",
     "quantize_int8",
     "search",

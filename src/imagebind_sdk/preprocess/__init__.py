@@ -22,6 +22,7 @@ from typing import Any, Literal, Sequence
 
 import torch
 
+from ..integrations.hf_datasets import dataset_value
 from .sources import InputError, check_finite, describe
 
 logger = logging.getLogger(__name__)
@@ -116,6 +117,7 @@ def preprocess_batch(
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     rows, indices, sources, skipped = [], [], [], []
     for index, item in enumerate(items):
+        item = dataset_value(item)  # Hugging Face datasets feature values (integrations/hf_datasets.py)
         source = describe(item)
         try:
             rows.append(preprocess_one(modality, item, **options))

@@ -1,0 +1,135 @@
+"""LanceDB: the embedding function ``"imagebind-sdk"`` in LanceDB's registry.
+
+>>> import imagebind_sdk.integrations.lancedb                                     # doctest: +SKIP
+>>> from lancedb.embeddings import get_registry                                   # doctest: +SKIP
+>>> func = get_registry().get("imagebind-sdk").create(checkpoint="imagebind-huge") # doctest: +SKIP
+
+Unlike LanceDB's built-in ``"imagebind"`` function (text, image and audio through the
+reference package), this one covers every input kind: text, images, audio and video
+by path or bytes, depth, thermal and IMU. The source column's kind is ``kind=``;
+with ``kind=None`` each value decides: a string ending in a known file extension
+(``kinds.KIND_OF_EXTENSION``: images, audio, video, ``.csv`` IMU) is that file, any
+other string is text. Depth and thermal images look like any image, so they need
+``kind="depth"`` / ``"thermal"`` (or a ``{"depth": path}`` query). Queries follow the
+same rule, so a table of images is searched by text, by an image path, a PIL image or
+``{"audio": b"..."}``. The function's arguments are stored in the table's metadata:
+reopening the table (in any process) recreates it, and a table built with ``model=``
+records that model's checkpoint, modalities, device and dtype.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any, Optional
+
+from ..kinds import INPUT_KINDS, infer_kind
+from .shared import LoadOptions, embed_rows, require, resolve_model
+
+_lancedb_embeddings = require("lancedb.embeddings", "lancedb")
+_pydantic = require("pydantic", "lancedb")
+_np = require("numpy", "lancedb")
+
+__all__ = ["ImageBindSDKEmbeddings"]
+
+BYTES = (bytes, bytearray, memoryview)
+
+
+@_lancedb_embeddings.register("imagebind-sdk")
+class ImageBindSDKEmbeddings(_lancedb_embeddings.EmbeddingFunction):
+    """ImageBind (imagebind-sdk) vectors for a LanceDB table's vector column."""
+
+    model_config = _pydantic.ConfigDict(ignored_types=(cached_property,), arbitrary_types_allowed=True)
+
+    model: Any = None  # an already loaded ImageBind (shared); or checkpoint= and the options below
+    checkpoint: Optional[str] = None
+    modalities: Optional[tuple[str, ...]] = None
+    device: Optional[str] = None
+    dtype: Optional[str] = None
+    quantize: Optional[str] = None
+    kind: Optional[str] = None  # input kind of the source column; None: decided per value
+    normalize: bool = True  # unit vectors; False: the reference model's raw output
+    batch_size: int = 32
+    max_retries: int = 0  # local inference: a failure is not transient, retrying only repeats it
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if self.kind is not None and self.kind not in INPUT_KINDS:
+            raise ValueError(f"kind must be one of {list(INPUT_KINDS)} or None, got {self.kind!r}")
+        self._ndims = None
+
+    @cached_property
+    def imagebind(self) -> Any:
+        """The ImageBind model, loaded (or shared) on first use, not when a table is opened."""
+        options = LoadOptions.of(self.checkpoint, self.modalities, self.device, self.dtype, self.quantize)
+        return resolve_model(self.model, options)
+
+    def ndims(self) -> int:
+        return self.imagebind.embedding_dim
+
+    def compute_source_embeddings(self, values: Any, *args: Any, **kwargs: Any) -> list:
+        """One vector per value of the source column, in order."""
+        return self._embed([self._split(v, i, self.kind) for i, v in enumerate(self.sanitize_input(values))])
+
+    def compute_query_embeddings(self, query: Any, *args: Any, **kwargs: Any) -> list:
+        """The vector of one query: text, a file path, bytes (of ``kind``), a PIL image or ``{kind: item}``."""
+        # Queries are text or files whatever the column holds; only bytes can't say which.
+        return self._embed([self._split(query, 0, self.kind if isinstance(query, BYTES) else None)])
+
+    def sanitize_input(self, values: Any) -> list:
+        pa = require("pyarrow", "lancedb")
+        if isinstance(values, (str, *BYTES)):
+            return [values]
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks()
+        if isinstance(values, pa.Array):
+            return values.to_pylist()
+        return list(values)
+
+    @classmethod
+    def create(cls, **kwargs: Any) -> "ImageBindSDKEmbeddings":
+        """As LanceDB's ``create``, but ``model=`` is shared, not deep-copied with the other arguments."""
+        model = kwargs.pop("model", None)
+        instance = super().create(**kwargs)
+        instance.model = model
+        return instance
+
+    def safe_model_dump(self) -> dict:
+        """The arguments stored in the table's metadata; ``model=`` becomes where it came from."""
+        args = dict(super().safe_model_dump())
+        model = self.model
+        if model is not None:
+            args.update(
+                checkpoint=model.source,
+                modalities=list(model.modalities),
+                device=str(model.device),
+                dtype=str(model.dtype).removeprefix("torch."),
+            )
+        return args
+
+    def _split(self, value: Any, index: int, kind: str | None) -> tuple[str, Any]:
+        """(kind, item) of one value, by the rules in the module docstring."""
+        if kind is not None:
+            return kind, value
+        if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in INPUT_KINDS:
+            return next(iter(value.items()))
+        if isinstance(value, str):
+            return infer_kind(value) or "text", value
+        if type(value).__module__.startswith("PIL."):
+            return "vision", value
+        raise TypeError(
+            f"value {index}: cannot tell the input kind of a {type(value).__name__}; create the function "
+            f"with kind=... (one of {list(INPUT_KINDS)}) or query with {{kind: item}}"
+        )
+
+    def _embed(self, pairs: list[tuple[str, Any]]) -> list:
+        """Vectors of (kind, item) pairs: one embed() call per kind, results back in order."""
+        by_kind: dict[str, list[int]] = {}
+        for position, (kind, _) in enumerate(pairs):
+            by_kind.setdefault(kind, []).append(position)
+        out: list = [None] * len(pairs)
+        for kind, positions in by_kind.items():
+            items = [pairs[p][1] for p in positions]
+            rows = embed_rows(self.imagebind, kind, items, normalize=self.normalize, batch_size=self.batch_size)
+            for position, row in zip(positions, rows):
+                out[position] = _np.asarray(row, dtype=_np.float32)
+        return out
