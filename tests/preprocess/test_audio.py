@@ -11,7 +11,7 @@ import pytest
 import soundfile
 import torch
 
-from imagebind_sdk.preprocess import audio, preprocess_one
+from imagebind_sdk.preprocess import audio, audio_decode, preprocess_one
 from imagebind_sdk.preprocess.sources import InputError
 
 GOLDEN_AUDIO = [
@@ -163,9 +163,9 @@ def test_load_waveform(bird: Path) -> None:
 def test_pyav_decoding_equals_soundfile(assets_dir: Path) -> None:
     for name in ("bird_audio.wav", "long_48k_mono_0.wav", "u8_11k_0.wav", "exact2s_16k_0.wav"):
         with open(assets_dir / name, "rb") as f:
-            wave, rate = audio._decode_with_pyav(f)
+            wave, rate = audio_decode.decode_with_pyav(f)
         expected, expected_rate = audio.load_waveform(assets_dir / name)
-        assert rate == expected_rate and torch.equal(wave, expected), name
+        assert rate == expected_rate and torch.equal(torch.from_numpy(wave), expected), name
 
 
 @pytest.mark.parametrize("codec, suffix, container", [("aac", "m4a", "ipod"), ("libopus", "webm", "webm")])

@@ -10,16 +10,19 @@ import pytest
 import torch
 from PIL import Image
 
-from imagebind_sdk.preprocess import vision
+from imagebind_sdk.kinds import INPUT_KINDS
+from imagebind_sdk.preprocess import audio, depth, imu, thermal, video, vision
 from imagebind_sdk.preprocess import (
-    MODULES,
+    ITEM_SHAPES,
+    PREPROCESSORS,
     Batch,
     InputError,
     Skipped,
     as_item_list,
-    module_for,
+    option_names,
     preprocess_batch,
     preprocess_one,
+    validate_options,
 )
 
 
@@ -53,7 +56,7 @@ def test_good_items_are_stacked_in_order() -> None:
     for row, item in zip(batch.tensor, (_imu(0), _imu(1, steps=2500), _imu(2))):
         steps = min(item.shape[1], 2000)
         assert torch.equal(row[:, :steps], torch.from_numpy(item[:, :steps]))
-    assert batch.indices == [0, 1, 2] and batch.skipped == []
+    assert batch.skipped == []
     assert batch.sources == [
         "<numpy.ndarray shape=(6, 100)>",
         "<numpy.ndarray shape=(6, 2500)>",
@@ -103,7 +106,6 @@ def test_skip_returns_good_ones_and_lists_the_bad_one(
         batch = preprocess_batch("imu", [_imu(0), broken_csv, _imu(1)], on_error="skip")
     assert batch.tensor is not None and batch.tensor.shape == (2, 6, 2000)
     assert torch.equal(batch.tensor[1, :, :100], torch.from_numpy(_imu(1)))
-    assert batch.indices == [0, 2]
     assert len(batch.skipped) == 1
     skipped = batch.skipped[0]
     assert isinstance(skipped, Skipped)
@@ -115,7 +117,7 @@ def test_skip_returns_good_ones_and_lists_the_bad_one(
 def test_skip_everything_gives_no_tensor(tmp_path: Path) -> None:
     missing = [tmp_path / "a.csv", tmp_path / "b.csv"]
     batch = preprocess_batch("imu", missing, on_error="skip")
-    assert batch.tensor is None and batch.indices == [] and batch.sources == []
+    assert batch.tensor is None and batch.sources == []
     assert [s.index for s in batch.skipped] == [0, 1]
     assert "no such file" in batch.skipped[0].error
 
@@ -176,8 +178,8 @@ def test_integer_tensor_of_input_shape_is_raw_data() -> None:
     assert batch.tensor[0].min() < 0  # normalised, not passed through as 0..255
 
 
-def test_unknown_modality_lists_the_known_ones() -> None:
-    with pytest.raises(ValueError, match="unknown modality 'smell'") as info:
+def test_unknown_kind_lists_the_known_ones() -> None:
+    with pytest.raises(ValueError, match="unknown input kind 'smell'") as info:
         preprocess_batch("smell", [1])
     for name in ("depth", "imu", "thermal", "vision"):
         assert name in str(info.value)
@@ -185,8 +187,60 @@ def test_unknown_modality_lists_the_known_ones() -> None:
         as_item_list("smell", [1])
 
 
-@pytest.mark.parametrize("modality", ["depth", "thermal", "imu"])
-def test_modules_follow_the_interface(modality: str) -> None:
-    assert modality in MODULES
-    module = module_for(modality)
-    assert isinstance(module.ITEM_SHAPE, tuple) and callable(module.preprocess)
+def test_table_covers_every_input_kind() -> None:
+    modules = {"vision": vision, "video": video, "audio": audio, "depth": depth, "thermal": thermal, "imu": imu}
+    assert set(PREPROCESSORS) == set(ITEM_SHAPES) == set(INPUT_KINDS) - {"text"}
+    for kind, module in modules.items():
+        assert PREPROCESSORS[kind] is module.preprocess and ITEM_SHAPES[kind] == module.ITEM_SHAPE
+
+
+# --- options are checked first; every per-item failure is the item's -----------------
+
+
+def test_invalid_option_value_raises_before_any_item_is_read(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.png"  # would be a skipped item if it were read
+    with pytest.raises(ValueError, match="mode must be one of .*got 'metric'"):
+        preprocess_batch("depth", [missing], on_error="skip", mode="metric")
+    with pytest.raises(ValueError, match="crop must be one of"):
+        validate_options("imu", {"crop": "middle"})
+    validate_options("depth", {"mode": "raw", "depth_scale": 5000})  # valid: no error
+
+
+def test_unknown_option_names_the_kind_and_lists_the_valid_ones(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"unknown thermal option\(s\) 'normalise'; valid thermal options: normalize"):
+        preprocess_batch("thermal", [tmp_path / "x.png"], on_error="skip", normalise=True)
+    with pytest.raises(ValueError, match=r"unknown audio option\(s\) 'rate'; valid audio options: none"):
+        validate_options("audio", {"rate": 16000})
+    assert option_names("imu") == ["sample_rate", "target_rate", "crop"]
+
+
+def test_overflow_after_decoding_is_a_skippable_item_error() -> None:
+    sign = np.where(np.arange(32000) % 2 == 0, 1.0, -1.0)
+    ok = (np.random.default_rng(0).normal(0, 0.1, 32000).astype(np.float32), 16000)
+    huge = ((np.full(32000, 3e38) * sign).astype(np.float32), 16000)  # finite, overflows in the fbank
+    batch = preprocess_batch("audio", [ok, huge], on_error="skip")
+    assert batch.tensor is not None and batch.tensor.shape[0] == 1 and torch.isfinite(batch.tensor).all()
+    assert [s.index for s in batch.skipped] == [1] and "non-finite" in batch.skipped[0].error
+    with pytest.raises(InputError, match=r"audio\[1\] .*non-finite"):
+        preprocess_batch("audio", [ok, huge])
+
+
+def test_memory_error_of_one_item_is_that_items_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def greedy(item: np.ndarray, **options: object) -> torch.Tensor:
+        if item.shape[1] > 1000:
+            np.empty(1 << 62, dtype=np.uint8)  # numpy raises MemoryError: no real allocation
+        return imu.preprocess(item, **options)
+
+    monkeypatch.setitem(PREPROCESSORS, "imu", greedy)
+    batch = preprocess_batch("imu", [_imu(0), _imu(1, steps=1500)], on_error="skip")
+    assert batch.tensor is not None and batch.tensor.shape[0] == 1
+    assert batch.skipped[0].index == 1 and "Unable to allocate" in batch.skipped[0].error
+
+
+def test_numpy_image_batch_is_n_images() -> None:
+    images = np.random.default_rng(0).integers(0, 256, (3, 40, 50, 3), dtype=np.uint8)
+    items = as_item_list("vision", images)
+    assert len(items) == 3
+    batch = preprocess_batch("vision", items)
+    for row, image in zip(batch.tensor, images):
+        assert torch.equal(row, vision.preprocess(image))

@@ -243,7 +243,7 @@ def test_text_mode_file_object(depth_png: Path) -> None:
 
 
 def test_extreme_aspect_ratio() -> None:
-    with pytest.raises(InputError, match="aspect ratio of at most 100:1, found 500x2"):
+    with pytest.raises(InputError, match="aspect ratio of at most 100:1, found a 500x2 image"):
         depth.preprocess(np.ones((2, 500), dtype=np.float32))
 
 

@@ -294,3 +294,16 @@ def test_bad_sample_rate(rate: object) -> None:
         imu.preprocess(_signal(10), sample_rate=rate)
     with pytest.raises(ValueError, match="target_rate must be a finite number of Hz > 0"):
         imu.preprocess(_signal(10), target_rate=rate)
+
+
+@pytest.mark.parametrize("sample_rate", [3.2e-4, 1e-9, 1e-300])
+def test_resampling_beyond_the_limit_is_refused(sample_rate: float) -> None:
+    signal = np.random.default_rng(0).normal(size=(6, 100))
+    with pytest.raises(InputError, match=f"over the limit of {imu.MAX_RESAMPLED_STEPS}"):
+        imu.preprocess(signal, sample_rate=sample_rate)
+
+
+def test_resampling_up_to_the_limit_works() -> None:
+    signal = np.random.default_rng(0).normal(size=(6, 101))
+    out = imu.windows(signal, sample_rate=1.0, target_rate=200.0)  # 100 s at 1 Hz -> 20001 steps
+    assert out.shape == (11, 6, 2000)

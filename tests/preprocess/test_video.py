@@ -11,20 +11,22 @@ import numpy as np
 import pytest
 import torch
 
-from imagebind_sdk.preprocess import video
+from imagebind_sdk.preprocess import image, video
 from imagebind_sdk.preprocess.sources import InputError
 
 GOLDEN_KEY = "video/wind_noise.mp4"
 
 
-def _write_video(path: Path, frames: int, fps: int = 10, gop: int = 10, codec: str = "mpeg4") -> Path:
+def _write_video(
+    path: Path, frames: int, fps: int = 10, gop: int = 10, codec: str = "mpeg4", size: tuple[int, int] = (64, 48)
+) -> Path:
     """A small synthetic video whose frames all differ (so an off-by-one shows)."""
     container = "webm" if path.suffix == ".webm" else None
     with av.open(str(path), "w", format=container) as out:
         stream = out.add_stream(codec, rate=fps)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.width, stream.height, stream.pix_fmt = *size, "yuv420p"
         stream.codec_context.gop_size = gop
-        rows, cols = np.mgrid[0:48, 0:64]
+        rows, cols = np.mgrid[0 : size[1], 0 : size[0]]
         for i in range(frames):
             image = np.stack([np.full_like(rows, (i * 7) % 256), cols * 3, (rows * 5 + i) % 256], -1)
             frame = av.VideoFrame.from_ndarray(image.astype(np.uint8), format="rgb24")
@@ -180,13 +182,16 @@ def test_zero_frames(suffix: str, container: str | None, words: str, tmp_path: P
         video.preprocess(path)
 
 
+@pytest.mark.parametrize("fps", [0, -1.0, float("nan"), "fast", True])
+def test_bad_fps_option(fps) -> None:
+    with pytest.raises(ValueError, match="fps must be a finite number of frames per second > 0"):
+        video.preprocess(np.zeros((4, 8, 8, 3), np.uint8), fps=fps)
+
+
 @pytest.mark.parametrize(
     "frames, fps, words",
     [
         (np.zeros((4, 8, 8, 3), np.uint8), None, "fps="),
-        (np.zeros((4, 8, 8, 3), np.uint8), 0, "positive frame rate"),
-        (np.zeros((4, 8, 8, 3), np.uint8), float("nan"), "positive frame rate"),
-        (np.zeros((4, 8, 8, 3), np.uint8), "fast", "frame rate"),
         (np.zeros((4, 8, 8, 3), np.uint8), 0.1, "too low"),
         (np.zeros((8, 8, 3), np.uint8), 10, r"shape \(T, H, W, 3\)"),
         (np.zeros((4, 3, 8, 8), np.uint8), 10, r"shape \(T, H, W, 3\)"),
@@ -207,3 +212,46 @@ def test_unsupported_types(wind: Path) -> None:
         video.preprocess(text_file)
     with pytest.raises(InputError, match="could not open video"):
         video.preprocess(io.BytesIO(b""))
+
+
+# --- size guards and frame access ---------------------------------------------------
+
+
+def _count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    convert = video._to_rgb
+    monkeypatch.setattr(video, "_to_rgb", lambda *args: calls.append(1) or convert(*args))
+    return calls
+
+
+def test_elongated_video_is_refused_before_decoding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _write_video(tmp_path / "wide.mp4", frames=20, size=(3200, 16))  # 200:1, a few KB
+    decoded = _count_decodes(monkeypatch)
+    with pytest.raises(InputError, match=r"aspect ratio of at most 100:1, found a 3200x16 video frame"):
+        video.preprocess(path)
+    assert decoded == []
+
+
+def test_frame_pixel_limit_is_checked_from_the_header(wind: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(image, "MAX_PIXELS", 10_000)
+    decoded = _count_decodes(monkeypatch)
+    with pytest.raises(InputError, match="video frame is .*pixel limit"):
+        video.preprocess(wind)
+    with pytest.raises(InputError, match="video frame is .*pixel limit"):
+        video.preprocess(np.zeros((20, 120, 100, 3), dtype=np.uint8), fps=10)
+    assert decoded == []
+
+
+def test_elongated_frame_array_is_refused() -> None:
+    with pytest.raises(InputError, match="found a 400x2 video frame"):
+        video.preprocess(np.zeros((20, 2, 400, 3), dtype=np.uint8), fps=10)
+
+
+def test_decode_frames_and_probe(synthetic: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert video.probe(synthetic) == (10.0, 150)
+    decoded = _count_decodes(monkeypatch)
+    frames = video.decode_frames(synthetic, [3, 140, 141])
+    assert np.array_equal(frames, _all_frames(synthetic)[[3, 140, 141]])
+    assert len(decoded) < 150 // 2  # seeks over the middle instead of decoding it
+    with pytest.raises(InputError, match=r"frame indices in 0..149"):
+        video.decode_frames(synthetic, [150])

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
-from imagebind_sdk.preprocess import preprocess_batch, preprocess_one, vision
+from imagebind_sdk.preprocess import image, preprocess_batch, preprocess_one, vision
 from imagebind_sdk.preprocess.sources import InputError
 
 GOLDEN_IMAGES = [
@@ -79,9 +79,9 @@ def test_exif_orientation_is_opt_in(assets_dir: Path, golden_preprocess: dict) -
 def test_resize_and_crop_geometry() -> None:
     wide = Image.new("RGB", (1000, 100))
     tall = Image.new("RGB", (70, 900))
-    assert vision.resize_and_crop(wide).size == (224, 224)
-    assert vision.resize_and_crop(tall).size == (224, 224)
-    assert vision.resize_and_crop(Image.new("RGB", (5, 5))).size == (224, 224)
+    assert image.resize_center_crop(wide).size == (224, 224)
+    assert image.resize_center_crop(tall).size == (224, 224)
+    assert image.resize_center_crop(Image.new("RGB", (5, 5))).size == (224, 224)
 
 
 # --- input kinds -------------------------------------------------------------------
@@ -136,7 +136,7 @@ def test_dispatcher_passes_through_and_skips(dog: Path, dog_expected: torch.Tens
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"not an image")
     batch = preprocess_batch("vision", [dog, bad], on_error="skip")
-    assert batch.indices == [0] and torch.equal(batch.tensor[0], dog_expected)
+    assert batch.sources == [str(dog)] and torch.equal(batch.tensor[0], dog_expected)
     assert batch.skipped[0].index == 1 and "cannot identify" in batch.skipped[0].error
 
 
@@ -195,7 +195,7 @@ def test_decompression_bomb_header() -> None:
 
 
 def test_pixel_limit_checked_before_decoding(dog: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(vision, "MAX_PIXELS", 1000)
+    monkeypatch.setattr(image, "MAX_PIXELS", 1000)
     with pytest.raises(InputError, match="pixel limit"):
         vision.preprocess(dog)
     with pytest.raises(InputError, match="pixel limit"):

@@ -1,9 +1,10 @@
 """Input transforms: raw files, arrays and tensors -> the tensors the model takes.
 
-One module per modality. Each exposes ``ITEM_SHAPE`` (the model input of one item)
-and ``preprocess(item, **options) -> torch.Tensor`` of exactly that shape.
-:func:`preprocess_batch` runs one of them over a list, names failing items by
-index and source, and either raises or skips them (``on_error``).
+One module per input kind (``video`` is a kind the vision encoder encodes). Each
+exposes ``ITEM_SHAPE`` (the model input of one item) and
+``preprocess(item, **options) -> torch.Tensor`` of exactly that shape; the tables
+below map each kind to them. :func:`preprocess_batch` runs one over a list, names
+failing items by index and source, and either raises or skips them (``on_error``).
 
 Convention for tensors: a ``torch.Tensor`` whose shape equals ``ITEM_SHAPE`` (or a
 batch ``(N, *ITEM_SHAPE)`` passed as the whole argument) is taken as already
@@ -13,28 +14,46 @@ file object, a PIL image, a numpy array, or a tensor of another shape.
 
 from __future__ import annotations
 
-import importlib
+import inspect
 import logging
 import numbers
 from dataclasses import dataclass, field
-from types import ModuleType
-from typing import Any, Literal, Sequence
+from typing import Any, Callable, Literal, Mapping, Sequence
 
+import numpy as np
 import torch
 
 from ..integrations.hf_datasets import dataset_value
+from . import audio, depth, imu, thermal, video, vision
 from .sources import InputError, check_finite, describe
 
 logger = logging.getLogger(__name__)
 
-# Modality name -> module under imagebind_sdk.preprocess. "video" feeds the vision encoder.
-MODULES = {
-    "vision": "vision",
-    "video": "video",
-    "audio": "audio",
-    "depth": "depth",
-    "thermal": "thermal",
-    "imu": "imu",
+# Input kind -> its preprocessing function and the shape of one preprocessed item.
+PREPROCESSORS: dict[str, Callable[..., torch.Tensor]] = {
+    "vision": vision.preprocess,
+    "video": video.preprocess,
+    "audio": audio.preprocess,
+    "depth": depth.preprocess,
+    "thermal": thermal.preprocess,
+    "imu": imu.preprocess,
+}
+# Input kind -> its option check (ValueError for bad values; same keywords as the preprocessor).
+OPTION_CHECKS: dict[str, Callable[..., None]] = {
+    "vision": vision.check_options,
+    "video": video.check_options,
+    "audio": audio.check_options,
+    "depth": depth.check_options,
+    "thermal": thermal.check_options,
+    "imu": imu.check_options,
+}
+ITEM_SHAPES: dict[str, tuple[int, ...]] = {
+    "vision": vision.ITEM_SHAPE,
+    "video": video.ITEM_SHAPE,
+    "audio": audio.ITEM_SHAPE,
+    "depth": depth.ITEM_SHAPE,
+    "thermal": thermal.ITEM_SHAPE,
+    "imu": imu.ITEM_SHAPE,
 }
 
 OnError = Literal["raise", "skip"]
@@ -51,19 +70,44 @@ class Skipped:
 
 @dataclass
 class Batch:
-    """Preprocessed inputs of one modality, ready for the model."""
+    """Preprocessed inputs of one kind, ready for the model."""
 
     tensor: torch.Tensor | None  # (N_ok, *ITEM_SHAPE), None when every item was skipped
-    indices: list[int]  # position of each row in the caller's input list
     sources: list[str]  # source identifier of each row
     skipped: list[Skipped] = field(default_factory=list)
 
 
-def module_for(modality: str) -> ModuleType:
-    """The preprocessing module of a modality name."""
-    if modality not in MODULES:
-        raise ValueError(f"unknown modality {modality!r}; expected one of {sorted(MODULES)}")
-    return importlib.import_module(f"{__name__}.{MODULES[modality]}")
+def item_shape(kind: str) -> tuple[int, ...]:
+    """The shape of one preprocessed item of an input kind; ValueError for an unknown kind."""
+    if kind not in ITEM_SHAPES:
+        raise ValueError(f"unknown input kind {kind!r}; expected one of {sorted(ITEM_SHAPES)}")
+    return ITEM_SHAPES[kind]
+
+
+def option_names(kind: str) -> list[str]:
+    """The keyword options the preprocessor of ``kind`` takes."""
+    item_shape(kind)  # refuses an unknown kind
+    parameters = inspect.signature(PREPROCESSORS[kind]).parameters.values()
+    return [p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY]
+
+
+def validate_options(kind: str, options: Mapping[str, Any]) -> None:
+    """ValueError for an unknown option name or an invalid value, before any item is read.
+
+    Options apply to every item, so a bad one is the caller's error, never a skipped item.
+    """
+    valid = option_names(kind)
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        listed = ", ".join(valid) if valid else "none"
+        names = ", ".join(map(repr, unknown))
+        raise ValueError(f"unknown {kind} option(s) {names}; valid {kind} options: {listed}")
+    OPTION_CHECKS[kind](**options)
+
+
+def _is_numpy_image_batch(kind: str, value: Any) -> bool:
+    """A (N, H, W, C) array of images passed as vision: N items, as a tensor batch is."""
+    return kind == "vision" and isinstance(value, np.ndarray) and value.ndim == 4 and value.shape[-1] in (1, 3, 4)
 
 
 def _is_audio_pair(value: Any) -> bool:
@@ -75,34 +119,36 @@ def _is_audio_pair(value: Any) -> bool:
     )
 
 
-def as_item_list(modality: str, value: Any) -> list[Any]:
-    """Split the argument of ``embed(<modality>=value)`` into a list of items."""
-    item_shape = tuple(module_for(modality).ITEM_SHAPE)
-    if isinstance(value, torch.Tensor) and tuple(value.shape[1:]) == item_shape:
+def as_item_list(kind: str, value: Any) -> list[Any]:
+    """Split the argument of ``embed(<kind>=value)`` into a list of items."""
+    shape = item_shape(kind)  # also refuses an unknown kind
+    if isinstance(value, torch.Tensor) and tuple(value.shape[1:]) == shape:
         return list(value.unbind(0))
-    if modality == "audio" and _is_audio_pair(value):
+    if _is_numpy_image_batch(kind, value):
+        return list(value)
+    if kind == "audio" and _is_audio_pair(value):
         return [value]
     if isinstance(value, (list, tuple)):
         return list(value)
     return [value]
 
 
-def preprocess_one(modality: str, item: Any, **options: Any) -> torch.Tensor:
-    """One item -> its model input tensor (float32, shape ``ITEM_SHAPE``)."""
-    module = module_for(modality)
-    item_shape = tuple(module.ITEM_SHAPE)
+def preprocess_one(kind: str, item: Any, **options: Any) -> torch.Tensor:
+    """One item -> its model input tensor (float32, shape ``ITEM_SHAPES[kind]``)."""
+    shape = item_shape(kind)
     # A float tensor of the model's input shape is already preprocessed; integer
-    # tensors are raw data (e.g. a uint8 image) and go through the module.
-    if isinstance(item, torch.Tensor) and tuple(item.shape) == item_shape and item.is_floating_point():
+    # tensors are raw data (e.g. a uint8 image) and go through the preprocessor.
+    if isinstance(item, torch.Tensor) and tuple(item.shape) == shape and item.is_floating_point():
         return check_finite(item.detach().to(torch.float32), "tensor")
-    out = module.preprocess(item, **options)
-    if tuple(out.shape) != item_shape:  # a bug in a preprocessor, not a user error
-        raise RuntimeError(f"{modality} preprocessing returned {tuple(out.shape)}, not {item_shape}")
-    return out
+    out = PREPROCESSORS[kind](item, **options)
+    if tuple(out.shape) != shape:  # a bug in a preprocessor, not a user error
+        raise RuntimeError(f"{kind} preprocessing returned {tuple(out.shape)}, not {shape}")
+    # Finite but extreme data (e.g. audio at 3e38) can overflow in the transform.
+    return check_finite(out, "preprocessed input")
 
 
 def preprocess_batch(
-    modality: str,
+    kind: str,
     items: Sequence[Any],
     *,
     on_error: OnError = "raise",
@@ -115,33 +161,39 @@ def preprocess_batch(
     """
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-    rows, indices, sources, skipped = [], [], [], []
+    validate_options(kind, options)
+    rows, sources, skipped = [], [], []
     for index, item in enumerate(items):
         item = dataset_value(item)  # Hugging Face datasets feature values (integrations/hf_datasets.py)
         source = describe(item)
         try:
-            rows.append(preprocess_one(modality, item, **options))
-        except (InputError, FileNotFoundError, OSError, ValueError) as exc:
-            message = f"{modality}[{index}] ({source}): {exc}"
+            rows.append(preprocess_one(kind, item, **options))
+        except (InputError, OSError, ValueError, MemoryError) as exc:  # this item's fault
+            message = f"{kind}[{index}] ({source}): {exc or type(exc).__name__}"
             if on_error == "raise":
-                kind = FileNotFoundError if isinstance(exc, FileNotFoundError) else InputError
-                raise kind(message) from exc
+                error = FileNotFoundError if isinstance(exc, FileNotFoundError) else InputError
+                raise error(message) from exc
             logger.warning("skipping %s", message)
-            skipped.append(Skipped(index, source, str(exc)))
+            skipped.append(Skipped(index, source, str(exc) or type(exc).__name__))
             continue
-        indices.append(index)
         sources.append(source)
     tensor = torch.stack(rows) if rows else None
-    return Batch(tensor, indices, sources, skipped)
+    return Batch(tensor, sources, skipped)
 
 
 __all__ = [
+    "ITEM_SHAPES",
+    "PREPROCESSORS",
     "Batch",
     "InputError",
-    "MODULES",
+    "OnError",
     "Skipped",
     "as_item_list",
-    "module_for",
+    "check_finite",
+    "describe",
+    "item_shape",
+    "option_names",
+    "validate_options",
     "preprocess_batch",
     "preprocess_one",
 ]

@@ -12,20 +12,19 @@ shorter than 6 s) see the earlier clips' subtraction.
 
 from __future__ import annotations
 
-import io
 import logging
 import math
-import numbers
 from fractions import Fraction
 from typing import Any, Mapping
 
 import numpy as np
-import soundfile
 import torch
 import torchaudio.compliance.kaldi as kaldi
 import torchaudio.functional
 
-from .sources import InputError, as_binary_stream, check_finite, is_filelike, is_pathlike
+from .audio_decode import AudioReader, open_audio, read_whole
+from .options import is_real_number
+from .sources import InputError, check_finite, source_kind, tensor_to_numpy
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +38,15 @@ FRAME_SHIFT_MS = 10
 MEAN = -4.268  # AudioSet log-mel statistics used by the reference
 STD = 9.138
 ITEM_SHAPE = (NUM_CLIPS, 1, NUM_MEL_BINS, TARGET_LEN)
+
+# torchaudio.functional.resample's defaults, which the reference uses.
+RESAMPLE_FILTER_WIDTH = 6
+RESAMPLE_ROLLOFF = 0.99
+# Files longer than this (samples per channel at their own rate, ~95 s at 44.1 kHz) are
+# not decoded whole: only the three clips' spans are read (bounded memory). The numbers
+# are bit-identical for rates >= 16 kHz; upsampled ones (8 kHz) differ by up to 1e-4
+# under MKL_CBWR, whose convolution rounds differently on a shorter input.
+WHOLE_DECODE_MAX_FRAMES = 2**22
 
 MIN_SAMPLES = SAMPLE_RATE * FRAME_LENGTH_MS // 1000  # one analysis frame (400)
 MAX_SAMPLE_RATE = 1_000_000
@@ -57,9 +65,25 @@ def preprocess(item: Any) -> torch.Tensor:
     datasets) / ``{"path": ...}`` / ``{"bytes": ...}``. A waveform is numpy or
     torch, 1-D mono or ``(channels, samples)``, float in [-1, 1] or integer PCM.
     """
+    source = _encoded_source(item)
+    if source is not None:
+        with open_audio(source) as reader:
+            return _reader_to_fbanks(reader)
     waveform, sample_rate = load_waveform(item)
-    waveform = resample(waveform, sample_rate)
-    return clips_to_fbanks(waveform)
+    return clips_to_fbanks(resample(waveform, sample_rate))
+
+
+def check_options() -> None:
+    """Audio takes no options: the reference's transform has no free parameter."""
+
+
+def _encoded_source(item: Any) -> Any:
+    """The path, bytes or file object holding encoded audio in ``item``, or None."""
+    if source_kind(item) is not None:
+        return item
+    if isinstance(item, Mapping) and item.get("array") is None:
+        return next((item[k] for k in ("bytes", "path") if item.get(k) is not None), None)
+    return None
 
 
 def load_waveform(item: Any) -> tuple[torch.Tensor, int]:
@@ -70,13 +94,13 @@ def load_waveform(item: Any) -> tuple[torch.Tensor, int]:
     if isinstance(item, Mapping):
         waveform, sample_rate = _from_mapping(item)
     elif isinstance(item, tuple) and len(item) == 2:
-        waveform, sample_rate = as_waveform(item[0]), _check_rate(item[1])
+        waveform, sample_rate = as_waveform(item[0]), _integer_sample_rate(item[1])
     elif isinstance(item, (np.ndarray, torch.Tensor)):
         raise InputError(
             f"got a bare waveform of shape {tuple(item.shape)} without its sample rate; "
             "pass (waveform, sample_rate) or {'array': waveform, 'sampling_rate': rate}"
         )
-    elif is_pathlike(item) or is_filelike(item) or isinstance(item, (bytes, bytearray, memoryview)):
+    elif source_kind(item) is not None:
         waveform, sample_rate = decode_file(item)
     else:
         raise InputError(
@@ -91,7 +115,7 @@ def _from_mapping(item: Mapping) -> tuple[torch.Tensor, int]:
     if item.get("array") is not None:
         if "sampling_rate" not in item:
             raise InputError("audio dict has 'array' but no 'sampling_rate'")
-        return as_waveform(item["array"]), _check_rate(item["sampling_rate"])
+        return as_waveform(item["array"]), _integer_sample_rate(item["sampling_rate"])
     for key in ("bytes", "path"):
         if item.get(key) is not None:
             return decode_file(item[key])
@@ -103,11 +127,7 @@ def _from_mapping(item: Mapping) -> tuple[torch.Tensor, int]:
 
 def as_waveform(data: Any) -> torch.Tensor:
     """numpy / torch / list waveform -> a fresh float32 (channels, samples) tensor."""
-    if isinstance(data, torch.Tensor):
-        data = data.detach().cpu()
-        array = data.numpy() if data.dtype != torch.bfloat16 else data.float().numpy()
-    else:
-        array = np.asarray(data)
+    array = tensor_to_numpy(data) if isinstance(data, torch.Tensor) else np.asarray(data)
     if array.ndim == 1:
         array = array[None, :]
     if array.ndim != 2:
@@ -135,10 +155,9 @@ def _to_float32(array: np.ndarray) -> np.ndarray:
     )
 
 
-def _check_rate(rate: Any) -> int:
+def _integer_sample_rate(rate: Any) -> int:
     """A positive integral sample rate not over MAX_SAMPLE_RATE."""
-    integral = isinstance(rate, numbers.Real) and math.isfinite(rate) and rate == int(rate)
-    if isinstance(rate, bool) or not integral:
+    if not (is_real_number(rate) and math.isfinite(rate) and rate == int(rate)):
         raise InputError(f"expected an integer sample rate in Hz, got {rate!r}")
     rate = int(rate)
     if not 0 < rate <= MAX_SAMPLE_RATE:
@@ -154,81 +173,105 @@ def _check_waveform(waveform: torch.Tensor) -> torch.Tensor:
 
 
 def decode_file(item: Any) -> tuple[torch.Tensor, int]:
-    """Encoded audio -> (float32 (channels, samples), rate): soundfile, else PyAV.
+    """Encoded audio (path, bytes, file object) -> (float32 (channels, samples), rate), whole."""
+    with open_audio(item) as reader:
+        rate = _integer_sample_rate(reader.sample_rate)
+        return torch.from_numpy(read_whole(reader)), rate
 
-    soundfile (libsndfile) reads WAV/FLAC/OGG/MP3 and is what the reference's numbers
-    were made with; containers it cannot open (m4a, aac, mp4, webm, ...) go to PyAV.
+
+def decode_span(item: Any, start: int, stop: int) -> torch.Tensor:
+    """Samples ``[start, stop)`` of the 16 kHz waveform of an encoded source, ``(channels, n)``.
+
+    Equal to resampling the whole file and slicing, but reads only about that span
+    (soundfile seeks; PyAV decodes up to it keeping nothing else).
     """
-    if isinstance(item, io.TextIOBase):
-        raise InputError("file object is opened in text mode; open it with 'rb'")
-    stream = as_binary_stream(item)
-    start = stream.tell()
-    try:
-        try:
-            data, rate = soundfile.read(stream, dtype="float32", always_2d=True)
-            return torch.from_numpy(np.ascontiguousarray(data.T)), _check_rate(rate)
-        except RuntimeError as sf_error:  # soundfile.LibsndfileError: not a format it reads
-            logger.debug("soundfile could not read audio (%s); trying PyAV", sf_error)
-            stream.seek(start)
-            try:
-                return _decode_with_pyav(stream)
-            except InputError:
-                raise
-            except Exception as av_error:  # FFmpeg raises many kinds for bad data
-                raise InputError(
-                    f"could not decode audio: not a format soundfile reads ({sf_error}) and "
-                    f"FFmpeg failed too ({type(av_error).__name__}: {av_error})"
-                ) from av_error
-    finally:
-        if stream is not item:
-            stream.close()
+    with open_audio(item) as reader:
+        return read_16k(reader, [(start, stop)])[0]
 
 
-# Sample formats PyAV hands back and how to scale them to float in [-1, 1).
-_AV_SCALES = {"u8": 128.0, "s16": 32768.0, "s32": 2.0**31, "s64": 2.0**63, "flt": None, "dbl": None}
+def resampled_length(frames: int, sample_rate: int) -> int:
+    """Samples after resampling ``frames`` to 16 kHz, computed as torchaudio does."""
+    if sample_rate == SAMPLE_RATE:
+        return frames
+    gcd = math.gcd(sample_rate, SAMPLE_RATE)
+    orig, new = sample_rate // gcd, SAMPLE_RATE // gcd
+    return int(torch.ceil(torch.as_tensor(new * frames / orig)))  # float32 ceil, as torchaudio
 
 
-def _decode_with_pyav(stream: io.IOBase) -> tuple[torch.Tensor, int]:
-    """Decode the first audio stream of any FFmpeg-readable container."""
-    import av  # imported lazily: only needed for containers soundfile cannot read
+def read_16k(reader: AudioReader, spans: list[tuple[int, int]]) -> list[torch.Tensor]:
+    """Spans ``[start, stop)`` of the 16 kHz waveform: each resampled from a window around it.
 
-    with av.open(stream, mode="r") as container:
-        if not container.streams.audio:
-            raise InputError("expected a file with an audio stream, found none")
-        audio = container.streams.audio[0]
-        chunks = [_frame_to_float(frame) for frame in container.decode(audio)]
-        rate = audio.codec_context.sample_rate or audio.rate
-    if not chunks:
-        raise InputError("audio stream holds no samples")
-    return torch.from_numpy(np.ascontiguousarray(np.concatenate(chunks, axis=1))), _check_rate(rate)
+    torchaudio's resampler is a strided convolution: output block ``t`` (``new`` samples)
+    reads input ``[t*orig - width, t*orig + width + orig)``. A window starting at a
+    multiple of ``orig``, with a margin of whole blocks, therefore gives the very numbers
+    of resampling the whole file (its zero padding only touches the discarded margin).
+    """
+    rate = _integer_sample_rate(reader.sample_rate)
+    if rate == SAMPLE_RATE:
+        return [_check_waveform(torch.from_numpy(a)) for a in reader.read(spans)]
+    gcd = math.gcd(rate, SAMPLE_RATE)
+    orig, new = rate // gcd, SAMPLE_RATE // gcd
+    width = math.ceil(RESAMPLE_FILTER_WIDTH * orig / (min(orig, new) * RESAMPLE_ROLLOFF))
+    margin = -(-width // orig) + 2  # whole blocks on each side
+    frames = reader.frames
+    windows, offsets = [], []
+    for start, stop in spans:
+        first = max(start // new - margin, 0)
+        windows.append((first * orig, min((-(-stop // new) + margin) * orig + width + orig, frames)))
+        offsets.append(first * new)
+    out = []
+    for (start, stop), offset, data in zip(spans, offsets, reader.read(windows)):
+        resampled = resample_to_16k(torch.from_numpy(data), rate)
+        out.append(_check_waveform(resampled[:, start - offset : stop - offset].contiguous()))
+    return out
 
 
-def _frame_to_float(frame: Any) -> np.ndarray:
-    """One PyAV AudioFrame -> float32 (channels, samples), exactly rescaled."""
-    name = frame.format.name
-    base = name[:-1] if frame.format.is_planar else name
-    if base not in _AV_SCALES:
-        raise InputError(f"unsupported decoded audio sample format {name!r}")
-    array = frame.to_ndarray()
-    if not frame.format.is_planar:  # packed: (1, samples * channels), interleaved
-        array = array.reshape(-1, len(frame.layout.channels)).T
-    scale = _AV_SCALES[base]
-    if scale is None:
-        return array.astype(np.float32)
-    offset = 128.0 if base == "u8" else 0.0
-    return ((array.astype(np.float64) - offset) / scale).astype(np.float32)
+def _reader_to_fbanks(reader: AudioReader) -> torch.Tensor:
+    """An opened source -> fbanks, decoding only the clips' spans when the file is long."""
+    rate = _integer_sample_rate(reader.sample_rate)
+    if reader.estimated_frames > WHOLE_DECODE_MAX_FRAMES:
+        length = resampled_length(reader.frames, rate)
+        if length >= NUM_CLIPS * CLIP_SECONDS * SAMPLE_RATE:  # clips do not overlap
+            clips = [_strided_like_a_slice(clip) for clip in read_16k(reader, clip_bounds(length))]
+            return torch.stack([log_mel(clip - clip.mean()) for clip in clips])
+    waveform = _check_waveform(torch.from_numpy(read_whole(reader)))
+    return clips_to_fbanks(resample(waveform, rate))
 
 
 def resample(waveform: torch.Tensor, sample_rate: int) -> torch.Tensor:
     """Resample to 16 kHz with torchaudio's defaults (as the reference), then check length."""
-    if sample_rate != SAMPLE_RATE:
-        waveform = torchaudio.functional.resample(waveform, orig_freq=sample_rate, new_freq=SAMPLE_RATE)
+    waveform = resample_to_16k(waveform, sample_rate)
     if waveform.shape[1] < MIN_SAMPLES:
         raise InputError(
             f"audio is too short: {waveform.shape[1]} samples at {SAMPLE_RATE} Hz, fewer than one "
             f"{FRAME_LENGTH_MS} ms frame ({MIN_SAMPLES} samples)"
         )
     return waveform
+
+
+def _strided_like_a_slice(clip: torch.Tensor) -> torch.Tensor:
+    """``clip`` as a row-strided view, like ``waveform[:, a:b]`` of a whole multi-channel file.
+
+    torch sums a strided view in another order than a contiguous tensor; the clip's
+    mean must be the one of the reference's slice, to the last bit.
+    """
+    channels, samples = clip.shape
+    buffer = torch.empty(channels, samples + 1, dtype=clip.dtype)
+    buffer[:, :samples] = clip
+    return buffer[:, :samples]
+
+
+def resample_to_16k(waveform: torch.Tensor, sample_rate: int) -> torch.Tensor:
+    """torchaudio's resampling with its defaults, as the reference calls it."""
+    if sample_rate == SAMPLE_RATE:
+        return waveform
+    return torchaudio.functional.resample(
+        waveform,
+        orig_freq=sample_rate,
+        new_freq=SAMPLE_RATE,
+        lowpass_filter_width=RESAMPLE_FILTER_WIDTH,
+        rolloff=RESAMPLE_ROLLOFF,
+    )
 
 
 def clip_bounds(num_samples: int) -> list[tuple[int, int]]:

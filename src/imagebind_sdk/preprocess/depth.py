@@ -23,21 +23,24 @@ instead of an infinite disparity. Negative or non-finite depth is refused.
 from __future__ import annotations
 
 import logging
-import numbers
 from typing import Any, Literal
 
 import numpy as np
 import torch
 from PIL import Image
 
-from ._resize import (
+from .image import (
     IMAGE_SIZE,
+    WIDE_INTEGER_MODES,
     channel_spread,
-    float_map_to_input,
+    decoded,
+    float_map,
     open_image,
+    single_band_to_input,
     squeeze_channel,
 )
-from .sources import InputError, is_filelike, is_pathlike, require_finite
+from .options import positive_number
+from .sources import InputError, require_finite, source_kind, tensor_to_numpy
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +62,6 @@ EIGHT_BIT_MAX = 255.0
 # A colour image whose channels differ by more than this (mean, 8-bit levels) is refused.
 GREY_TOLERANCE = 2.0
 
-INTEGER_IMAGE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 _ACCEPTED = "a path, bytes, a binary file object, a PIL image, a numpy array or a torch tensor"
 
 
@@ -83,13 +85,15 @@ def preprocess(
         focal_length: focal length in pixels for ``"disparity"``.
         max_disparity: disparity clamp and divisor for ``"disparity"``.
     """
-    _check_options(mode, depth_scale, baseline, focal_length, max_disparity)
+    check_options(
+        mode=mode, depth_scale=depth_scale, baseline=baseline, focal_length=focal_length, max_disparity=max_disparity
+    )
     values, relative = load_depth(item, depth_scale=depth_scale)
     if not relative:
         values = depth_to_model_values(
             values, mode, baseline=baseline, focal_length=focal_length, max_disparity=max_disparity
         )
-    tensor = float_map_to_input(values)
+    tensor = single_band_to_input(float_map(values))
     require_finite(tensor, "depth output")
     return tensor
 
@@ -137,25 +141,18 @@ def load_depth(item: Any, *, depth_scale: float = DEFAULT_DEPTH_SCALE) -> tuple[
     [0, 1]) and False for metric depth in metres (validated: finite, >= 0).
     """
     if isinstance(item, torch.Tensor):
-        item = _tensor_to_numpy(item)
+        item = tensor_to_numpy(item)
     if isinstance(item, np.ndarray):
         values, relative = _from_array(item, depth_scale)
     elif isinstance(item, Image.Image):
-        values, relative = _from_image(item, depth_scale)
-    elif is_pathlike(item) or is_filelike(item) or isinstance(item, (bytes, bytearray, memoryview)):
+        values, relative = _from_image(decoded(item), depth_scale)
+    elif source_kind(item) is not None:
         values, relative = _from_image(open_image(item), depth_scale)
     else:
         raise InputError(f"expected {_ACCEPTED}, got {type(item).__name__}")
     if not relative:
         _check_metric(values)
     return values, relative
-
-
-def _tensor_to_numpy(tensor: torch.Tensor) -> np.ndarray:
-    tensor = tensor.detach().cpu()
-    if tensor.is_floating_point() and tensor.dtype not in (torch.float32, torch.float64):
-        tensor = tensor.float()  # float16 / bfloat16: numpy lacks or mishandles them
-    return tensor.numpy()
 
 
 def _from_array(array: np.ndarray, depth_scale: float) -> tuple[np.ndarray, bool]:
@@ -174,7 +171,7 @@ def _from_array(array: np.ndarray, depth_scale: float) -> tuple[np.ndarray, bool
 
 
 def _from_image(image: Image.Image, depth_scale: float) -> tuple[np.ndarray, bool]:
-    if image.mode in INTEGER_IMAGE_MODES:
+    if image.mode in WIDE_INTEGER_MODES:
         return _from_array(np.asarray(image), depth_scale)
     if image.mode == "F":
         return np.asarray(image, dtype=np.float32), False
@@ -200,18 +197,18 @@ def _check_metric(depth: np.ndarray) -> None:
         )
 
 
-def _check_options(
-    mode: str, depth_scale: float, baseline: float, focal_length: float, max_disparity: float
+def check_options(
+    *,
+    mode: str = DEFAULT_MODE,
+    depth_scale: float = DEFAULT_DEPTH_SCALE,
+    baseline: float = KINECT_BASELINE_M,
+    focal_length: float = KINECT_FOCAL_PX,
+    max_disparity: float = MAX_DISPARITY,
 ) -> None:
+    """ValueError for an invalid option value (checked before any item is read)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    named = {
-        "depth_scale": depth_scale,
-        "baseline": baseline,
-        "focal_length": focal_length,
-        "max_disparity": max_disparity,
-    }
-    for name, value in named.items():
-        is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
-        if not (is_number and np.isfinite(value) and value > 0):
-            raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    positive_number("depth_scale", depth_scale)
+    positive_number("baseline", baseline)
+    positive_number("focal_length", focal_length)
+    positive_number("max_disparity", max_disparity)

@@ -22,14 +22,14 @@ import csv
 import io
 import logging
 import math
-import numbers
 import re
 from typing import Any, Literal
 
 import numpy as np
 import torch
 
-from .sources import InputError, is_filelike, is_pathlike, read_bytes, require_finite
+from .options import positive_number
+from .sources import InputError, read_bytes, require_finite, source_kind, tensor_to_numpy
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,9 @@ WINDOW = 2000
 ITEM_SHAPE = (NUM_CHANNELS, WINDOW)
 # Sampling rate (Hz) the 2000-step window is assumed to have (Ego4D IMU, ~200 Hz).
 MODEL_SAMPLE_RATE = 200.0
+# Resampling may produce at most this many steps (1000 windows, 2.8 h at 200 Hz; about
+# 130 MB while interpolating): a wrong sample_rate must not allocate gigabytes.
+MAX_RESAMPLED_STEPS = 2_000_000
 
 Crop = Literal["start", "center", "end"]
 CROPS = ("start", "center", "end")
@@ -66,6 +69,7 @@ __all__ = [
     "CHANNELS",
     "CHANNEL_ALIASES",
     "ITEM_SHAPE",
+    "MAX_RESAMPLED_STEPS",
     "MODEL_SAMPLE_RATE",
     "load_imu",
     "preprocess",
@@ -91,8 +95,7 @@ def preprocess(
         crop: which 2000 steps of a longer log to keep: ``"start"`` (default),
             ``"center"`` or ``"end"``. Shorter logs are zero-padded on the right.
     """
-    if crop not in CROPS:
-        raise ValueError(f"crop must be one of {CROPS}, got {crop!r}")
+    check_options(sample_rate=sample_rate, target_rate=target_rate, crop=crop)
     signal = _prepared(item, sample_rate, target_rate)
     length = signal.shape[1]
     if length > WINDOW:
@@ -100,6 +103,17 @@ def preprocess(
         logger.info("IMU log has %d steps; keeping steps %d-%d", length, start, start + WINDOW)
         return signal[:, start : start + WINDOW].contiguous()
     return _pad(signal)
+
+
+def check_options(
+    *, sample_rate: float | None = None, target_rate: float = MODEL_SAMPLE_RATE, crop: Crop = "start"
+) -> None:
+    """ValueError for an invalid option value (checked before any item is read)."""
+    if crop not in CROPS:
+        raise ValueError(f"crop must be one of {CROPS}, got {crop!r}")
+    if sample_rate is not None:
+        positive_number("sample_rate", sample_rate, "Hz")
+    positive_number("target_rate", target_rate, "Hz")
 
 
 def windows(
@@ -132,12 +146,10 @@ def windows(
 def load_imu(item: Any) -> torch.Tensor:
     """Any accepted input -> validated float32 ``(6, T)`` tensor in ``CHANNELS`` order."""
     if isinstance(item, torch.Tensor):
-        item = item.detach().cpu()
-        item = item.float() if item.is_floating_point() else item
-        item = item.numpy()
+        item = tensor_to_numpy(item)
     if isinstance(item, np.ndarray):
         signal = _from_array(item)
-    elif is_pathlike(item) or is_filelike(item) or isinstance(item, (bytes, bytearray, memoryview)):
+    elif source_kind(item) is not None:
         signal = read_csv(item)
     else:
         raise InputError(f"expected {_ACCEPTED}, got {type(item).__name__}")
@@ -152,12 +164,20 @@ def resample(signal: torch.Tensor, sample_rate: float, target_rate: float) -> to
     Output step ``j`` is the signal at time ``j / target_rate``; steps run while that
     time lies within the input (``(T - 1) / sample_rate``), so nothing is extrapolated.
     """
-    _check_rate("sample_rate", sample_rate)
-    _check_rate("target_rate", target_rate)
+    positive_number("sample_rate", sample_rate, "Hz")
+    positive_number("target_rate", target_rate, "Hz")
     length = signal.shape[1]
     if sample_rate == target_rate or length < 2:
         return signal
-    count = math.floor((length - 1) * target_rate / sample_rate + 1e-9) + 1
+    steps = (length - 1) * target_rate / sample_rate  # inf for absurd ratios: refused below
+    if not steps < MAX_RESAMPLED_STEPS:
+        raise InputError(
+            f"resampling {length} IMU steps from sample_rate={sample_rate:g} Hz to "
+            f"target_rate={target_rate:g} Hz would make {steps + 1:.3g} steps, over the limit of "
+            f"{MAX_RESAMPLED_STEPS} (imagebind_sdk.preprocess.imu.MAX_RESAMPLED_STEPS); "
+            "is sample_rate in Hz?"
+        )
+    count = math.floor(steps + 1e-9) + 1
     positions = np.arange(count, dtype=np.float64) * (sample_rate / target_rate)
     source = np.arange(length, dtype=np.float64)
     data = signal.numpy().astype(np.float64)
@@ -170,7 +190,7 @@ def _prepared(item: Any, sample_rate: float | None, target_rate: float) -> torch
     if sample_rate is not None:
         signal = resample(signal, sample_rate, target_rate)
     else:
-        _check_rate("target_rate", target_rate)
+        positive_number("target_rate", target_rate, "Hz")
     return signal
 
 
@@ -194,12 +214,6 @@ def _pad(signal: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _check_rate(name: str, value: Any) -> None:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if not (ok and math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number of Hz > 0, got {value!r}")
-
-
 # --- CSV ---------------------------------------------------------------------------------
 
 
@@ -216,7 +230,7 @@ def read_csv(item: Any) -> np.ndarray:
 
 
 def _read_text(item: Any) -> str:
-    data = item.read() if is_filelike(item) else read_bytes(item)
+    data = item.read() if source_kind(item) == "file" else read_bytes(item)
     if isinstance(data, str):
         return data
     try:
@@ -248,7 +262,7 @@ def _normalise(name: str) -> str:
 
 def _match_columns(header: list[str]) -> list[int]:
     names = [_normalise(cell) for cell in header]
-    if all(_is_number(cell) for cell in header):
+    if all(_parses_as_float(cell) for cell in header):
         raise InputError(
             f"expected a CSV header row naming the channels ({', '.join(CHANNELS)}), "
             f"found numbers {header[:6]}; pass headerless data as a (T, 6) array in that order"
@@ -287,7 +301,7 @@ def _parse_rows(
         pass
     for (line, _), values in zip(records, cells):  # find the culprit for the message
         for column, cell in zip(columns, values):
-            if not _is_number(cell):
+            if not _parses_as_float(cell):
                 raise InputError(
                     f"expected a number at CSV line {line}, column {header[column]!r}, "
                     f"found {cell.strip()!r}"
@@ -295,7 +309,7 @@ def _parse_rows(
     raise InputError("expected numbers in the IMU columns of the CSV file")
 
 
-def _is_number(text: str) -> bool:
+def _parses_as_float(text: str) -> bool:
     try:
         float(text)
     except ValueError:

@@ -1,11 +1,11 @@
-"""Reading raw inputs (paths, bytes, file objects) and describing them in errors."""
+"""Reading raw inputs (paths, bytes, file objects), describing them in errors, finiteness checks."""
 
 from __future__ import annotations
 
 import io
 import os
 from pathlib import Path
-from typing import Any, BinaryIO, Union
+from typing import Any, BinaryIO, Literal, Union
 
 import numpy as np
 import torch
@@ -15,6 +15,7 @@ Source = Union[PathLike, bytes, bytearray, memoryview, BinaryIO]
 
 # Refuse to read more than this from a single input file (guards absurd inputs).
 MAX_FILE_BYTES = 2 * 1024**3
+_TEXT_MODE = "file object is opened in text mode; open it with 'rb'"
 
 
 class InputError(ValueError):
@@ -40,12 +41,22 @@ def describe(item: Any) -> str:
     return f"<{type(item).__name__}>"
 
 
-def is_pathlike(item: Any) -> bool:
-    return isinstance(item, (str, os.PathLike))
+SourceKind = Literal["path", "bytes", "file"]
 
 
-def is_filelike(item: Any) -> bool:
-    return hasattr(item, "read") and callable(item.read)
+def source_kind(item: Any) -> SourceKind | None:
+    """Whether ``item`` is an encoded source: a ``"path"``, ``"bytes"`` or a ``"file"`` object.
+
+    None for everything else (decoded data: arrays, tensors, PIL images, pairs, dicts).
+    The one place every loader asks this.
+    """
+    if isinstance(item, (str, os.PathLike)):
+        return "path"
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        return "bytes"
+    if callable(getattr(item, "read", None)):
+        return "file"
+    return None
 
 
 def resolve_path(item: PathLike) -> Path:
@@ -60,29 +71,44 @@ def resolve_path(item: PathLike) -> Path:
 
 def read_bytes(item: Source) -> bytes:
     """The raw bytes of a path, bytes-like object or binary file object."""
-    if is_pathlike(item):
+    kind = source_kind(item)
+    if kind == "path":
         path = resolve_path(item)  # type: ignore[arg-type]
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
             raise InputError(f"file is {size} bytes, over the {MAX_FILE_BYTES}-byte limit")
         return path.read_bytes()
-    if isinstance(item, (bytes, bytearray, memoryview)):
-        return bytes(item)
-    if is_filelike(item):
+    if kind == "bytes":
+        return bytes(item)  # type: ignore[arg-type]
+    if kind == "file":
         data = item.read()  # type: ignore[union-attr]
         if isinstance(data, str):
-            raise InputError("file object is opened in text mode; open it with 'rb'")
+            raise InputError(_TEXT_MODE)
         return bytes(data)
     raise InputError(f"expected a path, bytes or a binary file object, got {type(item).__name__}")
 
 
 def as_binary_stream(item: Source) -> BinaryIO:
-    """A seekable binary stream over the item (paths are opened, bytes wrapped)."""
-    if is_pathlike(item):
+    """A seekable binary stream over the item (paths are opened, bytes wrapped).
+
+    The caller closes it when it is not ``item`` itself.
+    """
+    kind = source_kind(item)
+    if kind == "path":
         return open(resolve_path(item), "rb")  # type: ignore[arg-type]
-    if is_filelike(item) and hasattr(item, "seek") and getattr(item, "seekable", lambda: False)():
+    if kind == "file" and isinstance(item, io.TextIOBase):
+        raise InputError(_TEXT_MODE)
+    if kind == "file" and getattr(item, "seekable", lambda: False)():
         return item  # type: ignore[return-value]
     return io.BytesIO(read_bytes(item))
+
+
+def tensor_to_numpy(tensor: torch.Tensor) -> np.ndarray:
+    """A torch tensor -> numpy on the CPU; float16/bfloat16 become float32 (numpy lacks bfloat16)."""
+    tensor = tensor.detach().cpu()
+    if tensor.is_floating_point() and tensor.dtype not in (torch.float32, torch.float64):
+        tensor = tensor.float()
+    return tensor.numpy()
 
 
 def check_finite(tensor: torch.Tensor, what: str = "input") -> torch.Tensor:

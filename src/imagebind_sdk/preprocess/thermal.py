@@ -26,8 +26,16 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ._resize import IMAGE_SIZE, channel_spread, image_to_input, open_image, squeeze_channel
-from .sources import InputError, is_filelike, is_pathlike, require_finite
+from .image import (
+    IMAGE_SIZE,
+    WIDE_INTEGER_MODES,
+    channel_spread,
+    decoded,
+    open_image,
+    single_band_to_input,
+    squeeze_channel,
+)
+from .sources import InputError, require_finite, source_kind, tensor_to_numpy
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +51,6 @@ GREY_TOLERANCE = 2.0
 RANGE_TOLERANCE = 1e-6
 
 _ACCEPTED = "a path, bytes, a binary file object, a PIL image, a numpy array or a torch tensor"
-_WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
 
 def preprocess(item: Any, *, normalize: bool = False) -> torch.Tensor:
@@ -56,37 +63,35 @@ def preprocess(item: Any, *, normalize: bool = False) -> torch.Tensor:
         normalize: subtract ``NORM_MEAN`` and divide by ``NORM_STD`` after scaling
             to [0, 1].
     """
-    if not isinstance(normalize, bool):
-        raise ValueError(f"normalize must be True or False, got {normalize!r}")
+    check_options(normalize=normalize)
     image = load_thermal(item)
     if image.mode == "F":  # clip bicubic overshoot, as 8-bit resampling does
-        tensor = image_to_input(image).clamp_(0.0, 1.0)
+        tensor = single_band_to_input(image).clamp_(0.0, 1.0)
     else:
-        tensor = image_to_input(image, divisor=EIGHT_BIT_MAX)
+        tensor = single_band_to_input(image, divisor=EIGHT_BIT_MAX)
     if normalize:
         tensor = (tensor - NORM_MEAN) / NORM_STD
     require_finite(tensor, "thermal output")
     return tensor
 
 
+def check_options(*, normalize: bool = False) -> None:
+    """ValueError for an invalid option value (checked before any item is read)."""
+    if not isinstance(normalize, bool):
+        raise ValueError(f"normalize must be True or False, got {normalize!r}")
+
+
 def load_thermal(item: Any) -> Image.Image:
     """Any accepted input -> a single-band PIL image: ``"L"`` (8-bit) or ``"F"`` (in [0, 1])."""
     if isinstance(item, torch.Tensor):
-        item = _tensor_to_numpy(item)
+        item = tensor_to_numpy(item)
     if isinstance(item, np.ndarray):
         return _from_array(item)
     if isinstance(item, Image.Image):
-        return _from_image(item)
-    if is_pathlike(item) or is_filelike(item) or isinstance(item, (bytes, bytearray, memoryview)):
+        return _from_image(decoded(item))
+    if source_kind(item) is not None:
         return _from_image(open_image(item))
     raise InputError(f"expected {_ACCEPTED}, got {type(item).__name__}")
-
-
-def _tensor_to_numpy(tensor: torch.Tensor) -> np.ndarray:
-    tensor = tensor.detach().cpu()
-    if tensor.is_floating_point() and tensor.dtype not in (torch.float32, torch.float64):
-        tensor = tensor.float()  # float16 / bfloat16
-    return tensor.numpy()
 
 
 def _from_array(array: np.ndarray) -> Image.Image:
@@ -119,7 +124,7 @@ def _from_image(image: Image.Image) -> Image.Image:
         return image
     if image.mode == "F":
         return Image.fromarray(_check_unit_range(np.array(image, dtype=np.float32)))
-    if image.mode in _WIDE_MODES:
+    if image.mode in WIDE_INTEGER_MODES:
         raise InputError(
             f"expected an 8-bit thermal image, found a {image.mode} (16/32-bit) image; "
             "scale radiometric data to [0, 1] and pass it as a float array"

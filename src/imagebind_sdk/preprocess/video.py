@@ -11,18 +11,19 @@ the 10 wanted frames, seeking to a keyframe when that skips a long stretch.
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Callable
 
 import av
 import numpy as np
 import torch
 
-from .sources import InputError, as_binary_stream, is_filelike, is_pathlike
+from .image import IMAGE_SIZE, check_size
+from .options import positive_number
+from .sources import InputError, as_binary_stream, source_kind, tensor_to_numpy
 from .vision import MEAN, STD
 
 logger = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ logger = logging.getLogger(__name__)
 NUM_CLIPS = 5
 CLIP_SECONDS = 2
 FRAMES_PER_CLIP = 2
-CROP_SIZE = 224
+CROP_SIZE = IMAGE_SIZE
 NUM_CROPS = 3
 ITEM_SHAPE = (NUM_CLIPS * NUM_CROPS, 3, FRAMES_PER_CLIP, CROP_SIZE, CROP_SIZE)
 # Seek to a keyframe instead of decoding on only when that skips at least this many frames.
@@ -44,13 +45,14 @@ def preprocess(item: Any, *, fps: float | None = None) -> torch.Tensor:
     decoded frames ``(T, H, W, 3)`` uint8 (numpy or torch) together with ``fps``.
     ``fps`` applies to decoded frames only; files use their stream's average rate.
     """
+    check_options(fps=fps)
     if isinstance(item, (np.ndarray, torch.Tensor)):
         frames = _frames_from_array(item)
         if fps is None:
             raise InputError("decoded frames need their frame rate: pass fps=<frames per second>")
-        indices = clip_frame_indices(frames.shape[0], _check_fps(fps))
+        indices = clip_frame_indices(frames.shape[0], float(fps))
         selected = frames[indices]
-    elif is_pathlike(item) or is_filelike(item) or isinstance(item, (bytes, bytearray, memoryview)):
+    elif source_kind(item) is not None:
         selected = decode_clip_frames(item)
     else:
         raise InputError(
@@ -58,6 +60,12 @@ def preprocess(item: Any, *, fps: float | None = None) -> torch.Tensor:
             f"got {type(item).__name__}"
         )
     return frames_to_model_input(np.asarray(selected))
+
+
+def check_options(*, fps: float | None = None) -> None:
+    """ValueError for an invalid option value (checked before any item is read)."""
+    if fps is not None:
+        positive_number("fps", fps, "frames per second")
 
 
 def clip_frame_indices(num_frames: int, fps: float) -> list[int]:
@@ -123,20 +131,10 @@ def three_crops(clip: torch.Tensor, size: int) -> list[torch.Tensor]:
     return [clip[..., y : y + size, x : x + size] for y, x in offsets]
 
 
-def _check_fps(fps: Any) -> float:
-    try:
-        value = float(fps)
-    except (TypeError, ValueError):
-        raise InputError(f"expected a frame rate in frames per second, got {fps!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise InputError(f"expected a positive frame rate, got {fps!r}")
-    return value
-
-
 def _frames_from_array(frames: np.ndarray | torch.Tensor) -> np.ndarray:
     """Decoded frames (T, H, W, 3) uint8 -> numpy (a view where possible)."""
     if isinstance(frames, torch.Tensor):
-        frames = frames.detach().cpu().numpy()
+        frames = tensor_to_numpy(frames)
     if frames.ndim != 4 or frames.shape[3] != 3:
         raise InputError(
             f"expected decoded frames of shape (T, H, W, 3), found shape {tuple(frames.shape)}"
@@ -145,6 +143,7 @@ def _frames_from_array(frames: np.ndarray | torch.Tensor) -> np.ndarray:
         raise InputError(f"expected decoded frames of dtype uint8, found dtype {frames.dtype}")
     if 0 in frames.shape:
         raise InputError(f"decoded frames are empty: shape {tuple(frames.shape)}")
+    check_size(frames.shape[2], frames.shape[1], "video frame")  # before any frame is scaled
     return frames
 
 
@@ -159,13 +158,35 @@ class _PacketIndex:
 
 def decode_clip_frames(item: Any) -> np.ndarray:
     """Encoded video -> the wanted frames (NUM_CLIPS * FRAMES_PER_CLIP, H, W, 3) uint8."""
-    if isinstance(item, io.TextIOBase):
-        raise InputError("file object is opened in text mode; open it with 'rb'")
+    return decode_frames(item, clip_frame_indices)
+
+
+def probe(item: Any) -> tuple[float, int]:
+    """(frame rate, frame count) of an encoded video, from demuxing only (no decoding)."""
+    stream = as_binary_stream(item)
+    try:
+        fps, index = _scan(stream)
+        return fps, index.count
+    finally:
+        if stream is not item:
+            stream.close()
+
+
+def decode_frames(item: Any, indices: list[int] | Callable[[int, float], list[int]]) -> np.ndarray:
+    """Frames ``indices`` (display order) of an encoded video: ``(len(indices), H, W, 3)`` uint8.
+
+    ``indices`` may be a function of (frame count, frame rate), evaluated after the
+    demux pass. Only the frames up to the last wanted are decoded, seeking to a
+    keyframe over long gaps; frame sizes are checked (``image.check_size``) from the
+    stream header before anything is decoded.
+    """
     stream = as_binary_stream(item)
     start = stream.tell()
     try:
         fps, index = _scan(stream)
-        wanted = clip_frame_indices(index.count, fps)
+        wanted = indices(index.count, fps) if callable(indices) else list(indices)
+        if not wanted or min(wanted) < 0 or max(wanted) >= index.count:
+            raise InputError(f"expected frame indices in 0..{index.count - 1}, got {wanted}")
         frames = None
         if index.pts is not None:
             stream.seek(start)
@@ -188,7 +209,15 @@ def _open(stream: BinaryIO) -> tuple[Any, Any]:
     if not container.streams.video:
         container.close()
         raise InputError("expected a file with a video stream, found none")
-    return container, container.streams.video[0]
+    video = container.streams.video[0]
+    size = _stream_size(video)
+    if size is not None:
+        try:
+            check_size(*size, "video frame")  # from the header: before demuxing or decoding
+        except InputError:
+            container.close()
+            raise
+    return container, video
 
 
 def _scan(stream: BinaryIO) -> tuple[float, _PacketIndex]:
@@ -223,7 +252,10 @@ def _stream_size(video: Any) -> tuple[int, int] | None:
 
 def _to_rgb(frame: Any, size: tuple[int, int] | None) -> np.ndarray:
     """A decoded frame -> (H, W, 3) uint8 RGB, scaled to the stream's size if it differs."""
-    if size is None or (frame.width, frame.height) == size:
+    if size is None:
+        check_size(frame.width, frame.height, "video frame")
+        return frame.to_ndarray(format="rgb24")
+    if (frame.width, frame.height) == size:
         return frame.to_ndarray(format="rgb24")
     return frame.to_ndarray(format="rgb24", width=size[0], height=size[1])
 
