@@ -59,7 +59,10 @@ def checked_options(preprocess: Mapping[str, Mapping[str, Any]] | None) -> dict[
         if kind == "text" and values:
             raise ValueError(f"text takes no preprocess options, got {sorted(values)}")
         if kind != "text":
-            validate_options(kind, values)
+            try:
+                validate_options(kind, values)
+            except ValueError as exc:
+                raise ValueError(f"preprocess[{kind!r}]: {exc}") from exc
         options[kind] = dict(values)
     return options
 
