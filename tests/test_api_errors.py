@@ -7,6 +7,8 @@ any item is read), and labels split on commas like Hugging Face's pipeline.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -131,3 +133,31 @@ def test_cli_classify_needs_two_labels(tiny_dir, assets_dir, capsys, monkeypatch
     assert main(["classify", "--image", image, "--labels", "dog,dog"]) == 2
     assert "--labels needs at least 2 different labels" in capsys.readouterr().err
     assert main(["classify", "--image", image, "--labels", "dog,cat", "--json"]) == 0
+
+
+# -- 15 Python indexing like the CLI ------------------------------------------------------
+def test_index_an_embed_result_and_filter_by_kind(tiny_model, assets_dir, tmp_path, capsys, monkeypatch):
+    from imagebind_sdk import EmbeddingIndex
+    from imagebind_sdk.ops import compose
+
+    images = [str(assets_dir / f"{n}_image.jpg") for n in ("dog", "car")]
+    sounds = [str(assets_dir / f"{n}_audio.wav") for n in ("dog", "car")]
+    out = tiny_model.embed(vision=images, audio=sounds)
+    index = EmbeddingIndex()
+    assert index.add(out) == images + sounds
+    query = tiny_model.embed(text="a dog").text
+    hits = index.search(query, top_k=4, kinds=["vision"])[0]
+    assert {h["id"] for h in hits} == set(images) and all(h["metadata"]["kind"] == "vision" for h in hits)
+    expected = torch.nn.functional.cosine_similarity(query, out.vision).tolist()
+    assert sorted(h["score"] for h in hits) == pytest.approx(sorted(expected), abs=1e-5)
+    # CLI: search --compose combines an image and a sound into one query.
+    index.save(tmp_path / "idx")
+    monkeypatch.setenv("IMAGEBIND_CHECKPOINT", str(_tiny()))
+    assert main(["search", str(tmp_path / "idx"), "--image", images[0], "--audio", sounds[1], "--compose",
+                 "--top-k", "4", "--json"]) == 0
+    (result,) = json.loads(capsys.readouterr().out)
+    assert result["query"] == {"modality": "vision+audio", "source": f"{images[0]} + {sounds[1]}"}
+    composed = compose(out.vision[0], out.audio[1])
+    best = max(range(4), key=lambda r: float(index.embeddings[r] @ composed))
+    assert result["hits"][0]["id"] == index.ids[best]
+    assert result["hits"][0]["score"] == pytest.approx(float(index.embeddings[best] @ composed), abs=1e-5)
