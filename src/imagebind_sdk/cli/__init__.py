@@ -16,7 +16,7 @@ import os
 import sys
 from typing import Sequence
 
-from . import checkpoints, compare, embed, index
+from . import checkpoints, compare, embed, index, serve
 from .environment import logging_setup, offline_env
 from .options import PROG, UsageError, add_global_options
 
@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     compare,
     index,
     checkpoints,
+    serve,
 )
 
 DESCRIPTION = """\

@@ -1,0 +1,187 @@
+"""The dynamic batching engine: per-kind queues feeding one model worker thread per device.
+
+Why this shape:
+- Items of concurrent requests wait in one queue per input kind and are encoded together
+  up to ``max_batch_size`` items or ``max_wait_ms`` after the oldest arrived. While the
+  model is busy, queues fill up, so batches grow exactly when the server is loaded.
+- Kinds never share a batch (video and vision use the same encoder but not the same
+  batch), and one request's items of a kind enter their queue in one step: a request
+  served alone is always cut into the same batches and gets bit-identical vectors.
+- Model calls run in one worker thread per device (PyTorch releases the GIL), never on
+  the event loop; decoding and preprocessing run in a thread pool, one task per item,
+  so a long video never holds up health checks or text requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import torch
+
+from ..kinds import ENCODER_OF, INPUT_KINDS
+from .errors import ApiError, overloaded
+from .metrics import Metrics
+from .settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+
+@dataclass
+class _Item:
+    """One preprocessed input waiting for its encoder."""
+
+    tensor: torch.Tensor
+    future: asyncio.Future
+    loop: asyncio.AbstractEventLoop
+    enqueued: float
+    cancelled: bool = False  # set when the request gave up (timeout, disconnect)
+
+
+def _resolve(future: asyncio.Future, value: Any, failed: bool) -> None:
+    if future.done():
+        return
+    if failed:
+        future.set_exception(value)
+    else:
+        future.set_result(value)
+
+
+class Engine:
+    """Admission control, preprocessing pool and batched encoder calls for one model."""
+
+    def __init__(self, model: Any, settings: Settings, metrics: Metrics) -> None:
+        self.model = model
+        self.settings = settings
+        self.metrics = metrics
+        self._queues: dict[str, deque[_Item]] = {kind: deque() for kind in INPUT_KINDS}
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._pending = 0  # items admitted and not yet answered (event-loop thread only)
+        self._pool = ThreadPoolExecutor(settings.workers_preprocess, thread_name_prefix="imagebind-preprocess")
+        self._worker = threading.Thread(target=self._run, name=f"imagebind-model-{model.device}", daemon=True)
+        self._worker.start()
+
+    # -- admission ------------------------------------------------------------
+    @contextlib.contextmanager
+    def admit(self, n_items: int) -> Iterator[None]:
+        """Reserve room for a request's items, or refuse it with 503 when the queue is full."""
+        if self._stopping:
+            raise ApiError(503, "the server is shutting down", {"Retry-After": str(self.settings.retry_after_s)})
+        limit = self.settings.max_queue
+        if n_items > limit:
+            raise ApiError(413, f"the request holds {n_items} items, more than the server queues at once "
+                                f"({limit}, --max-queue); split it")
+        if self._pending + n_items > limit:
+            self.metrics.rejected.inc()
+            raise overloaded(
+                f"server overloaded: {self._pending} items queued, this request adds {n_items} "
+                f"(limit {limit}, --max-queue); retry later", self.settings.retry_after_s,
+            )
+        self._pending += n_items
+        self.metrics.pending.set(self._pending)
+        try:
+            yield
+        finally:
+            self._pending -= n_items
+            self.metrics.pending.set(self._pending)
+
+    # -- preprocessing --------------------------------------------------------
+    async def in_pool(self, fn: Any, *args: Any) -> Any:
+        """Run ``fn(*args)`` in the preprocessing pool."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    # -- encoding -------------------------------------------------------------
+    async def encode(self, kind: str, tensors: list[torch.Tensor]) -> torch.Tensor:
+        """Preprocessed items of one kind -> (N, D) raw model outputs (normalize=False)."""
+        if not tensors:
+            return torch.empty(0, self.model.embedding_dim)
+        loop = asyncio.get_running_loop()
+        now = time.monotonic()
+        items = [_Item(t, loop.create_future(), loop, now) for t in tensors]
+        with self._cond:
+            if self._stopping:
+                raise ApiError(503, "the server is shutting down")
+            self._queues[kind].extend(items)  # one step: never interleaved with another request
+            self.metrics.queue_depth.labels(kind).set(len(self._queues[kind]))
+            self._cond.notify()
+        try:
+            rows = await asyncio.gather(*(item.future for item in items))
+        except BaseException:
+            for item in items:  # the worker skips what nobody waits for any more
+                item.cancelled = True
+            raise
+        return torch.stack(rows)
+
+    def _run(self) -> None:
+        """The model worker: take the next batch, encode it, hand out the rows; until stopped."""
+        torch.set_grad_enabled(False)
+        while True:
+            with self._cond:
+                taken = self._next_batch()
+            if taken is None:
+                return
+            self._encode_batch(*taken)
+
+    def _next_batch(self) -> tuple[str, list[_Item]] | None:
+        """Wait (holding the condition) for a batch that is full or whose oldest item waited long enough."""
+        max_wait = self.settings.max_wait_ms / 1000.0
+        while True:
+            for queue in self._queues.values():
+                while queue and queue[0].cancelled:
+                    queue.popleft()
+            live = [kind for kind, queue in self._queues.items() if queue]
+            if not live:
+                if self._stopping:
+                    return None
+                self._cond.wait()
+                continue
+            kind = min(live, key=lambda k: self._queues[k][0].enqueued)  # oldest first: no starvation
+            queue = self._queues[kind]
+            wait = queue[0].enqueued + max_wait - time.monotonic()
+            if len(queue) >= self.settings.max_batch_size or wait <= 0 or self._stopping:
+                batch = [queue.popleft() for _ in range(min(len(queue), self.settings.max_batch_size))]
+                self.metrics.queue_depth.labels(kind).set(len(queue))
+                return kind, batch
+            self._cond.wait(wait)
+
+    def _encode_batch(self, kind: str, batch: list[_Item]) -> None:
+        batch = [item for item in batch if not item.cancelled]
+        if not batch:
+            return
+        started = time.perf_counter()
+        try:
+            out = self.model.encode(
+                ENCODER_OF[kind], torch.stack([item.tensor for item in batch]),
+                batch_size=self.settings.max_batch_size, normalize=False,
+            )
+        except Exception as exc:  # a model fault: every waiting request gets a 500
+            logger.exception("encoding a %s batch of %d failed", kind, len(batch))
+            for item in batch:
+                item.loop.call_soon_threadsafe(_resolve, item.future, exc, True)
+            return
+        self.metrics.batch_seconds.labels(kind).observe(time.perf_counter() - started)
+        self.metrics.batch_size.labels(kind).observe(len(batch))
+        self.metrics.items.labels(kind).inc(len(batch))
+        for item, row in zip(batch, out):
+            item.loop.call_soon_threadsafe(_resolve, item.future, row.clone(), False)
+
+    # -- lifecycle ------------------------------------------------------------
+    def stop(self) -> None:
+        """Finish what is queued, then stop the worker and the pool."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        # Wait out a running batch: exiting while the worker is inside a torch op aborts the process.
+        self._worker.join(self.settings.shutdown_timeout_s)
+        if self._worker.is_alive():
+            logger.warning("the model worker is still busy after %g s", self.settings.shutdown_timeout_s)
+        self._pool.shutdown(wait=False, cancel_futures=True)

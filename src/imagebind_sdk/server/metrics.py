@@ -1,0 +1,36 @@
+"""Prometheus metrics of one app (its own registry, so several apps in a process don't clash)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
+
+# Batch sizes are small integers; powers of two up to the largest sensible --max-batch-size.
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+PREFIX = "imagebind"
+
+
+class Metrics:
+    """Requests by endpoint and status, items by kind, batch sizes, queue depth, latencies."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(f"{PREFIX}_requests", "HTTP requests answered", ["endpoint", "status"], registry=r)
+        self.latency = Histogram(f"{PREFIX}_request_seconds", "HTTP request latency", ["endpoint"],
+                                 buckets=LATENCY_BUCKETS, registry=r)
+        self.in_flight = Gauge(f"{PREFIX}_requests_in_flight", "HTTP requests being served", registry=r)
+        self.items = Counter(f"{PREFIX}_items", "Items embedded", ["kind"], registry=r)
+        self.batch_size = Histogram(f"{PREFIX}_batch_size", "Items per encoder call", ["kind"],
+                                    buckets=BATCH_BUCKETS, registry=r)
+        self.batch_seconds = Histogram(f"{PREFIX}_batch_seconds", "Encoder call time", ["kind"],
+                                       buckets=LATENCY_BUCKETS, registry=r)
+        self.queue_depth = Gauge(f"{PREFIX}_queue_depth", "Items waiting for the encoder", ["kind"], registry=r)
+        self.pending = Gauge(f"{PREFIX}_pending_items", "Items admitted and not yet answered", registry=r)
+        self.rejected = Counter(f"{PREFIX}_rejected", "Requests refused because the queue was full", registry=r)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

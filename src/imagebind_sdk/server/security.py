@@ -1,0 +1,128 @@
+"""ASGI middlewares for API keys, body-size limits and request metrics (outermost first: metrics)."""
+
+from __future__ import annotations
+
+import hmac
+import time
+from typing import Any, Awaitable, Callable
+
+from starlette.responses import JSONResponse
+
+from .errors import openai_error_body
+from .metrics import Metrics
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# Paths that stay open without an API key: orchestrators probe them.
+PUBLIC_PATHS = frozenset({"/.well-known/live", "/.well-known/ready"})
+OPENAI_PATHS = ("/v1/embeddings",)
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def error_response(path: str, status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """``{"error": message}``, or OpenAI's error object on OpenAI-compatible paths."""
+    body = openai_error_body(status, message) if path in OPENAI_PATHS else {"error": message}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+class ApiKeyMiddleware:
+    """``Authorization: Bearer KEY`` on every path but health; compared in constant time."""
+
+    def __init__(self, app: ASGIApp, api_key: str) -> None:
+        self.app = app
+        self.expected = f"Bearer {api_key}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope.get("headers") or []).get(b"authorization", b"")
+        if not hmac.compare_digest(given, self.expected):
+            what = "missing" if not given else "wrong"
+            response = error_response(scope["path"], 401, f"{what} API key: send 'Authorization: Bearer <key>'",
+                                      {"WWW-Authenticate": "Bearer"})
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+class BodyLimitMiddleware:
+    """413 for bodies over the limit: by Content-Length first, then by counting what streams in.
+
+    The body is read here and replayed to the app, so the app never sees a partial body.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _too_large(self, scope: Scope) -> JSONResponse:
+        limit_mb = self.max_bytes / 1024 / 1024
+        return error_response(scope["path"], 413, f"request body is over the {limit_mb:g} MB limit (--max-request-mb)")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            await self._too_large(scope)(scope, receive, send)
+            return
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._too_large(scope)(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # after the body: wait for a disconnect as usual
+
+        await self.app(scope, replay, send)
+
+
+class MetricsMiddleware:
+    """Counts requests by endpoint and status and times them (unknown paths share one label)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, endpoints: frozenset[str]) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.endpoints = endpoints
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        endpoint = scope["path"] if scope["path"] in self.endpoints else "other"
+        status = 500
+        started = time.perf_counter()
+
+        async def sending(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        self.metrics.in_flight.inc()
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            self.metrics.in_flight.dec()
+            self.metrics.requests.labels(endpoint, str(status)).inc()
+            self.metrics.latency.labels(endpoint).observe(time.perf_counter() - started)

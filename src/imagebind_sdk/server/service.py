@@ -1,0 +1,185 @@
+"""What the routes call: the model's state (loading / ready), embedding of whole requests, timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Sequence, TypeVar
+
+import torch
+
+from ..kinds import ENCODER_OF, INPUT_KINDS
+from .engine import Engine
+from .errors import ApiError, bad_request
+from .metrics import Metrics
+from .settings import Settings
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+LABEL_CACHE_SIZE = 32
+
+
+@dataclass
+class Embedded:
+    """A request's vectors by kind (raw model outputs), the items left out, and its text tokens."""
+
+    vectors: dict[str, torch.Tensor]
+    kept: dict[str, list[int]] = field(default_factory=dict)  # input index of each row
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    text_tokens: int = 0
+
+
+class Service:
+    """The model and its engine, created when the model is ready."""
+
+    def __init__(self, settings: Settings, metrics: Metrics, model: Any) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self._model_or_loader = model
+        self.model: Any = None
+        self.engine: Engine | None = None
+        self.load_error: BaseException | None = None
+        self._labels: dict[tuple, torch.Tensor] = {}
+
+    # -- lifecycle --------------------------------------------------------------
+    async def start(self) -> None:
+        """Take the model, or load it in a thread (so /.well-known/live answers meanwhile)."""
+        source = self._model_or_loader
+        if callable(source) and not hasattr(source, "encode"):
+            self._loading = asyncio.get_running_loop().run_in_executor(None, source)
+            self._loading.add_done_callback(self._loaded)
+        else:
+            self._ready(source)
+
+    def _loaded(self, future: "asyncio.Future[Any]") -> None:
+        if future.cancelled():
+            return
+        if future.exception() is not None:
+            self.load_error = future.exception()
+            logger.error("loading the model failed: %s", self.load_error)
+            return
+        self._ready(future.result())
+
+    def _ready(self, model: Any) -> None:
+        self.model = model
+        self.engine = Engine(model, self.settings, self.metrics)
+        logger.info("model ready: %r", model)
+
+    @property
+    def ready(self) -> bool:
+        return self.engine is not None
+
+    def stop(self) -> None:
+        if self.engine is not None:
+            self.engine.stop()
+
+    @property
+    def name(self) -> str:
+        return self.settings.model_name or getattr(self.model, "source", "") or "imagebind"
+
+    @property
+    def logit_scale_text(self) -> float:
+        """The text logit scale: zero-shot probabilities are softmax(scale * cosine)."""
+        return float(self.model.logit_scale("text"))
+
+    def require_engine(self) -> Engine:
+        if self.engine is None:
+            what = f"the model failed to load: {self.load_error}" if self.load_error else "the model is loading"
+            raise ApiError(503, f"not ready: {what}", {"Retry-After": str(self.settings.retry_after_s)})
+        return self.engine
+
+    # -- requests ---------------------------------------------------------------
+    async def run(self, work: Awaitable[T]) -> T:
+        """Await a request's work with the per-request timeout; unexpected errors become 500."""
+        try:
+            return await asyncio.wait_for(work, self.settings.request_timeout_s)
+        except ApiError:
+            raise
+        except asyncio.TimeoutError:
+            raise ApiError(504, f"request timed out after {self.settings.request_timeout_s:g} s") from None
+        except Exception as exc:
+            logger.exception("request failed")
+            raise ApiError(500, f"internal error: {type(exc).__name__}: {exc}") from exc
+
+    async def embed(self, inputs: dict[str, list[Any]], fields: dict[str, str], *, skip_bad: bool = False) -> Embedded:
+        """Embed a request's items by kind (text: str, others: file bytes) -> raw vectors."""
+        engine = self.require_engine()
+        self._check_loaded(inputs, fields)
+        kinds = [kind for kind in INPUT_KINDS if inputs.get(kind)]
+        out = Embedded({kind: torch.empty(0, self.model.embedding_dim) for kind in inputs})
+        with engine.admit(sum(len(inputs[k]) for k in kinds)):
+            results = await asyncio.gather(
+                *(self._embed_kind(engine, kind, inputs[kind], fields[kind], skip_bad, out) for kind in kinds),
+                return_exceptions=True,
+            )
+        for kind, result in zip(kinds, results):  # the first failing kind, in a fixed order
+            if isinstance(result, BaseException):
+                raise result
+            out.vectors[kind] = result
+        return out
+
+    def _check_loaded(self, inputs: dict[str, list[Any]], fields: dict[str, str]) -> None:
+        for kind, items in inputs.items():
+            if items and ENCODER_OF[kind] not in self.model.modalities:
+                raise bad_request(
+                    f"{fields[kind]}: the {ENCODER_OF[kind]} encoder is not loaded by this server "
+                    f"(loaded: {', '.join(self.model.modalities)}; see --modalities)"
+                )
+
+    async def _embed_kind(
+        self, engine: Engine, kind: str, items: list[Any], field_name: str, skip_bad: bool, out: Embedded
+    ) -> torch.Tensor:
+        if kind == "text":
+            tokens = await engine.in_pool(self.model.tokenizer, list(items))
+            out.text_tokens += int((tokens != 0).sum())
+            out.kept[kind] = list(range(len(items)))
+            return await engine.encode(kind, list(tokens.unbind(0)))
+        results = await asyncio.gather(*(engine.in_pool(_preprocess, kind, item) for item in items))
+        tensors, kept = [], []
+        for index, result in enumerate(results):
+            if isinstance(result, Exception):
+                message = f"{field_name}[{index}]: could not read this {kind} input: {result}"
+                if not skip_bad:
+                    raise bad_request(message)
+                out.skipped.append({"kind": kind, "index": index, "error": message})
+                continue
+            tensors.append(result)
+            kept.append(index)
+        out.kept[kind] = kept
+        return await engine.encode(kind, tensors)
+
+    # -- zero-shot ----------------------------------------------------------------
+    async def label_embeddings(self, labels: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
+        """(L, D) unit label embeddings (templates averaged), cached; same math as ``ImageBind.zero_shot``."""
+        from ..zero_shot import build_label_embeddings
+
+        key = (tuple(labels), tuple(templates))
+        if key not in self._labels:
+            texts = [template.format(label) for label in labels for template in templates]
+            raw = (await self.embed({"text": texts}, {"text": "labels"})).vectors["text"]
+            unit = torch.nn.functional.normalize(raw, dim=-1)
+            if len(self._labels) >= LABEL_CACHE_SIZE:
+                self._labels.pop(next(iter(self._labels)))
+            self._labels[key] = build_label_embeddings(list(labels), list(templates), _given(unit))
+        return self._labels[key]
+
+
+def _given(vectors: torch.Tensor) -> Callable[[list[str]], torch.Tensor]:
+    """An ``encode_text`` that returns vectors already computed for exactly these texts."""
+    return lambda texts: vectors[: len(texts)]
+
+
+def _preprocess(kind: str, data: bytes) -> torch.Tensor | Exception:
+    """One item's model input, or the exception explaining why the bytes are unusable.
+
+    Every failure on untrusted bytes is the client's problem (4xx), whatever the
+    decoder raises, so it is returned rather than raised.
+    """
+    from ..preprocess import preprocess_one
+
+    try:
+        return preprocess_one(kind, data)
+    except Exception as exc:  # noqa: BLE001 - decoders raise many types for bad bytes
+        return exc

@@ -1,0 +1,84 @@
+"""A real ``imagebind-sdk serve`` process on a free port with the tiny golden checkpoint."""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi", reason='pip install "imagebind-sdk[serve]"')
+pytest.importorskip("uvicorn", reason='pip install "imagebind-sdk[serve]"')
+httpx = pytest.importorskip("httpx", reason="pip install httpx")
+
+from conftest import GOLDEN, TINY  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+START_TIMEOUT_S = 90.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def b64(path: Path) -> str:
+    return base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+class ServerProcess:
+    """``python -m imagebind_sdk serve ...``; ``stop()`` sends SIGTERM and returns the exit status."""
+
+    def __init__(self, *options: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO / "src"))
+        cmd = [sys.executable, "-m", "imagebind_sdk", "serve", "--checkpoint", str(TINY),
+               "--port", str(self.port), "--log-level", "warning", *options]
+        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def wait_ready(self) -> "ServerProcess":
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.proc.stdout.read()}")
+            try:
+                if httpx.get(self.url + "/.well-known/ready", timeout=1).status_code == 204:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("server did not become ready")
+
+    def stop(self, timeout: float = 30.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+@pytest.fixture(scope="session")
+def server():
+    if not (GOLDEN / "embeddings.safetensors").exists():
+        pytest.skip(f"golden data not found at {GOLDEN}")
+    proc = ServerProcess("--max-wait-ms", "5").wait_ready()
+    yield proc
+    assert proc.stop() == 0
+
+
+@pytest.fixture(scope="session")
+def client(server):
+    with httpx.Client(base_url=server.url, timeout=60) as c:
+        yield c
