@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..kinds import ENCODER_OF, FILE_KINDS, infer_kind
-from .files import count_items, expand_inputs
+from .environment import items_reported_here
+from .errors import CliError, UsageError
+from .files import check_paths, expand_inputs
 from .loading import load_model
-from .options import PROG, UsageError, add_embed_options, add_input_flags, non_negative_int
+from .options import PROG, add_embed_options, add_input_flags, non_negative_int
+from .printing import report, report_files
 
 FILE_FORMATS = (".npy", ".safetensors", ".jsonl", ".parquet")
-PROGRESS_MIN_ITEMS = 8
 
 DESCRIPTION = """\
 Embed inputs into the joint space (unit vectors).
@@ -39,6 +41,7 @@ examples:
   imagebind-sdk embed --image 'photos/*.jpg' --out photos.npy
   imagebind-sdk embed --audio clips/ --on-error skip --out clips.safetensors
   imagebind-sdk embed photos/ --out photos.emb --num-workers 4
+  imagebind-sdk embed photos/ --out /shared/photos.emb --engine ray --ray-address auto --gpus-per-actor 1
 """
 
 
@@ -55,13 +58,20 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     out.add_argument("--out", metavar="FILE_OR_DIR",
                      help=f"output file ({', '.join(FILE_FORMATS)}); in bulk mode also a directory")
     add_embed_options(out)
-    out.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                     help=f"progress bar on stderr (default: on for more than {PROGRESS_MIN_ITEMS} files)")
     bulk = p.add_argument_group("bulk mode")
     bulk.add_argument("--modality", choices=FILE_KINDS,
                       help="read every file as this kind instead of inferring it from the extension")
     bulk.add_argument("--num-workers", type=non_negative_int, default=0, metavar="N",
                       help="processes decoding files in parallel (default: 0, in-process)")
+    bulk.add_argument("--engine", choices=("local", "ray"), default="local",
+                      help="local: this process (default); ray: Ray Data on a cluster "
+                      '(pip install "imagebind-sdk[distributed]"; needs --out DIR)')
+    bulk.add_argument("--ray-address", metavar="ADDR",
+                      help="with --engine ray: the cluster to join (e.g. auto); default: a local Ray")
+    bulk.add_argument("--concurrency", type=non_negative_int, default=None, metavar="N",
+                      help="with --engine ray: encoding actors (default: autoscaling)")
+    bulk.add_argument("--gpus-per-actor", type=float, default=0, metavar="G",
+                      help="with --engine ray: GPUs per encoding actor (default: 0)")
     bulk.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                       help="with --out DIR, skip files already embedded there (default: on; "
                       "--no-resume refuses a non-empty DIR)")
@@ -82,10 +92,10 @@ def _check_out(out: str | None, n_kinds: int, *, bulk: bool) -> None:
                          "use .safetensors, .jsonl or .parquet")
     if suffix == ".parquet":
         try:
-            import pyarrow  # noqa: F401
-        except ImportError:
-            raise UsageError("writing .parquet needs pyarrow: pip install pyarrow "
-                             "(or use .npy, .safetensors or .jsonl)") from None
+            import pyarrow.parquet  # noqa: F401
+        except ImportError as exc:  # missing or broken: not a usage mistake (exit status 1)
+            raise CliError(f"--out {out}: writing .parquet needs pyarrow, which cannot be imported "
+                           f"({exc}): pip install pyarrow (or use .npy, .safetensors or .jsonl)") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -101,14 +111,12 @@ def run(args: argparse.Namespace) -> int:
     inputs = expand_inputs(args.inputs)
     _check_out(args.out, len(inputs), bulk=False)
     model = load_model(args, [ENCODER_OF[k] for k in inputs])
-    n_files = count_items(inputs) - len(inputs.get("text", []))
-    progress = args.progress if args.progress is not None else n_files > PROGRESS_MIN_ITEMS
-    out = model.embed(**inputs, batch_size=args.batch_size, on_error=args.on_error, progress=progress)
-    ordered = _reorder(out, list(inputs))
-    write_embeddings(ordered, args.out)
-    n_skipped = sum(len(v) for v in out.skipped.values())
-    if n_skipped:  # each one was logged as a warning by the library
-        print(f"{PROG}: skipped {n_skipped} unreadable input(s)", file=sys.stderr)
+    with items_reported_here():
+        out = model.embed(**inputs, batch_size=args.batch_size, on_error=args.on_error)
+    for kind, skipped in out.skipped.items():
+        for item in skipped:
+            report(f"skipped {kind}[{item.index}] ({item.source}): {item.error}")
+    write_embeddings(_reorder(out, list(inputs)), args.out)
     return 0
 
 
@@ -177,6 +185,7 @@ def _bulk_kinds(args: argparse.Namespace) -> list[str]:
     """The input kinds of the files bulk mode will embed (for choosing encoders)."""
     from ..bulk import list_files
 
+    check_paths(args.paths)
     if args.modality:
         return [args.modality]
     files = list_files(args.paths)
@@ -187,23 +196,40 @@ def _bulk_kinds(args: argparse.Namespace) -> list[str]:
     return kinds
 
 
+def run_ray(args: argparse.Namespace) -> int:
+    """Embed files with distributed.embed_dataset into --out DIR."""
+    from ..distributed import embed_dataset
+    from .loading import checkpoint_of
+
+    if args.out is None or Path(args.out).suffix.lower() in FILE_FORMATS:
+        raise UsageError("--engine ray writes a folder: give --out DIR (no file extension)")
+    paths = args.paths[0] if len(args.paths) == 1 else args.paths
+    summary = embed_dataset(
+        paths, checkpoint=checkpoint_of(args), out=args.out, modality=args.modality,
+        batch_size=args.batch_size, concurrency=args.concurrency or None,
+        num_gpus_per_actor=args.gpus_per_actor, resume=args.resume, ray_address=args.ray_address,
+    )
+    print("  ".join(f"{k}: {v}" for k, v in summary.as_dict().items() if k != "nodes"))
+    return 0
+
+
 def run_bulk(args: argparse.Namespace) -> int:
     """Embed files with bulk.embed_files; stream to --out DIR or write a file at the end."""
     from ..bulk import embed_files
 
+    if args.engine == "ray":
+        return run_ray(args)
     to_dir = args.out is not None and Path(args.out).suffix.lower() not in FILE_FORMATS
     if not to_dir:
         _check_out(args.out, 1, bulk=True)  # .npy: the number of kinds is checked after embedding
     model = load_model(args, [ENCODER_OF[k] for k in _bulk_kinds(args)])
     paths = args.paths[0] if len(args.paths) == 1 else args.paths
-    result = embed_files(
-        model, paths, args.modality, batch_size=args.batch_size, num_workers=args.num_workers,
-        out=args.out if to_dir else None, resume=args.resume, progress=args.progress,
-    )
-    for path, error in result.failed:
-        print(f"{PROG}: failed {path}: {error}", file=sys.stderr)
-    for path, reason in result.unsupported:
-        print(f"{PROG}: unsupported {path}: {reason}", file=sys.stderr)
+    with items_reported_here():
+        result = embed_files(
+            model, paths, args.modality, batch_size=args.batch_size, num_workers=args.num_workers,
+            out=args.out if to_dir else None, resume=args.resume,
+        )
+    report_files(result)
     if not to_dir:
         if args.out and Path(args.out).suffix.lower() == ".npy" and len(result.embeddings) > 1:
             raise UsageError(f"--out {args.out}: .npy holds one modality but the files are of "
