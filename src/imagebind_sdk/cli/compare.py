@@ -161,12 +161,14 @@ def _classify_inputs(args: argparse.Namespace) -> tuple[dict[str, list[str]], li
 
     if not args.inputs:
         raise UsageError("nothing to classify: give inputs with --image/--audio/--video/...")
-    labels = list(dict.fromkeys(read_list(args.labels, split_commas=True)))
-    if not labels:
-        raise UsageError("--labels is empty")
+    from ..zero_shot import MIN_LABELS
+
     templates = read_list(args.templates, split_commas=False) if args.templates else None
     if templates is not None:
         templates = list(templates_for("", templates))  # validates: exactly one {} each
+    labels = list(dict.fromkeys(read_list(args.labels, split_commas=True)))
+    if len(labels) < MIN_LABELS:  # a softmax over one label is always 1.0
+        raise UsageError(f"--labels needs at least {MIN_LABELS} different labels (comma-separated), got {labels}")
     return expand_inputs(args.inputs), labels, templates
 
 
