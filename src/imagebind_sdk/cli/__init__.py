@@ -18,7 +18,7 @@ import sys
 from typing import Sequence
 
 from .. import progress
-from . import checkpoints, compare, embed, index, moments, serve
+from . import checkpoints, compare, embed, export, index, moments, serve
 from .environment import logging_setup, offline_env
 from .errors import UsageError
 from .options import PROG, Parser, add_global_options, short_usage
@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     checkpoints,
     serve,
     moments,
+    export,
 )
 
 DESCRIPTION = """\

@@ -9,14 +9,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..config import IMAGE_SIZE
+from ..config import IMAGE_SIZE, IMU_LENGTH
 from ..deprecation import warn_once
 
 STEM_NORM_EPS = 1e-5  # nn.LayerNorm's default, as the reference stems use
 TEXT_VOCAB_SIZE = 49408
 TEXT_CONTEXT_LENGTH = 77
 IMU_CHANNELS = 6
-IMU_LENGTH = 2000
 
 
 class TokenStem(nn.Module):
@@ -78,7 +77,9 @@ class IMUStem(TokenStem):
         self.norm = nn.LayerNorm(dim, eps=STEM_NORM_EPS)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        windows = x.unfold(-1, self.kernel, self.kernel).transpose(1, 2).flatten(2)
+        # A reshape, not x.unfold(-1, k, k): the same windows, and the ONNX exporter gets it right.
+        windows = x[..., : IMU_LENGTH // self.kernel * self.kernel].reshape(*x.shape[:-1], -1, self.kernel)
+        windows = windows.transpose(1, 2).flatten(2)
         return self.add_cls_and_positions(self.norm(self.proj(windows)))
 
 
