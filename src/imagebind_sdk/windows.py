@@ -16,6 +16,9 @@ does not grow with the recording and decoding overlaps compute.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import functools
 import logging
 import queue
 import threading
@@ -48,6 +51,8 @@ STREAMS: dict[str, Callable[..., Iterator[WindowPlan | torch.Tensor]]] = {
 }
 # Batches the decoding thread may prepare ahead of the encoder (bounds memory).
 QUEUE_BATCHES = 2
+# Encoded batches between two returns of freed heap memory to the OS (see _trim_heap).
+TRIM_EVERY_BATCHES = 4
 _PUT_POLL_S = 0.1
 
 
@@ -259,6 +264,29 @@ def embed_windows(
     return _collect(model, jobs, _messages(streams, prefetch), progress)
 
 
+@functools.lru_cache(maxsize=1)
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or None on other C libraries."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+def _trim_heap() -> None:
+    """Give freed heap pages back to the OS.
+
+    Batches of several MB are allocated in the decoding thread and freed in this one;
+    glibc then serves them from its heaps (its mmap threshold rises after the first
+    such free) and, with the two threads interleaving, keeps the freed pages: RSS grew
+    with the recording's length (a 10-minute 2 fps video: 535 MB above the model, 97 MB
+    with trimming). ``malloc_trim`` returns them; elsewhere this is a no-op.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
 def _collect(
     model: Any, jobs: list[tuple[str, str]], messages: Iterator[tuple[int, Any]], progress: bool | None
 ) -> WindowEmbeddings:
@@ -266,6 +294,7 @@ def _collect(
     plans: dict[int, WindowPlan] = {}
     parts: dict[int, list[torch.Tensor]] = {n: [] for n in range(len(jobs))}
     bars: dict[int, Any] = {}
+    encoded = 0
     try:
         for number, message in messages:
             kind, source = jobs[number]
@@ -274,8 +303,12 @@ def _collect(
                 bars[number] = progress_bar(len(message.starts), f"{kind} windows {source}", "window", progress)
                 continue
             parts[number].append(model.encode(ENCODER_OF[kind], message))
+            del message  # the batch is freed before the heap is trimmed
+            encoded += 1
+            if encoded % TRIM_EVERY_BATCHES == 0:
+                _trim_heap()
             if bars[number] is not None:
-                bars[number].update(message.shape[0])
+                bars[number].update(parts[number][-1].shape[0])
     finally:
         for bar in bars.values():
             if bar is not None:
