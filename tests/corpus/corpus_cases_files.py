@@ -107,16 +107,17 @@ def bomb_cases() -> list[Case]:
     cases += [
         _bomb("vision", "bytes", "png-1x1", lambda: B.image_bytes("PNG", (1, 1)), "either"),
         _bomb("vision", "bytes", "png-16bit-grey", lambda: B.image_bytes("PNG", (40, 30), "I;16"), "either"),
-        _bomb("vision", "bytes", "tiff-float", lambda: _float_tiff(), "either"),
+        _bomb("vision", "bytes", "tiff-float", lambda: _float_tiff(1e38), "either"),
+        _bomb("vision", "bytes", "tiff-float-nan", lambda: _float_tiff(np.nan)),
     ]
     return cases
 
 
-def _float_tiff() -> bytes:
+def _float_tiff(value: float) -> bytes:
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.fromarray(np.full((32, 32), 1e38, np.float32), mode="F").save(buf, format="TIFF")
+    Image.fromarray(np.full((32, 32), value, np.float32), mode="F").save(buf, format="TIFF")
     return buf.getvalue()
 
 
