@@ -164,7 +164,9 @@ def test_embed_skip_bad_files(capsys, tmp_path, assets_dir):
     assert main(args) == 0
     captured = capsys.readouterr()
     assert [json.loads(line)["source"] for line in captured.out.splitlines()] == [str(assets_dir / "dog_image.jpg")]
-    assert "skipped 1" in captured.err
+    # reported once, by the command (the library's warning is held back), naming the item
+    [line] = captured.err.splitlines()
+    assert line.startswith(f"imagebind-sdk: skipped vision[0] ({bad}): expected an image file"), line
 
 
 def test_embed_bulk_mode_resumes(cli_env, capsys, tmp_path, assets_dir, tiny_model):
@@ -370,8 +372,11 @@ def test_offline_and_verbose_leave_no_trace(capsys, caplog, monkeypatch, tiny_di
 
 
 def test_one_line_messages():
-    from imagebind_sdk.cli import _one_line
+    from imagebind_sdk.cli.printing import error_line
 
     err = FileNotFoundError("The weights are not available.\n  - with internet: download\n  - or pass a dir")
-    assert _one_line(err) == "The weights are not available. with internet: download; or pass a dir"
-    assert _one_line(ValueError("")) == "ValueError"
+    assert error_line(err) == "The weights are not available. with internet: download; or pass a dir"
+    assert error_line(ValueError("")) == "ValueError"
+    assert error_line(ValueError("--device cuda: none\n--out x")) == "--device cuda: none; --out x"  # flags kept
+    assert error_line(ZeroDivisionError("division by zero")) == (
+        "ZeroDivisionError: division by zero (--debug shows the traceback)")

@@ -4,9 +4,10 @@ One module per command group: :mod:`.embed`, :mod:`.compare` (similarity,
 classify), :mod:`.index` (index build, search), :mod:`.checkpoints` (convert,
 info, download); shared pieces by concern: :mod:`.options` (flags and types),
 :mod:`.loading` (checkpoint choice, model loading), :mod:`.environment` (logging,
-offline mode), :mod:`.files` (directory/glob expansion), :mod:`.printing` (tables, JSON). Exit status: 0 on success, 2 on usage errors, 1 when an input or
-a checkpoint cannot be used (one line ``imagebind-sdk: error: ...`` on stderr; the
-traceback only with ``--debug``).
+offline mode), :mod:`.files` (directory/glob expansion), :mod:`.printing` (tables,
+JSON, error lines), :mod:`.errors`. Exit status: 0 on success, 2 on usage errors
+(a short usage line and the error), 1 on any other failure: one line
+``imagebind-sdk: error: ...`` on stderr, the traceback only with ``--debug``.
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ import os
 import sys
 from typing import Sequence
 
+from .. import progress
 from . import checkpoints, compare, embed, index, serve
 from .environment import logging_setup, offline_env
-from .options import PROG, UsageError, add_global_options
+from .errors import UsageError
+from .options import PROG, Parser, add_global_options, short_usage
+from .printing import error_line
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "parse_args"]
 
 # One line per command module; each has ``register(subparsers, parents)``.
 COMMAND_MODULES = (
@@ -61,7 +65,7 @@ def _version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every command."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog=PROG, description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
@@ -71,54 +75,55 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands", required=True)
     for module in COMMAND_MODULES:
         module.register(sub, [common])
+    _tag_command_parsers(parser)
     return parser
 
 
-def _one_line(exc: BaseException) -> str:
-    """An exception's message on one line (multi-line hints joined with '; ')."""
-    lines = [line.strip().lstrip("-").strip() for line in str(exc).splitlines()]
-    text = ""
-    for line in (line for line in lines if line):
-        text += ("" if not text else " " if text[-1] in ".:;," else "; ") + line
-    return text or type(exc).__name__
+def _tag_command_parsers(parser: argparse.ArgumentParser) -> None:
+    """Record in each (sub)command's defaults its own parser, to report stray options with its usage."""
+    for action in parser._actions:  # noqa: SLF001
+        if isinstance(action.choices, dict):  # a subparsers action: name -> parser
+            for command_parser in action.choices.values():
+                command_parser.set_defaults(_parser=command_parser)
+                _tag_command_parsers(command_parser)
 
 
-def _input_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that mean unusable input or checkpoint: exit status 1, no traceback."""
-    from safetensors import SafetensorError
-
-    from ..checkpoint import CheckpointError
-    from ..hub import WeightsNotFoundError
-    from ..preprocess import InputError
-
-    return (InputError, WeightsNotFoundError, CheckpointError, FileNotFoundError, ValueError,
-            OSError, SafetensorError)
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse the command line; a stray option is reported by the command it was given to."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        getattr(args, "_parser", parser).error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (argparse exits 2 on bad usage)."""
-    args = build_parser().parse_args(argv)
-    with logging_setup(args.verbose, args.debug), offline_env(args.offline):
+    args = parse_args(argv)
+    with logging_setup(args.verbose, args.debug), offline_env(args.offline), progress.asked(
+        getattr(args, "progress", None)
+    ):
         return _run(args)
 
 
 def _run(args: argparse.Namespace) -> int:
-    """Run the parsed command; map expected failures to exit statuses."""
+    """Run the parsed command; every failure becomes one line on stderr (--debug: the traceback)."""
     try:
         return int(args.func(args) or 0)
     except BrokenPipeError:  # stdout closed early, e.g. `| head`: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
-    except UsageError as exc:
-        if args.debug:
-            raise
-        sys.stderr.write(f"{PROG} {args.command}: error: {exc}\n")
-        return 2
-    except _input_errors() as exc:
-        if args.debug:
-            raise
-        sys.stderr.write(f"{PROG}: error: {_one_line(exc)}\n")
-        return 1
     except KeyboardInterrupt:
+        progress.close_open_bars()
         sys.stderr.write(f"{PROG}: interrupted\n")
         return 130
+    except Exception as exc:  # noqa: BLE001 - the one place every failure is reported
+        if args.debug:
+            raise
+        progress.close_open_bars()  # a bar an exception left open would share the error's line
+        if isinstance(exc, UsageError):  # as argparse reports one: the command's usage, then the error
+            command = args._parser  # noqa: SLF001 - set by _tag_command_parsers
+            sys.stderr.write(f"{short_usage(command)}\n{command.prog}: error: {error_line(exc)}\n")
+            return 2
+        sys.stderr.write(f"{PROG}: error: {error_line(exc)}\n")
+        return 1

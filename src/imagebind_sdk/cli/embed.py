@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..kinds import ENCODER_OF, FILE_KINDS, infer_kind
-from .files import count_items, expand_inputs
+from .environment import items_reported_here
+from .errors import CliError, UsageError
+from .files import check_paths, expand_inputs
 from .loading import load_model
-from .options import PROG, UsageError, add_embed_options, add_input_flags, non_negative_int
+from .options import PROG, add_embed_options, add_input_flags, non_negative_int
+from .printing import report, report_files
 
 FILE_FORMATS = (".npy", ".safetensors", ".jsonl", ".parquet")
-PROGRESS_MIN_ITEMS = 8
 
 DESCRIPTION = """\
 Embed inputs into the joint space (unit vectors).
@@ -55,8 +57,6 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     out.add_argument("--out", metavar="FILE_OR_DIR",
                      help=f"output file ({', '.join(FILE_FORMATS)}); in bulk mode also a directory")
     add_embed_options(out)
-    out.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                     help=f"progress bar on stderr (default: on for more than {PROGRESS_MIN_ITEMS} files)")
     bulk = p.add_argument_group("bulk mode")
     bulk.add_argument("--modality", choices=FILE_KINDS,
                       help="read every file as this kind instead of inferring it from the extension")
@@ -82,10 +82,10 @@ def _check_out(out: str | None, n_kinds: int, *, bulk: bool) -> None:
                          "use .safetensors, .jsonl or .parquet")
     if suffix == ".parquet":
         try:
-            import pyarrow  # noqa: F401
-        except ImportError:
-            raise UsageError("writing .parquet needs pyarrow: pip install pyarrow "
-                             "(or use .npy, .safetensors or .jsonl)") from None
+            import pyarrow.parquet  # noqa: F401
+        except ImportError as exc:  # missing or broken: not a usage mistake (exit status 1)
+            raise CliError(f"--out {out}: writing .parquet needs pyarrow, which cannot be imported "
+                           f"({exc}): pip install pyarrow (or use .npy, .safetensors or .jsonl)") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -101,14 +101,12 @@ def run(args: argparse.Namespace) -> int:
     inputs = expand_inputs(args.inputs)
     _check_out(args.out, len(inputs), bulk=False)
     model = load_model(args, [ENCODER_OF[k] for k in inputs])
-    n_files = count_items(inputs) - len(inputs.get("text", []))
-    progress = args.progress if args.progress is not None else n_files > PROGRESS_MIN_ITEMS
-    out = model.embed(**inputs, batch_size=args.batch_size, on_error=args.on_error, progress=progress)
-    ordered = _reorder(out, list(inputs))
-    write_embeddings(ordered, args.out)
-    n_skipped = sum(len(v) for v in out.skipped.values())
-    if n_skipped:  # each one was logged as a warning by the library
-        print(f"{PROG}: skipped {n_skipped} unreadable input(s)", file=sys.stderr)
+    with items_reported_here():
+        out = model.embed(**inputs, batch_size=args.batch_size, on_error=args.on_error)
+    for kind, skipped in out.skipped.items():
+        for item in skipped:
+            report(f"skipped {kind}[{item.index}] ({item.source}): {item.error}")
+    write_embeddings(_reorder(out, list(inputs)), args.out)
     return 0
 
 
@@ -177,6 +175,7 @@ def _bulk_kinds(args: argparse.Namespace) -> list[str]:
     """The input kinds of the files bulk mode will embed (for choosing encoders)."""
     from ..bulk import list_files
 
+    check_paths(args.paths)
     if args.modality:
         return [args.modality]
     files = list_files(args.paths)
@@ -196,14 +195,12 @@ def run_bulk(args: argparse.Namespace) -> int:
         _check_out(args.out, 1, bulk=True)  # .npy: the number of kinds is checked after embedding
     model = load_model(args, [ENCODER_OF[k] for k in _bulk_kinds(args)])
     paths = args.paths[0] if len(args.paths) == 1 else args.paths
-    result = embed_files(
-        model, paths, args.modality, batch_size=args.batch_size, num_workers=args.num_workers,
-        out=args.out if to_dir else None, resume=args.resume, progress=args.progress,
-    )
-    for path, error in result.failed:
-        print(f"{PROG}: failed {path}: {error}", file=sys.stderr)
-    for path, reason in result.unsupported:
-        print(f"{PROG}: unsupported {path}: {reason}", file=sys.stderr)
+    with items_reported_here():
+        result = embed_files(
+            model, paths, args.modality, batch_size=args.batch_size, num_workers=args.num_workers,
+            out=args.out if to_dir else None, resume=args.resume,
+        )
+    report_files(result)
     if not to_dir:
         if args.out and Path(args.out).suffix.lower() == ".npy" and len(result.embeddings) > 1:
             raise UsageError(f"--out {args.out}: .npy holds one modality but the files are of "

@@ -8,6 +8,8 @@ import os
 import sys
 from collections.abc import Iterator
 
+from ..progress import write_line
+
 
 class StderrHandler(logging.StreamHandler):
     """A handler writing to whatever ``sys.stderr`` is when a record is emitted."""
@@ -19,6 +21,37 @@ class StderrHandler(logging.StreamHandler):
     @stream.setter
     def stream(self, value: object) -> None:
         pass
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            write_line(self.format(record))  # above an open progress bar, not inside it
+        except Exception:  # noqa: BLE001 - logging's own convention
+            self.handleError(record)
+
+
+# Loggers that report each bad item, and how those records begin; commands that print
+# each bad item themselves hold these back so that every failure is reported once.
+ITEM_LOGGERS = ("imagebind_sdk.bulk", "imagebind_sdk.preprocess", "imagebind_sdk.api")
+ITEM_MESSAGES = ("failed to embed ", "skipping ")
+
+
+class _HoldItemReports(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno == logging.WARNING and str(record.msg).startswith(ITEM_MESSAGES))
+
+
+@contextlib.contextmanager
+def items_reported_here() -> Iterator[None]:
+    """Within the block, the library's per-item warnings are left to the command to print."""
+    held = _HoldItemReports()
+    loggers = [logging.getLogger(name) for name in ITEM_LOGGERS]
+    for logger in loggers:
+        logger.addFilter(held)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(held)
 
 
 @contextlib.contextmanager

@@ -26,6 +26,14 @@ def _walk(root: str, kind: str) -> list[str]:
     return sorted(found)
 
 
+def _matches(pattern: str, flag: str) -> list[str]:
+    """The files a glob matches, sorted; none is an error naming the flag."""
+    matches = sorted(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
+    if not matches:
+        raise FileNotFoundError(f"no files match {pattern!r} ({flag})")
+    return matches
+
+
 def expand_value(kind: str, value: str) -> list[str]:
     """One flag value -> items: text as is; a directory or glob -> sorted files; else the path."""
     if kind == "text":
@@ -33,13 +41,21 @@ def expand_value(kind: str, value: str) -> list[str]:
     if os.path.isdir(value):
         return _walk(value, kind)
     if not os.path.exists(value) and GLOB_CHARS & set(value):
-        matches = sorted(p for p in glob.glob(value, recursive=True) if os.path.isfile(p))
-        if not matches:
-            raise FileNotFoundError(f"no files match {value!r} (--{kind})")
-        return matches
+        return _matches(value, f"--{kind}")
     if "://" not in value and not os.path.exists(value):
         raise FileNotFoundError(f"no such file: {value}")
     return [value]
+
+
+def check_paths(paths: Sequence[str], what: str = "PATH") -> None:
+    """Every positional path exists (file or directory) or is a glob matching files."""
+    for path in paths:
+        if os.path.exists(path):
+            continue
+        if GLOB_CHARS & set(path):
+            _matches(path, what)
+        else:
+            raise FileNotFoundError(f"no such file or directory: {path}")
 
 
 def expand_inputs(pairs: Sequence[tuple[str, str]]) -> dict[str, list[str]]:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from typing import Any
 
 from ..kinds import ENCODER_OF, FILE_KINDS, infer_kind
+from .environment import items_reported_here
+from .errors import CliError, UsageError
 from .files import expand_inputs
 from .loading import load_model
-from .options import PROG, UsageError, add_embed_options, add_input_flags, non_negative_int, positive_int
-from .printing import print_json, short_label
+from .options import add_embed_options, add_input_flags, non_negative_int, positive_int
+from .printing import print_json, report_files, short_label
 
 BUILD_DESCRIPTION = """\
 Embed the files of a directory into an EmbeddingIndex saved at --out.
@@ -49,8 +50,6 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     b.add_argument("--modality", choices=FILE_KINDS, help="read every file as this kind")
     b.add_argument("--num-workers", type=non_negative_int, default=0, metavar="N",
                    help="processes decoding files in parallel (default: 0)")
-    b.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="progress bar on stderr (default: when stderr is a terminal)")
     add_embed_options(b, on_error=False)
     b.set_defaults(func=run_build)
     for parser, cmd in ((sub, "index search"), (subparsers, "search")):
@@ -103,10 +102,10 @@ def run_build(args: argparse.Namespace) -> int:
     from ..index import EmbeddingIndex
 
     model = load_model(args, [ENCODER_OF[k] for k in _kinds_in(args.directory, args.modality)])
-    result = embed_files(model, args.directory, args.modality, batch_size=args.batch_size,
-                         num_workers=args.num_workers, progress=args.progress)
-    for path, error in result.failed:
-        print(f"{PROG}: failed {path}: {error}", file=sys.stderr)
+    with items_reported_here():
+        result = embed_files(model, args.directory, args.modality, batch_size=args.batch_size,
+                             num_workers=args.num_workers)
+    report_files(result)
     rows = _rows(result, args.directory)
     if not rows:
         raise ValueError(f"no file of {args.directory} could be embedded; nothing to index")
@@ -123,11 +122,21 @@ def run_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_index(path: str) -> Any:
+    """EmbeddingIndex.load; an unreadable index file is reported with the index's path."""
+    from ..index import EmbeddingIndex
+
+    try:
+        return EmbeddingIndex.load(path)
+    except (RecursionError, MemoryError, ValueError, KeyError, TypeError) as exc:
+        raise CliError(f"{path}: cannot read this index ({type(exc).__name__}: {exc})") from exc
+
+
 def run_search(args: argparse.Namespace) -> int:
     """Embed the queries and print the best rows of the index for each."""
     from ..index import EmbeddingIndex
 
-    index = EmbeddingIndex.load(args.index)  # fail fast, before the model loads
+    index = _load_index(args.index)  # fail fast, before the model loads
     if not args.inputs:
         raise UsageError("no query: give --text/--image/--audio/... inputs")
     queries = expand_inputs(args.inputs)

@@ -8,6 +8,9 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from .errors import CliError
+from .printing import error_line, expected_errors
+
 logger = logging.getLogger("imagebind_sdk.cli")
 
 DEFAULT_CHECKPOINT = "imagebind-huge"
@@ -24,16 +27,41 @@ def local_files_only(args: argparse.Namespace) -> bool | None:
     return True if args.offline else None
 
 
+def check_device(name: str | None) -> None:
+    """Fail in one line when --device names a device this machine does not have."""
+    if name is None:
+        return
+    import torch
+
+    device = torch.device(name)  # the syntax was checked by options.device_name
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            built = "" if torch.version.cuda else ", a build without CUDA"
+            raise CliError(f"--device {name}: no CUDA device is available (torch {torch.__version__}{built}); "
+                           "use --device cpu or leave --device out")
+        if device.index is not None and device.index >= count:
+            raise CliError(f"--device {name}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise CliError(f"--device {name}: MPS (Apple GPU) is not available here; use --device cpu")
+
+
 def load_model(args: argparse.Namespace, modalities: Sequence[str]) -> Any:
     """Load the checkpoint with only the encoders in ``modalities``."""
     from ..api import ImageBind
 
+    check_device(args.device)
     wanted = list(dict.fromkeys(modalities))
     logger.info("loading %s (encoders: %s)", checkpoint_of(args), ", ".join(wanted))
-    model = ImageBind.load(
-        checkpoint_of(args), modalities=wanted, device=args.device,
-        dtype=args.dtype, local_files_only=local_files_only(args),
-        quantize=getattr(args, "quantize", None),
-    )
+    try:
+        model = ImageBind.load(
+            checkpoint_of(args), modalities=wanted, device=args.device,
+            dtype=args.dtype, local_files_only=local_files_only(args),
+            quantize=getattr(args, "quantize", None),
+        )
+    except Exception as exc:  # noqa: BLE001 - name the checkpoint when the library did not
+        if isinstance(exc, expected_errors()):
+            raise
+        raise CliError(f"cannot load checkpoint {checkpoint_of(args)}: {error_line(exc)}") from exc
     logger.info("loaded %r", model)
     return model

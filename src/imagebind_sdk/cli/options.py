@@ -12,9 +12,11 @@ from typing import Any
 
 from ..dtypes import DTYPE_NAMES
 from ..kinds import INPUT_KINDS
+from ..progress import CLI_HELP as PROGRESS_HELP
+from .errors import UsageError  # noqa: F401  (re-exported for cli._common)
 from .loading import CHECKPOINT_ENV, DEFAULT_CHECKPOINT
+from .printing import PROG  # noqa: F401  (re-exported: the commands' prefix)
 
-PROG = "imagebind-sdk"
 # Flags of each input kind (the first one is the canonical spelling).
 KIND_FLAGS = {
     "text": ("--text",),
@@ -27,8 +29,39 @@ KIND_FLAGS = {
 }
 
 
-class UsageError(Exception):
-    """A command-line usage problem found after parsing (exit status 2)."""
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors take two lines: its own short usage, then the error."""
+
+    def error(self, message: str) -> Any:  # argparse's signature; never returns
+        self.exit(2, f"{short_usage(self)}\n{self.prog}: error: {message}\n")
+
+
+def _positional(action: argparse.Action) -> str:
+    """How a positional argument reads in a usage line."""
+    name = action.metavar or action.dest
+    name = name[0] if isinstance(name, tuple) else name
+    forms = {None: name, "?": f"[{name}]", "*": f"[{name} ...]", "+": f"{name} [{name} ...]",
+             argparse.PARSER: f"{name} ..."}
+    return forms.get(action.nargs, name)  # type: ignore[arg-type]
+
+
+def short_usage(parser: argparse.ArgumentParser) -> str:
+    """One usage line (argparse's full one spans many lines for commands with many options)."""
+    words = [parser.prog, "[options]"]
+    words += [_positional(a) for a in parser._actions if not a.option_strings]  # noqa: SLF001
+    return f"usage: {' '.join(words)}  (`{parser.prog} --help` lists the options)"
+
+
+def device_name(text: str) -> str:
+    """argparse type: a torch device string (cpu, cuda, cuda:1, mps, ...); availability is checked at load."""
+    import torch
+
+    try:
+        torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a torch device; expected e.g. cpu, cuda, cuda:1 or mps") from None
+    return text
 
 
 def add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -49,7 +82,7 @@ def add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> No
     )
     group.add_argument("--offline", action="store_true", default=default(False),
                        help="use local files and the Hugging Face cache only (no downloads)")
-    group.add_argument("--device", default=default(None), help="torch device, e.g. cpu, cuda, cuda:1, mps "
+    group.add_argument("--device", type=device_name, default=default(None), help="torch device, e.g. cpu, cuda, cuda:1, mps "
                        "(default: CUDA, else MPS, else CPU)")
     group.add_argument("--dtype", choices=sorted(DTYPE_NAMES), default=default(None), metavar="DTYPE",
                        help="weights dtype: float32 (default), bfloat16 or float16 (aliases fp32, bf16, fp16, half)")
@@ -93,10 +126,11 @@ def add_input_flags(
     parser.set_defaults(**{dest: []})
 
 
-def add_embed_options(parser: argparse.ArgumentParser, *, on_error: bool = True) -> None:
-    """--batch-size and (optionally) --on-error."""
+def add_embed_options(parser: Any, *, on_error: bool = True) -> None:
+    """--batch-size, --progress/--no-progress and (optionally) --on-error: every command that embeds."""
     parser.add_argument("--batch-size", type=positive_int, default=32, metavar="N",
                         help="items per forward pass (default: 32)")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help=PROGRESS_HELP)
     if on_error:
         parser.add_argument("--on-error", choices=("raise", "skip"), default="raise",
                             help="on an unreadable input: stop with an error (raise, default) "

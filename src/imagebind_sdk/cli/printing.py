@@ -1,13 +1,15 @@
-"""What commands print: table labels, plain-text matrices, JSON."""
+"""What commands print: table labels, plain-text matrices, JSON, error and report lines."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+PROG = "imagebind-sdk"
 LABEL_WIDTH = 24
 
 
@@ -38,3 +40,72 @@ def format_table(rows: Sequence[str], cols: Sequence[str], matrix: Sequence[Sequ
 def print_json(obj: Any, stream: TextIO | None = None) -> None:
     """Pretty JSON on stdout."""
     print(json.dumps(obj, indent=2, ensure_ascii=False), file=stream or sys.stdout)
+
+
+# Python spellings in library messages -> the command line's (name -> flag; a value follows).
+CLI_FLAGS = {
+    "out": "--out", "modality": "--modality", "batch_size": "--batch-size", "num_workers": "--num-workers",
+    "on_error": "--on-error", "top_k": "--top-k", "device": "--device", "dtype": "--dtype",
+    "quantize": "--quantize", "progress": "--progress",
+}
+# Whole spellings replaced as they are.
+CLI_WORDS = {
+    "resume=True": "--resume", "resume=False": "--no-resume", "local_files_only=True": "--offline",
+    "embed_files": "imagebind-sdk embed",
+}
+_FLAG = re.compile(r"\b(" + "|".join(CLI_FLAGS) + r")=(?:(['\"])(.*?)\2|([^\s,;)]*))")
+_BULLET = re.compile(r"^[-*]\s+")  # "- hint" lines of multi-line messages (not "--flag")
+_WORD = re.compile("|".join(rf"\b{re.escape(w)}(?![\w=])" for w in CLI_WORDS))
+
+
+def _flag(match: re.Match[str]) -> str:
+    value = match.group(3) if match.group(2) else match.group(4)
+    return CLI_FLAGS[match.group(1)] + (f" {value}" if value else "")
+
+
+def cli_spelling(message: str) -> str:
+    """A library message as the command line says it: ``resume=True`` -> ``--resume``, ``modality=`` -> ``--modality``."""
+    return _FLAG.sub(_flag, _WORD.sub(lambda m: CLI_WORDS[m.group(0)], message))
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's message on one line (multi-line hints joined with '; ')."""
+    lines = [_BULLET.sub("", line.strip()) for line in str(exc).splitlines()]
+    text = ""
+    for line in (line for line in lines if line):
+        text += ("" if not text else " " if text[-1] in ".:;," else "; ") + line
+    return text
+
+
+def expected_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions whose message says it all; others are prefixed with their type."""
+    from ..checkpoint import CheckpointError
+    from ..hub import WeightsNotFoundError
+    from ..preprocess import InputError
+    from .errors import CliError, UsageError
+
+    return (InputError, WeightsNotFoundError, CheckpointError, OSError, ValueError, CliError, UsageError)
+
+
+def error_line(exc: BaseException) -> str:
+    """What ``imagebind-sdk: error:`` is followed by: one line, in the command line's spelling."""
+    text = cli_spelling(_one_line(exc))
+    if isinstance(exc, expected_errors()):
+        return text or type(exc).__name__
+    # Not an input problem we know: the type helps, and --debug gives the traceback for a report.
+    return f"{type(exc).__name__}: {text or '(no message)'} (--debug shows the traceback)"
+
+
+def report(line: str) -> None:
+    """One ``imagebind-sdk: ...`` line on stderr, above any progress bar."""
+    from ..progress import write_line
+
+    write_line(f"{PROG}: {cli_spelling(line)}")
+
+
+def report_files(result: Any) -> None:
+    """Each failed or unsupported file of a bulk result, once (the library's log lines are held back)."""
+    for path, error in result.failed:
+        report(f"failed {path}: {error}")
+    for path, reason in result.unsupported:
+        report(f"unsupported {path}: {reason}")
