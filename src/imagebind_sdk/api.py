@@ -25,6 +25,8 @@ from .zero_shot import ZeroShotResult, build_label_embeddings, zero_shot_probs
 
 if TYPE_CHECKING:
     from .bulk import BulkResult
+    from .bulk_windows import WindowFilesResult
+    from .windows import WindowEmbeddings
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +76,7 @@ class ImageBind:
         quantize: str | None = None,
         compile: bool | str = False,
         trim_text: bool = True,
+        backend: str = "torch",
     ) -> "ImageBind":
         """Load a checkpoint: alias (``imagebind-huge``), Hub repo id, directory or file.
 
@@ -85,7 +88,15 @@ class ImageBind:
         such as ``"reduce-overhead"``, which uses CUDA graphs) compiles each encoder;
         the first call per input shape is slow. ``trim_text=False`` runs every text
         through all 77 positions as the reference does (same numbers, slower).
+        ``backend="onnxruntime"`` loads a folder written by ``imagebind-sdk export-onnx``
+        (see :mod:`imagebind_sdk.export`; ``quantize="int8"`` picks its int8 graphs).
         """
+        if backend != "torch":
+            from .export import load_backend
+
+            onnx_model = load_backend(backend, source, modalities=modalities, device=device, dtype=dtype,
+                                      quantize=quantize, compile=compile, trim_text=trim_text)
+            return cls(onnx_model, device=torch.device("cpu"), source=str(source))
         wanted = check_modalities(modalities)
         target = torch.device(device) if device is not None else default_device()
         weights_dtype = as_dtype(dtype)
@@ -261,15 +272,36 @@ class ImageBind:
         probs = zero_shot_probs(label_emb, out[kind], self.logit_scale("text"))
         return ZeroShotResult(labels, probs, out.sources[kind], top_k=top_k)
 
-    def embed_files(self, paths_or_dir: Any, modality: str | None = None, **kwargs: Any) -> "BulkResult":
+    def embed_files(self, paths_or_dir: Any, modality: str | None = None, **kwargs: Any) -> "BulkResult | WindowFilesResult":
         """Embed many files (a directory, glob, path or list) in batches; see :func:`imagebind_sdk.bulk.embed_files`.
 
         >>> result = model.embed_files("photos/", batch_size=32, num_workers=2, out="photos.emb")
         >>> result.embeddings.vision.shape
-        """
-        from .bulk import embed_files
 
+        ``windows=True``: audio/video/IMU files as windows with timestamps, in memory
+        (:func:`imagebind_sdk.bulk_windows.embed_files_windows`).
+        """
+        from .bulk import embed_files, list_files
+
+        if kwargs.pop("windows", False):  # long recordings as windows with timestamps (bulk_windows.py)
+            from .bulk_windows import embed_files_windows
+
+            return embed_files_windows(self, list_files(paths_or_dir, recursive=kwargs.pop("recursive", True)),
+                                       modality, **kwargs)
         return embed_files(self, paths_or_dir, modality, **kwargs)
+
+    def embed_windows(self, audio: Any = None, video: Any = None, imu: Any = None, **options: Any) -> "WindowEmbeddings":
+        """Long recordings -> one vector per window with ``start_s``/``end_s``; see :func:`imagebind_sdk.windows.embed_windows`."""
+        from .windows import embed_windows
+
+        return embed_windows(self, audio=audio, video=video, imu=imu, **options)
+
+    def find_moments(self, text: str | None = None, **options: Any) -> list[dict[str, Any]]:
+        """Where ``text`` happens in recordings, e.g. ``find_moments(text="applause", audio="talk.mp3")``;
+        see :func:`imagebind_sdk.moments.find_moments_in`."""
+        from .moments import find_moments_in
+
+        return find_moments_in(self, text, **options)
 
     def _embed_text(
         self, value: str | Sequence[str], batch_size: int, progress: bool | None = None, normalize: bool = True

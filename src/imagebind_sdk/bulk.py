@@ -12,7 +12,7 @@ torch.Size([1187, 1024])
 Files are decoded in a ``torch.utils.data.DataLoader`` (``num_workers`` processes
 overlap decoding with the model) and embedded batch by batch, each input kind with
 its encoder. With ``out=DIR`` each batch is committed to disk as soon as it is
-embedded (layout in :mod:`imagebind_sdk.bulk_store`), so an interrupted job re-run
+embedded as a Parquet part file (layout in :mod:`imagebind_sdk.bulk_format`), so an interrupted job re-run
 with the same ``out`` continues where it stopped.
 """
 
@@ -31,7 +31,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from .kinds import ENCODER_OF, FILE_KINDS, GLOB_CHARS, KIND_OF_EXTENSION, infer_kind
 from .progress import progress_bar
-from .bulk_store import BulkStore, FileStat, assemble, load_bulk_output, load_rows, stat_file
+from .bulk_format import FileStat, assemble, checkpoint_identity, load_bulk_output, stat_file
+from .bulk_store import BulkStore
 from .embeddings import Embeddings
 from .preprocess import preprocess_one
 
@@ -170,7 +171,7 @@ Rows = list[tuple[int, torch.Tensor]]
 Errors = list[tuple[int, str]]
 
 
-def _encode(model: Any, kind: str, batch: Collated, batch_size: int) -> tuple[Rows, Errors]:
+def encode_batch(model: Any, kind: str, batch: Collated, batch_size: int) -> tuple[Rows, Errors]:
     """Embed a batch; if the model rejects it, retry item by item to isolate the bad ones."""
     if batch.tensor is None:
         return [], list(batch.errors)
@@ -182,7 +183,7 @@ def _encode(model: Any, kind: str, batch: Collated, batch_size: int) -> tuple[Ro
             return [], list(batch.errors) + [(batch.indices[0], f"{type(exc).__name__}: {exc}")]
     rows, errors = [], list(batch.errors)
     for i, x in zip(batch.indices, batch.tensor.unbind(0)):
-        one_rows, one_errors = _encode(model, kind, Collated([i], x[None], []), batch_size)
+        one_rows, one_errors = encode_batch(model, kind, Collated([i], x[None], []), batch_size)
         rows += one_rows
         errors += one_errors
     return rows, errors
@@ -212,7 +213,7 @@ def _run(
     try:
         for batch in loader:
             kind = todo[(batch.indices or [i for i, _ in batch.errors])[0]][1]
-            rows, errors = _encode(model, kind, batch, batch_size)
+            rows, errors = encode_batch(model, kind, batch, batch_size)
             for i, message in errors:
                 logger.warning("failed to embed %s as %s: %s", todo[i][0].path, kind, message)
             outcomes = sorted(rows + errors, key=lambda pair: pair[0])  # input order
@@ -254,14 +255,11 @@ def _check_args(modality: str | None, batch_size: int, num_workers: int, options
         raise ValueError(f"options for unknown input kinds {unknown}; expected some of {FILE_KINDS}")
 
 
-def _info(model: Any) -> dict[str, Any]:
-    """What ``info.json`` records about the model."""
-    return {
-        "source": str(getattr(model, "source", "")),
-        "embedding_dim": int(model.embedding_dim),
-        "dtype": "float32",
-        "model_dtype": str(getattr(model, "dtype", "")).removeprefix("torch."),
-    }
+def open_store(model: Any, out: str | os.PathLike[str], resume: bool) -> BulkStore:
+    """The output folder for ``model``'s embeddings (created, or checked for resuming)."""
+    dtype = str(getattr(model, "dtype", "float32")).removeprefix("torch.")
+    checkpoint = checkpoint_identity(str(getattr(model, "source", "")), getattr(model, "revision", None))
+    return BulkStore.open(out, checkpoint, int(model.embedding_dim), resume=resume, model_dtype=dtype)
 
 
 def _outcomes(
@@ -271,11 +269,12 @@ def _outcomes(
     dim: int,
 ) -> list[tuple[str, str, torch.Tensor | str]]:
     """``(kind, path, row or error)`` for every planned file, in input order."""
-    if store is not None:  # read rows back from the shards: exactly what load_bulk_output sees
+    if store is not None:  # read rows back from the parts: exactly what load_bulk_output sees
+        store.compact()  # the job is complete: drop rows superseded by this run first
         records = {i: store.latest[stat.path] for i, (stat, _) in enumerate(planned)}
-        good = [i for i, r in records.items() if "shard" in r]
-        rows = dict(zip(good, load_rows(store.out_dir, [records[i] for i in good], dim).unbind(0)))
-        new = {i: rows.get(i, str(records[i].get("error"))) for i in records}
+        good = [i for i, r in records.items() if r["error"] is None]
+        rows = dict(zip(good, store.rows([planned[i][0].path for i in good]).unbind(0)))
+        new = {i: rows.get(i, str(records[i]["error"])) for i in records}
     return [(kind, stat.path, new[i]) for i, (stat, kind) in enumerate(planned)]
 
 
@@ -303,8 +302,8 @@ def embed_files(
     processes decode files while the model runs; ``progress`` shows a tqdm bar
     (default: when stderr is a terminal).
 
-    With ``out=DIR`` every batch is written to ``DIR`` as soon as it is embedded (see
-    :mod:`imagebind_sdk.bulk_store`). Re-running with the same ``out`` (``resume=True``,
+    With ``out=DIR`` every batch is written to ``DIR`` as a Parquet part file as soon
+    as it is embedded (see :mod:`imagebind_sdk.bulk_format`). Re-running with the same ``out`` (``resume=True``,
     the default) skips files already embedded there, unchanged (same absolute path,
     size and mtime); changed files are embedded again and their new rows win. Files
     that failed are tried again on every run. ``resume=False`` refuses a non-empty
@@ -317,7 +316,7 @@ def embed_files(
     for kind in dict.fromkeys(kind for _, kind in planned):
         model.encoder(ENCODER_OF[kind])  # fail fast on an encoder that is not loaded
     dim = int(model.embedding_dim)
-    store = BulkStore.open(out, _info(model), resume=resume) if out is not None else None
+    store = open_store(model, out, resume) if out is not None else None
     try:
         done = {i for i, (stat, kind) in enumerate(planned) if store is not None and store.done(stat, kind)}
         todo = [i for i in range(len(planned)) if i not in done]

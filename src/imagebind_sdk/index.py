@@ -22,6 +22,7 @@ from typing import Any, Sequence
 import torch
 from safetensors.torch import load_file, save_file
 
+from .index_faiss import SearchBackend
 from .ops import ArrayLike, as_matrix, check_top_k, normalize_rows, top_k_hits
 
 __all__ = ["EmbeddingIndex", "FORMAT_VERSION"]
@@ -58,6 +59,9 @@ class EmbeddingIndex:
     """In-memory embedding index: add rows with ids and metadata, search by cosine.
 
     ``dim`` fixes the embedding size up front; otherwise the first :meth:`add` sets it.
+    ``backend``: "auto" (FAISS from 50k rows when installed), "torch", "faiss" (exact)
+    or "hnsw" (approximate; ``hnsw_m``/``ef_search``/``ef_construction``), see
+    :mod:`imagebind_sdk.index_faiss`.
 
     >>> index = EmbeddingIndex(dim=1024)
     >>> index.add(out.vision, ids=out.sources["vision"])  # doctest: +SKIP
@@ -65,7 +69,7 @@ class EmbeddingIndex:
     >>> index.save("my_index"); EmbeddingIndex.load("my_index")  # doctest: +SKIP
     """
 
-    def __init__(self, dim: int | None = None) -> None:
+    def __init__(self, dim: int | None = None, backend: str = "auto", **backend_options: int) -> None:
         if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim < 1):
             raise ValueError(f"dim must be a positive int or None, got {dim!r}")
         self._dim = dim
@@ -73,6 +77,12 @@ class EmbeddingIndex:
         self._ids: list[str] = []
         self._id_set: set[str] = set()
         self._metadata: list[dict[str, Any]] = []
+        self._backend = SearchBackend(backend, **backend_options)
+
+    @property
+    def backend(self) -> str:
+        """The search backend as requested ("auto", "torch", "faiss" or "hnsw")."""
+        return self._backend.name
 
     @property
     def dim(self) -> int | None:
@@ -147,6 +157,7 @@ class EmbeddingIndex:
         new_meta = _check_metadata(metadata, rows.shape[0])
         self._dim = rows.shape[1]
         self._chunks.append(normalize_rows(rows).contiguous())
+        self._backend.added(self._chunks[-1])
         self._ids.extend(new_ids)
         self._id_set.update(new_ids)
         self._metadata.extend(new_meta)
@@ -163,7 +174,9 @@ class EmbeddingIndex:
         if len(self) == 0:
             check_top_k(top_k)
             return [[] for _ in range(as_matrix(query, "query").shape[0])]
-        hits = top_k_hits(query, self.embeddings, top_k, corpus_name="index")
+        hits = self._backend.top_k_hits(query, self.embeddings, top_k)  # None: the torch path
+        if hits is None:
+            hits = top_k_hits(query, self.embeddings, top_k, corpus_name="index")
         for hit in (h for row in hits for h in row):  # key order: corpus_id, id, score, metadata
             r, score = hit["corpus_id"], hit.pop("score")
             hit.update(id=self._ids[r], score=score, metadata=copy.deepcopy(self._metadata[r]))
@@ -184,7 +197,9 @@ class EmbeddingIndex:
             "count": len(self),
             "ids": self._ids,
             "metadata": self._metadata,
+            **self._backend.options(),
         }
+        self._backend.save(directory, self.embeddings)
         (directory / INDEX_FILE).write_text(json.dumps(info), encoding="utf-8")
         logger.info("saved index of %d rows to %s", len(self), directory)
         return directory
@@ -210,11 +225,20 @@ class EmbeddingIndex:
         if dim is not None and len(ids) and rows.shape[1] != dim:
             raise ValueError(f"inconsistent index in {directory}: dim {dim} vs shape {tuple(rows.shape)}")
         index = cls(dim=dim)
+        index._backend = SearchBackend.load(info, directory, len(ids))
         index._ids = index._new_ids(ids, len(ids))  # validates type and uniqueness
         index._id_set = set(index._ids)
         index._metadata = _check_metadata(metadata, len(ids))
         index._chunks = [rows.contiguous()] if len(ids) else []
         return index
+
+
+    def to_faiss(self) -> Any:
+        """A new FAISS index of the rows (row i = FAISS id i): ``IndexFlatIP``, or ``IndexHNSWFlat`` for "hnsw".
+
+        >>> faiss_index = index.to_faiss(); faiss_index.search(query_matrix, 5)  # doctest: +SKIP
+        """
+        return self._backend.to_faiss(self.embeddings)
 
 
 def _read_info(directory: Path) -> dict[str, Any]:

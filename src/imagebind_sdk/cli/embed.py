@@ -41,6 +41,7 @@ examples:
   imagebind-sdk embed --image 'photos/*.jpg' --out photos.npy
   imagebind-sdk embed --audio clips/ --on-error skip --out clips.safetensors
   imagebind-sdk embed photos/ --out photos.emb --num-workers 4
+  imagebind-sdk embed photos/ --out /shared/photos.emb --engine ray --ray-address auto --gpus-per-actor 1
 """
 
 
@@ -62,6 +63,15 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
                       help="read every file as this kind instead of inferring it from the extension")
     bulk.add_argument("--num-workers", type=non_negative_int, default=0, metavar="N",
                       help="processes decoding files in parallel (default: 0, in-process)")
+    bulk.add_argument("--engine", choices=("local", "ray"), default="local",
+                      help="local: this process (default); ray: Ray Data on a cluster "
+                      '(pip install "imagebind-sdk[distributed]"; needs --out DIR)')
+    bulk.add_argument("--ray-address", metavar="ADDR",
+                      help="with --engine ray: the cluster to join (e.g. auto); default: a local Ray")
+    bulk.add_argument("--concurrency", type=non_negative_int, default=None, metavar="N",
+                      help="with --engine ray: encoding actors (default: autoscaling)")
+    bulk.add_argument("--gpus-per-actor", type=float, default=0, metavar="G",
+                      help="with --engine ray: GPUs per encoding actor (default: 0)")
     bulk.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                       help="with --out DIR, skip files already embedded there (default: on; "
                       "--no-resume refuses a non-empty DIR)")
@@ -186,10 +196,29 @@ def _bulk_kinds(args: argparse.Namespace) -> list[str]:
     return kinds
 
 
+def run_ray(args: argparse.Namespace) -> int:
+    """Embed files with distributed.embed_dataset into --out DIR."""
+    from ..distributed import embed_dataset
+    from .loading import checkpoint_of
+
+    if args.out is None or Path(args.out).suffix.lower() in FILE_FORMATS:
+        raise UsageError("--engine ray writes a folder: give --out DIR (no file extension)")
+    paths = args.paths[0] if len(args.paths) == 1 else args.paths
+    summary = embed_dataset(
+        paths, checkpoint=checkpoint_of(args), out=args.out, modality=args.modality,
+        batch_size=args.batch_size, concurrency=args.concurrency or None,
+        num_gpus_per_actor=args.gpus_per_actor, resume=args.resume, ray_address=args.ray_address,
+    )
+    print("  ".join(f"{k}: {v}" for k, v in summary.as_dict().items() if k != "nodes"))
+    return 0
+
+
 def run_bulk(args: argparse.Namespace) -> int:
     """Embed files with bulk.embed_files; stream to --out DIR or write a file at the end."""
     from ..bulk import embed_files
 
+    if args.engine == "ray":
+        return run_ray(args)
     to_dir = args.out is not None and Path(args.out).suffix.lower() not in FILE_FORMATS
     if not to_dir:
         _check_out(args.out, 1, bulk=True)  # .npy: the number of kinds is checked after embedding

@@ -78,7 +78,9 @@ class IMUStem(TokenStem):
         self.norm = nn.LayerNorm(dim, eps=STEM_NORM_EPS)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        windows = x.unfold(-1, self.kernel, self.kernel).transpose(1, 2).flatten(2)
+        # A reshape, not x.unfold(-1, k, k): the same windows, and the ONNX exporter gets it right.
+        windows = x[..., : IMU_LENGTH // self.kernel * self.kernel].reshape(*x.shape[:-1], -1, self.kernel)
+        windows = windows.transpose(1, 2).flatten(2)
         return self.add_cls_and_positions(self.norm(self.proj(windows)))
 
 

@@ -76,6 +76,10 @@ class SoundFileReader:
             for start, stop in ranges
         ]
 
+    def blocks(self) -> Iterator[np.ndarray]:
+        """Every sample in order, as float32 ``(channels, n)`` blocks (sequential, bounded memory)."""
+        return self._blocks(0)
+
     def _blocks(self, start: int, stop: int | None = None) -> Iterator[np.ndarray]:
         """float32 (channels, n) blocks from ``start`` (to ``stop`` or the end); InputError if corrupt."""
         try:
@@ -119,6 +123,10 @@ class PyAVReader:
         with self._container() as (container, audio):
             for frame in container.decode(audio):
                 yield frame_to_float(frame)
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        """Every sample in order, as float32 ``(channels, n)`` decoded frames."""
+        return self._chunks()
 
     @property
     def frames(self) -> int:

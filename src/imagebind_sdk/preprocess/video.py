@@ -15,7 +15,7 @@ import logging
 import math
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO, Callable, Iterator
 
 import av
 import numpy as np
@@ -82,18 +82,19 @@ def clip_frame_indices(num_frames: int, fps: float) -> list[int]:
         raise InputError("video holds no frames")
     duration = num_frames / fps
     step = Fraction(max(duration - CLIP_SECONDS, 0)) / max(NUM_CLIPS - 1, 1)
-    indices = []
-    for k in range(NUM_CLIPS):
-        start = step * k
-        first = math.ceil(fps * start)
-        stop = min(math.ceil(fps * (start + CLIP_SECONDS)), num_frames)
-        if stop <= first:
-            raise InputError(
-                f"frame rate {fps:g} is too low: clip {k} of {CLIP_SECONDS} s holds no frame"
-            )
-        picks = torch.linspace(0, stop - first - 1, FRAMES_PER_CLIP).long().tolist()
-        indices.extend(first + p for p in picks)
-    return indices
+    return [i for k in range(NUM_CLIPS) for i in clip_indices(step * k, fps, num_frames)]
+
+
+def clip_indices(start: Fraction, fps: float, num_frames: int) -> list[int]:
+    """The FRAMES_PER_CLIP frames kept of the clip starting at ``start`` seconds (see above)."""
+    first = math.ceil(fps * start)
+    stop = min(math.ceil(fps * (start + CLIP_SECONDS)), num_frames)
+    if stop <= first:
+        raise InputError(
+            f"frame rate {fps:g} is too low: the {CLIP_SECONDS} s clip at {float(start):g} s holds no frame"
+        )
+    picks = torch.linspace(0, stop - first - 1, FRAMES_PER_CLIP).long().tolist()
+    return [first + p for p in picks]
 
 
 def frames_to_model_input(frames: np.ndarray) -> torch.Tensor:
@@ -102,14 +103,16 @@ def frames_to_model_input(frames: np.ndarray) -> torch.Tensor:
     Clip by clip (keeps peak memory to one clip in float32), as the reference:
     scale to [0, 1], short side to 224, normalise, three crops.
     """
+    return torch.stack([crop for clip in np.split(frames, NUM_CLIPS) for crop in clip_crops(clip)])
+
+
+def clip_crops(clip_frames: np.ndarray) -> list[torch.Tensor]:
+    """One clip's (FRAMES_PER_CLIP, H, W, 3) uint8 frames -> its NUM_CROPS (3, 2, 224, 224) crops."""
     mean = torch.tensor(MEAN, dtype=torch.float32)[:, None, None, None]
     std = torch.tensor(STD, dtype=torch.float32)[:, None, None, None]
-    crops = []
-    for clip_frames in np.split(frames, NUM_CLIPS):
-        clip = torch.from_numpy(np.ascontiguousarray(clip_frames)).permute(3, 0, 1, 2)  # C, T, H, W
-        clip = short_side_scale(clip.float() / 255.0, CROP_SIZE)
-        crops.extend(three_crops((clip - mean) / std, CROP_SIZE))
-    return torch.stack(crops)
+    clip = torch.from_numpy(np.ascontiguousarray(clip_frames)).permute(3, 0, 1, 2)  # C, T, H, W
+    clip = short_side_scale(clip.float() / 255.0, CROP_SIZE)
+    return three_crops((clip - mean) / std, CROP_SIZE)
 
 
 def short_side_scale(video: torch.Tensor, size: int) -> torch.Tensor:
@@ -200,6 +203,30 @@ def decode_frames(item: Any, indices: list[int] | Callable[[int, float], list[in
     finally:
         if stream is not item:
             stream.close()
+
+
+def decode_in_order(stream: BinaryIO, wanted: list[int]) -> Iterator[tuple[int, np.ndarray]]:
+    """Decode from the start, yielding ``(index, frame)`` for each of the sorted ``wanted``
+    display-order indices as it is decoded; stops after the last. Frames the stream lacks
+    (fewer decode than were indexed) repeat the last decoded one, as :func:`decode_frames`."""
+    container, video = _open(stream)
+    size, position, last = _stream_size(video), 0, None
+    with container:
+        try:
+            for count, frame in enumerate(container.decode(video)):
+                last = frame
+                while position < len(wanted) and wanted[position] == count:
+                    yield count, _to_rgb(frame, size)
+                    position += 1
+                if position == len(wanted):
+                    return
+        except av.FFmpegError as exc:
+            raise InputError(f"video is corrupt: decoding failed ({exc})") from exc
+        if last is None:
+            raise InputError("video stream holds no decodable frames")
+        logger.warning("video decoded fewer frames than indexed; reusing the last for %s", wanted[position:])
+        fill = _to_rgb(last, size)
+    yield from ((index, fill) for index in wanted[position:])
 
 
 def _open(stream: BinaryIO) -> tuple[Any, Any]:

@@ -1,0 +1,358 @@
+"""The bulk output format: a folder of Parquet part files plus ``info.json``.
+
+Layout of an output folder ``DIR`` (written by ``embed_files(..., out=DIR)`` and by
+``imagebind_sdk.distributed.embed_dataset``)::
+
+    DIR/_info.json             format, output_id, checkpoint {source, revision},
+                               embedding_dim, dtype, package_version
+    DIR/part-<hash>.parquet    one per committed batch, columns:
+        path      string   absolute path of the input file (or the dataset's path)
+        kind      string   input kind (vision, audio, video, depth, thermal, imu)
+        size      int64    file size in bytes when it was read (null if unreadable)
+        mtime_ns  int64    st_mtime_ns when it was read (null if unknown)
+        embedding fixed_size_list<float32>[embedding_dim]  (null when it failed)
+        error     string   "ExceptionType: message" (null when embedded)
+
+Any Parquet reader takes ``DIR/*.parquet`` as one table (pyarrow, pandas, DuckDB,
+Spark, Hugging Face datasets): files starting with ``_`` or ``.`` are not parts. A part file is written under a hidden temp name,
+fsynced and renamed into place, so a reader never sees half a part. Each part's
+key-value metadata ``imagebind_sdk`` holds the folder's ``output_id`` (a part copied
+from another output is refused) and ``written_ns``: when a path has several records
+(a changed file re-embedded, a failure retried) the newest part wins, and writers
+delete the superseded rows once their job completes. Only files directly inside
+``DIR`` are read, never through a symlink; paths in the table are data, never opened.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import stat as stat_mod
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from .embeddings import Embeddings
+from .preprocess import Skipped
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# pyarrow is imported inside the functions that use it: importing pyarrow.parquet takes
+# ~0.5 s, which every `import imagebind_sdk` and CLI call would otherwise pay.
+
+__all__ = ["FileStat", "PartError", "assemble", "load_bulk_output", "read_info", "stat_file"]
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "imagebind-sdk-bulk"
+FORMAT_VERSION = 2
+INFO = "_info.json"  # "_": pyarrow, Spark and datasets skip it when reading DIR as a table
+OLD_INFO = "info.json"  # format 1 (safetensors shards + manifest)
+PART_PREFIX = "part-"
+PART_SUFFIX = ".parquet"
+DAMAGED_PREFIX = "_damaged-"  # set aside where no reader of DIR or DIR/*.parquet looks
+TEMP_PREFIX = ".tmp-"
+META_KEY = b"imagebind_sdk"
+MAX_DIM = 65536  # far above any ImageBind head (1024); bounds what info.json may claim
+_OUTPUT_ID = re.compile(r"^[0-9a-f]{32}$")
+_PART_NAME = re.compile(r"^part-[0-9a-f]{16,64}\.parquet$")
+
+
+class PartError(ValueError):
+    """A part file that cannot be used: damaged, or not of this output folder."""
+
+    def __init__(self, path: Path, problem: str, *, damaged: bool) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+        self.damaged = damaged
+
+
+@dataclass(frozen=True)
+class FileStat:
+    """An input file's identity for resuming: absolute path, size and mtime (None if unreadable)."""
+
+    path: str
+    size: int | None
+    mtime_ns: int | None
+
+
+def stat_file(path: str | os.PathLike[str]) -> FileStat:
+    """The absolute path (symlinks kept), size and ``st_mtime_ns`` of a file."""
+    absolute = os.path.abspath(os.fspath(path))
+    try:
+        st = os.stat(absolute)
+    except OSError:
+        return FileStat(absolute, None, None)
+    return FileStat(absolute, st.st_size, st.st_mtime_ns)
+
+
+def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("imagebind-sdk")
+    except PackageNotFoundError:  # running from a source tree
+        return "unknown"
+
+
+def checkpoint_identity(source: str | os.PathLike[str], revision: str | None = None) -> dict[str, Any]:
+    """``{"source", "revision"}`` naming a checkpoint the same way from any process:
+    local paths made absolute, registry aliases with their pinned revision."""
+    text = os.fspath(source)
+    if os.path.exists(text):
+        return {"source": os.path.abspath(text), "revision": revision}
+    if revision is None:
+        from .hub import registry  # local: hub is only needed for aliases
+
+        revision = registry().get(text, {}).get("revision")
+    return {"source": text, "revision": revision}
+
+
+def make_info(checkpoint: Mapping[str, Any], embedding_dim: int, model_dtype: str = "float32") -> dict[str, Any]:
+    """The ``info.json`` of a new output folder (a fresh ``output_id``)."""
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "output_id": uuid.uuid4().hex,
+        "checkpoint": dict(checkpoint),
+        "embedding_dim": int(embedding_dim),
+        "dtype": "float32",
+        "model_dtype": model_dtype,
+        "package_version": package_version(),
+    }
+
+
+def _regular(path: Path) -> bool:
+    """A regular file, not a symlink (which could lead outside the folder), FIFO or device."""
+    try:
+        return stat_mod.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def read_info(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """``DIR/info.json``, checked field by field; errors name the file and the field."""
+    path = Path(out_dir) / INFO
+    if not path.exists() and not path.is_symlink():
+        if (Path(out_dir) / OLD_INFO).exists():
+            raise ValueError(f"{out_dir} was written by an older imagebind-sdk (safetensors shards); "
+                             "write to a new folder")
+        raise FileNotFoundError(f"{out_dir} is not a bulk embedding output (no {INFO})")
+    if not _regular(path):
+        raise ValueError(f"{path}: not a regular file (a symlink or device); refusing to read it")
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(info, dict) or info.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a {FORMAT} info file")
+    if info.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{path}: format_version {info.get('format_version')!r}, this version reads {FORMAT_VERSION} "
+            "(older outputs used safetensors shards); write to a new folder"
+        )
+    dim = info.get("embedding_dim")
+    if not isinstance(dim, int) or isinstance(dim, bool) or not 1 <= dim <= MAX_DIM:
+        raise ValueError(f"{path}: embedding_dim must be an integer in [1, {MAX_DIM}], got {dim!r}")
+    if not isinstance(info.get("output_id"), str) or not _OUTPUT_ID.match(info["output_id"]):
+        raise ValueError(f"{path}: output_id must be 32 hex digits, got {info.get('output_id')!r}")
+    checkpoint = info.get("checkpoint")
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("source"), str):
+        raise ValueError(f"{path}: checkpoint must be an object with a string source, got {checkpoint!r}")
+    return info
+
+
+def schema(dim: int) -> pa.Schema:
+    import pyarrow as pa
+    return pa.schema([
+        ("path", pa.string()),
+        ("kind", pa.string()),
+        ("size", pa.int64()),
+        ("mtime_ns", pa.int64()),
+        ("embedding", pa.list_(pa.float32(), dim)),
+        ("error", pa.string()),
+    ])
+
+
+def records_table(records: Sequence[tuple[FileStat, str, Any]], dim: int) -> pa.Table:
+    """``(stat, kind, embedding row or error message)`` -> a table of the part schema."""
+    import pyarrow as pa
+    failed = [isinstance(value, str) for _, _, value in records]
+    values = np.zeros((len(records), dim), dtype=np.float32)  # failed rows keep zeros under the null
+    for i, (_, _, value) in enumerate(records):
+        if not failed[i]:
+            values[i] = np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value, np.float32)
+    embedding = pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), dim, mask=pa.array(failed))
+    return pa.table({
+        "path": pa.array([s.path for s, _, _ in records], pa.string()),
+        "kind": pa.array([k for _, k, _ in records], pa.string()),
+        "size": pa.array([s.size for s, _, _ in records], pa.int64()),
+        "mtime_ns": pa.array([s.mtime_ns for s, _, _ in records], pa.int64()),
+        "embedding": embedding,
+        "error": pa.array([v if isinstance(v, str) else None for _, _, v in records], pa.string()),
+    }, schema=schema(dim))
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename in ``path`` durable (a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - e.g. Windows
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def part_name(table: pa.Table) -> str:
+    """A name derived from the rows' identities: a retried batch replaces its own part."""
+    digest = hashlib.sha256()
+    for column in ("path", "kind", "size", "mtime_ns"):
+        digest.update(json.dumps(table.column(column).to_pylist()).encode("utf-8"))
+    return f"{PART_PREFIX}{digest.hexdigest()[:32]}{PART_SUFFIX}"
+
+
+def write_part(out_dir: str | os.PathLike[str], table: pa.Table, info: Mapping[str, Any]) -> Path:
+    """Commit ``table`` as one part file: temp name, fsync, rename, fsync of the folder."""
+    import pyarrow.parquet as pq
+
+    folder = Path(out_dir)
+    meta = {"output_id": info["output_id"], "written_ns": time.time_ns()}
+    table = table.replace_schema_metadata({META_KEY: json.dumps(meta).encode("utf-8")})
+    final = folder / part_name(table)
+    tmp = folder / f"{TEMP_PREFIX}{uuid.uuid4().hex}-{final.name}"
+    with open(tmp, "wb") as f:
+        pq.write_table(table, f, write_page_checksum=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, final)
+    _fsync_dir(folder)
+    return final
+
+
+def part_files(out_dir: str | os.PathLike[str]) -> list[Path]:
+    """The committed part files, sorted; any other ``*.parquet`` or a symlinked part is refused."""
+    folder = Path(out_dir)
+    parts = []
+    for name in sorted(os.listdir(folder)):
+        if not name.endswith(PART_SUFFIX) or name.startswith("."):
+            continue
+        path = folder / name
+        if not _PART_NAME.match(name):
+            raise PartError(path, "a Parquet file that is not a part of this output; move it out of the folder",
+                            damaged=False)
+        if not _regular(path):
+            raise PartError(path, "not a regular file (a symlink or device); refusing to read it", damaged=False)
+        parts.append(path)
+    return parts
+
+
+def read_part(path: Path, info: Mapping[str, Any], columns: Sequence[str] | None = None) -> tuple[pa.Table, int]:
+    """A part file's rows (all columns unless ``columns``) and its ``written_ns``, checked."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    dim = int(info["embedding_dim"])
+    try:
+        handle = pq.ParquetFile(path, page_checksum_verification=True)
+        meta = json.loads((handle.schema_arrow.metadata or {}).get(META_KEY, b"null"))
+        table = handle.read(columns=list(columns) if columns else None)
+    except (OSError, pa.ArrowException, ValueError) as exc:
+        raise PartError(path, f"damaged part file ({type(exc).__name__}: {exc})", damaged=True) from None
+    if not isinstance(meta, dict) or meta.get("output_id") != info["output_id"]:
+        owner = meta.get("output_id") if isinstance(meta, dict) else None
+        raise PartError(path, f"a part file of another output (output_id {owner!r}, this folder's is "
+                        f"{info['output_id']!r}); move it out of the folder", damaged=False)
+    expected = schema(dim)
+    for field in table.schema:
+        if not expected.field(field.name).type.equals(field.type):
+            raise PartError(path, f"column {field.name} is {field.type}, expected {expected.field(field.name).type}",
+                            damaged=False)
+    return table, int(meta.get("written_ns", 0))
+
+
+def embedding_rows(column: pa.ChunkedArray | pa.Array, dim: int) -> np.ndarray:
+    """A fixed-size-list column -> float32 array (n, dim); null rows come out as zeros."""
+    import pyarrow as pa
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    flat = array.values.to_numpy(zero_copy_only=False)
+    start = array.offset * dim
+    return np.array(flat[start : start + len(array) * dim], np.float32).reshape(len(array), dim)  # writable
+
+
+def newest_records(out_dir: str | os.PathLike[str], info: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Path -> its newest record (embedding as a numpy row or None); damaged parts raise."""
+    dim = int(info["embedding_dim"])
+    latest: dict[str, dict[str, Any]] = {}
+    stamps: dict[str, tuple[int, str]] = {}
+    for path in part_files(out_dir):
+        table, written = read_part(path, info)
+        rows = embedding_rows(table.column("embedding"), dim)
+        valid = table.column("embedding").is_valid().to_pylist()
+        for i, record in enumerate(table.drop_columns(["embedding"]).to_pylist()):
+            stamp = (written, path.name)
+            if record["path"] in stamps and stamps[record["path"]] > stamp:
+                continue
+            stamps[record["path"]] = stamp
+            record["embedding"] = rows[i] if valid[i] and record["error"] is None else None
+            latest[record["path"]] = record
+    return latest
+
+
+def assemble(outcomes: Iterable[tuple[str, str, torch.Tensor | str]], dim: int) -> Embeddings:
+    """``(kind, path, row or error)`` in order -> ``Embeddings`` keyed by kind.
+
+    Rows keep their order within each kind; failed files go to ``.skipped[kind]``
+    with their position among that kind's files. Kinds appear in first-seen order.
+    """
+    rows: dict[str, list[torch.Tensor]] = {}
+    sources: dict[str, list[str]] = {}
+    skipped: dict[str, list[Skipped]] = {}
+    counts: dict[str, int] = {}
+    for kind, path, value in outcomes:
+        index = counts.get(kind, 0)
+        counts[kind] = index + 1
+        if isinstance(value, str):
+            skipped.setdefault(kind, []).append(Skipped(index, path, value))
+        else:
+            rows.setdefault(kind, []).append(value)
+            sources.setdefault(kind, []).append(path)
+    order = [k for k in counts if k in rows]
+    data = {k: torch.stack(rows[k]) if rows[k] else torch.empty(0, dim) for k in order}
+    return Embeddings(data, sources={k: sources[k] for k in order}, skipped=skipped)
+
+
+def load_bulk_output(out_dir: str | os.PathLike[str]) -> Embeddings:
+    """Read a bulk output folder: ``Embeddings`` keyed by input kind, paths sorted.
+
+    Every path appears once with its newest record: embedded files are rows
+    (``.sources`` holds their paths), failed ones are listed in ``.skipped[kind]``
+    with their error. A damaged or foreign part file raises ``ValueError`` naming it
+    (re-running the job with the same ``out`` redoes a damaged part's items).
+
+    >>> out = load_bulk_output("embeddings/")  # doctest: +SKIP
+    >>> out.vision.shape, out.sources["vision"][:2]  # doctest: +SKIP
+    """
+    info = read_info(out_dir)
+    try:
+        records = newest_records(out_dir, info)
+    except PartError as exc:
+        hint = "; re-run the job with the same out to redo its items" if exc.damaged else ""
+        raise PartError(exc.path, str(exc).split(": ", 1)[1] + hint, damaged=exc.damaged) from None
+    outcomes = [
+        (r["kind"], p, str(r["error"]) if r["embedding"] is None else torch.from_numpy(r["embedding"]))
+        for p, r in sorted(records.items())
+    ]
+    return assemble(outcomes, int(info["embedding_dim"]))

@@ -1,0 +1,77 @@
+"""A long video -> windows of 2-frame clips x 3 crops, decoded once, in order.
+
+Each window's clip is selected and transformed exactly like one of the reference's
+clips (:func:`.video.clip_indices`, :func:`.video.clip_crops`): the frames
+``ceil(fps * start)`` and ``min(ceil(fps * (start + 2)), n) - 1``, short side to 224,
+CLIP normalisation, 3 crops along the long side. The stream is indexed by demuxing
+(:func:`.video.probe`: frame count and rate, nothing decoded), then decoded once from
+the start; only the RGB frames of windows not yet emitted are kept.
+"""
+
+from __future__ import annotations
+
+import logging
+from fractions import Fraction
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from .sources import InputError, as_binary_stream, source_kind
+from .video import CLIP_SECONDS, clip_crops, clip_indices, decode_in_order, preprocess, probe
+from .windowing import WindowPlan, clip_offsets, window_starts
+
+logger = logging.getLogger(__name__)
+
+# Windows per batch at most: one window (one clip) is 3 crops x 3 x 2 x 224 x 224 float32
+# = 3.6 MB, so batches stay near 30 MB whatever batch_size asks for.
+MAX_CLIPS_PER_BATCH = 8
+
+
+def video_windows(item: Any, window: Fraction, hop: Fraction, batch_size: int) -> Iterator[WindowPlan | torch.Tensor]:
+    """An encoded video -> its :class:`WindowPlan`, then batches ``(n, clips * 3, 3, 2, 224, 224)``."""
+    if source_kind(item) is None:
+        raise InputError(f"expected an encoded video (path, bytes or binary file), got {type(item).__name__}")
+    offsets = clip_offsets(window, CLIP_SECONDS)
+    stream = as_binary_stream(item)
+    origin = stream.tell()
+    try:
+        fps, count = probe(stream)
+        stream.seek(origin)
+        duration = Fraction(count / fps)  # the float duration, as the reference's sampler
+        starts = window_starts(duration, window, hop)
+        if not starts:  # shorter than a window: the reference's 5 clips of the whole video
+            yield WindowPlan([0.0], [float(duration)])
+            yield preprocess(stream)[None]
+            return
+        yield WindowPlan([float(s) for s in starts], [float(s + window) for s in starts])
+        picks = [[clip_indices(s + o, fps, count) for o in offsets] for s in starts]
+        size = max(1, min(batch_size, MAX_CLIPS_PER_BATCH // len(offsets)))
+        yield from _batches(decode_in_order(stream, sorted({i for w in picks for c in w for i in c})), picks, size)
+    finally:
+        if stream is not item:
+            stream.close()
+
+
+def _batches(
+    frames: Iterator[tuple[int, np.ndarray]], picks: list[list[list[int]]], size: int
+) -> Iterator[torch.Tensor]:
+    """Decoded (index, frame) pairs -> batches of windows, keeping only frames still needed."""
+    kept: dict[int, np.ndarray] = {}
+    rows: list[torch.Tensor] = []
+    done = 0
+    for index, frame in frames:
+        kept[index] = frame
+        while done < len(picks) and max(i for c in picks[done] for i in c) <= index:
+            crops = [crop for clip in picks[done] for crop in clip_crops(np.stack([kept[i] for i in clip]))]
+            rows.append(torch.stack(crops))
+            done += 1
+            if len(rows) == size:
+                yield torch.stack(rows)
+                rows = []
+            if done < len(picks):
+                needed = min(i for c in picks[done] for i in c)
+                for old in [i for i in kept if i < needed]:
+                    del kept[old]
+    if rows:
+        yield torch.stack(rows)
