@@ -151,3 +151,53 @@ def test_load_inconsistent(tmp_path: Path) -> None:
     info_path.write_text(json.dumps({**info, "ids": ["a", "a", "b"]}))
     with pytest.raises(ValueError, match="duplicate id"):
         EmbeddingIndex.load(tmp_path)
+
+
+# -- issue 9 item 15: index model.embed() results as the CLI does ---------------------
+def _mixed() -> "Embeddings":
+    from imagebind_sdk import Embeddings
+
+    return Embeddings(
+        {"vision": torch.tensor([[1.0, 0.0], [0.6, 0.8]]), "thermal": torch.tensor([[0.99, 0.1]])},
+        sources={"vision": ["a.jpg", "b.jpg"], "thermal": ["t.jpg"]},
+    )
+
+
+def test_add_embeddings_uses_sources_as_ids_and_kind_as_metadata() -> None:
+    index = EmbeddingIndex()
+    assert index.add(_mixed()) == ["a.jpg", "b.jpg", "t.jpg"]
+    assert index.metadata == [{"kind": "vision"}, {"kind": "vision"}, {"kind": "thermal"}]
+    assert torch.allclose(index.embeddings[2], torch.nn.functional.normalize(torch.tensor([0.99, 0.1]), dim=0))
+    other = EmbeddingIndex()
+    other.add(_mixed(), ids=["x", "y", "z"], metadata=[{"n": 1}, None, {"n": 3}])
+    assert other.ids == ["x", "y", "z"] and other.metadata[2] == {"kind": "thermal", "n": 3}
+
+
+def test_add_embeddings_with_repeated_sources_asks_for_ids() -> None:
+    from imagebind_sdk import Embeddings
+
+    same = Embeddings({"vision": torch.eye(2)}, sources={"vision": ["<torch.Tensor>", "<torch.Tensor>"]})
+    with pytest.raises(ValueError, match="sources repeat .*pass unique ids="):
+        EmbeddingIndex().add(same)
+
+
+def test_search_kinds_filters_a_mixed_index() -> None:
+    index = EmbeddingIndex()
+    index.add(_mixed())
+    query = torch.tensor([1.0, 0.05])
+    assert [h["id"] for h in index.search(query, top_k=3)[0]] == ["a.jpg", "t.jpg", "b.jpg"]
+    hits = index.search(query, top_k=3, kinds=["vision"])[0]
+    assert [(h["id"], h["corpus_id"], h["metadata"]["kind"]) for h in hits] == [("a.jpg", 0, "vision"), ("b.jpg", 1, "vision")]
+    assert [h["id"] for h in index.search(query, top_k=1, kinds="thermal")[0]] == ["t.jpg"]
+    assert index.search(query, top_k=2, kinds=["audio"]) == [[]]  # a kind with no rows
+    with pytest.raises(ValueError, match=r"kinds must name input kinds .*got \['image'\]; this index holds \['thermal', 'vision'\]"):
+        index.search(query, kinds=["image"])
+
+
+def test_search_kinds_reads_cli_modality_metadata(tmp_path: Path) -> None:
+    index = EmbeddingIndex()
+    index.add(torch.tensor([[1.0, 0.0], [1.0, 0.1]]), ids=["s.wav", "p.jpg"],
+              metadata=[{"modality": "audio"}, {"modality": "vision"}])
+    index.save(tmp_path / "idx")
+    hits = EmbeddingIndex.load(tmp_path / "idx").search(torch.tensor([1.0, 0.0]), kinds=["vision"])[0]
+    assert [h["id"] for h in hits] == ["p.jpg"]

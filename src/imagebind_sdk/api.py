@@ -9,19 +9,20 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 import torch
 
 from . import hub
+from .api_checks import check_quantize, checked_options, compile_mode, text_list, unexpected_kinds
 from .checkpoint import load_model
 from .config import MODALITIES, ImageBindConfig, check_modalities
 from .dtypes import as_dtype
 from .embeddings import Embeddings
-from .model_inputs import check_model_input
+from .model_inputs import check_model_input, nonfinite_message, nonfinite_rows
 from .kinds import ENCODER_OF, INPUT_KINDS
 from .model import ImageBindModel
 from .progress import progress_bar
 from .quantize import quantize_int8
-from .preprocess import OnError, Skipped, as_item_list, preprocess_batch
+from .preprocess import InputError, OnError, Skipped, as_item_list, preprocess_batch
 from .templates import templates_for
 from .tokenizer import default_tokenizer
-from .zero_shot import ZeroShotResult, build_label_embeddings, zero_shot_probs
+from .zero_shot import ZeroShotResult, build_label_embeddings, parse_labels, zero_shot_probs
 
 if TYPE_CHECKING:
     from .bulk import BulkResult
@@ -31,8 +32,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 LABEL_CACHE_SIZE = 32
-
-
 def default_device() -> torch.device:
     """CUDA if available, else Apple MPS, else CPU."""
     if torch.cuda.is_available():
@@ -100,8 +99,8 @@ class ImageBind:
         wanted = check_modalities(modalities)
         target = torch.device(device) if device is not None else default_device()
         weights_dtype = as_dtype(dtype)
-        _check_quantize(quantize, target, weights_dtype)
-        compile_mode = _compile_mode(compile, quantize)
+        check_quantize(quantize, target, weights_dtype)
+        mode = compile_mode(compile, quantize)
         resolved = hub.resolve(
             source, modalities=wanted, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
         )
@@ -111,8 +110,8 @@ class ImageBind:
         model = model.to(target)
         for encoder in model.encoders.values():
             encoder.trim_text = trim_text
-            if compile_mode is not None:
-                encoder.compile(mode=compile_mode)
+            if mode is not None:
+                encoder.compile(mode=mode)
         return cls(model, device=target, source=resolved.source)
 
     # -- properties ---------------------------------------------------------
@@ -164,7 +163,19 @@ class ImageBind:
         clip vectors. ``normalize=True``: unit vectors (the clip mean renormalised).
         ``normalize=False``: exactly the reference model's output, each clip's unit vector
         times :meth:`logit_scale`, then the mean over clips (not unit length).
+        Every row is finite: an input whose row comes out NaN/inf (finite values too large
+        for the encoder) raises :class:`InputError` naming its index.
         """
+        out = self._encode(modality, x, batch_size, normalize)
+        bad = nonfinite_rows(out)
+        if bad:
+            more = f" (and {len(bad) - 1} more rows: {bad[1:11]})" if len(bad) > 1 else ""
+            raise InputError(f"{modality}[{bad[0]}]: {nonfinite_message(self.dtype)}{more}")
+        return out
+
+    @torch.inference_mode()
+    def _encode(self, modality: str, x: torch.Tensor, batch_size: int | None, normalize: bool) -> torch.Tensor:
+        """:meth:`encode` without the finiteness check (callers that know the sources check)."""
         encoder = self.encoder(modality)
         clips = check_model_input(modality, x, self.config)
         flat = x.reshape(-1, *x.shape[2:]) if clips else x
@@ -196,6 +207,7 @@ class ImageBind:
         progress: bool | None = None,
         preprocess: Mapping[str, Mapping[str, Any]] | None = None,
         normalize: bool = True,
+        **unexpected: Any,
     ) -> Embeddings:
         """Embed any mix of modalities; each argument is one item or a list.
 
@@ -204,8 +216,12 @@ class ImageBind:
         instead (unit vector x per-modality logit scale, averaged over clips; see
         :meth:`encode`): the numbers Weaviate's multi2vec-bind container serves. ``preprocess`` passes options per modality, e.g.
         ``{"vision": {"exif_transpose": True}}``. With ``on_error="skip"`` bad items are
-        left out and reported in ``.skipped``; by default the first one raises.
+        left out and reported in ``.skipped``; by default the first one raises. Every
+        returned row is finite (a NaN/inf embedding is a bad item). Invalid options raise
+        ValueError before any item is read, whatever ``on_error`` says.
         """
+        if unexpected:
+            raise unexpected_kinds("embed", unexpected)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         given = dict(text=text, vision=vision, audio=audio, video=video, depth=depth, thermal=thermal, imu=imu)
@@ -214,14 +230,17 @@ class ImageBind:
             raise ValueError(f"nothing to embed: pass at least one of {', '.join(INPUT_KINDS)}")
         for kind in given:
             self.encoder(ENCODER_OF[kind])  # fail fast on an unloaded encoder
-        options = dict(preprocess or {})
-        unknown = sorted(set(options) - set(INPUT_KINDS))
-        if unknown:
-            raise ValueError(f"preprocess options for unknown input kinds {unknown}; expected {INPUT_KINDS}")
+        if on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        options = checked_options(preprocess)
+        if "text" in given:
+            given["text"] = text_list(given["text"])
         data, sources, skipped = {}, {}, {}
         for kind, value in given.items():
             if kind == "text":
-                data[kind], sources[kind] = self._embed_text(value, batch_size, progress, normalize)
+                data[kind], sources[kind], skipped[kind] = self._embed_text(
+                    value, batch_size, progress, normalize, on_error
+                )
             else:
                 data[kind], sources[kind], skipped[kind] = self._embed_items(
                     kind, value, batch_size, on_error, progress, options.get(kind, {}), normalize
@@ -255,8 +274,12 @@ class ImageBind:
         labels' text embeddings (averaged over ``templates``; default: per-kind prompt
         sets in ``imagebind_sdk.templates``), with the checkpoint's text logit scale.
         ``top_k`` limits what the result prints and serialises. ``on_error`` as in
-        :meth:`embed` (skipped inputs have no row).
+        :meth:`embed` (skipped inputs have no row). ``candidate_labels`` is a list of at
+        least 2 labels, or one string split on commas (``"dog,cat"``).
         """
+        unexpected = [k for k in inputs if k not in INPUT_KINDS]
+        if unexpected:
+            raise unexpected_kinds("zero_shot", unexpected)
         given = {k: v for k, v in inputs.items() if v is not None}
         if len(given) != 1 or next(iter(given)) not in INPUT_KINDS or "text" in given:
             raise ValueError(
@@ -264,7 +287,7 @@ class ImageBind:
                 f"({', '.join(k for k in INPUT_KINDS if k != 'text')}), got {sorted(inputs) or 'none'}"
             )
         kind, value = next(iter(given.items()))
-        labels = [candidate_labels] if isinstance(candidate_labels, str) else list(candidate_labels)
+        labels = parse_labels(candidate_labels)
         if top_k is not None and not 1 <= top_k <= len(labels):
             raise ValueError(f"top_k must lie in [1, {len(labels)}] for {len(labels)} labels, got {top_k}")
         label_emb = self.label_embeddings(labels, templates_for(kind, templates))
@@ -304,25 +327,28 @@ class ImageBind:
         return find_moments_in(self, text, **options)
 
     def _embed_text(
-        self, value: str | Sequence[str], batch_size: int, progress: bool | None = None, normalize: bool = True
-    ) -> tuple[torch.Tensor, list[str]]:
-        texts = [value] if isinstance(value, str) else list(value)
-        for i, t in enumerate(texts):
-            if not isinstance(t, str):
-                raise TypeError(f"text[{i}]: expected str, got {type(t).__name__}")
+        self, texts: list[str], batch_size: int, progress: bool | None, normalize: bool, on_error: OnError
+    ) -> tuple[torch.Tensor, list[str], list[Skipped]]:
         if not texts:
-            return torch.empty(0, self.embedding_dim), []
+            return torch.empty(0, self.embedding_dim), [], []
         # Sorting by length keeps trimmed batches short (text trimming is exact).
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = torch.empty(len(texts), self.embedding_dim)
+        keep = torch.ones(len(texts), dtype=torch.bool)
+        skipped: list[Skipped] = []
         bar = progress_bar(len(texts), "embedding text", "item", progress)
-        for start, chunk in _chunks(order, batch_size):
-            out[list(chunk)] = self.encode("text", self.tokenizer([texts[i] for i in chunk]), normalize=normalize)
+        for _, chunk in _chunks(order, batch_size):
+            chunk_texts = [texts[i] for i in chunk]
+            rows = self._encode("text", self.tokenizer(chunk_texts), None, normalize)
+            good = self._keep_finite("text", rows, list(chunk), chunk_texts, on_error, skipped)
+            keep[[i for j, i in enumerate(chunk) if j not in good]] = False
+            out[list(chunk)] = rows
             if bar is not None:
                 bar.update(len(chunk))
         if bar is not None:
             bar.close()
-        return out, texts
+        skipped.sort(key=lambda s: s.index)
+        return out[keep], [t for t, k in zip(texts, keep.tolist()) if k], skipped
 
     def _embed_items(
         self,
@@ -339,39 +365,31 @@ class ImageBind:
         bar = progress_bar(len(items), f"embedding {kind}", "item", progress)
         for start, chunk in _chunks(items, batch_size):
             batch = preprocess_batch(kind, chunk, on_error=on_error, **options)
+            lost = {s.index for s in batch.skipped}
             skipped += [Skipped(s.index + start, s.source, s.error) for s in batch.skipped]
             if batch.tensor is not None:
-                rows.append(self.encode(ENCODER_OF[kind], batch.tensor, batch_size=batch_size, normalize=normalize))
-                sources += batch.sources
+                out = self._encode(ENCODER_OF[kind], batch.tensor, batch_size, normalize)
+                kept = [start + i for i in range(len(chunk)) if i not in lost]
+                good = self._keep_finite(kind, out, kept, batch.sources, on_error, skipped)
+                rows.append(out[good])
+                sources += [batch.sources[j] for j in good]
             if bar is not None:
                 bar.update(len(chunk))
         if bar is not None:
             bar.close()
         out = torch.cat(rows) if rows else torch.empty(0, self.embedding_dim)
+        skipped.sort(key=lambda s: s.index)
         return out, sources, skipped
 
-
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-
-
-def _compile_mode(compile: bool | str, quantize: str | None) -> str | None:
-    """The torch.compile mode for ``load(compile=...)``; None when not compiling."""
-    if compile is False:
-        return None
-    mode = "default" if compile is True else compile
-    if mode not in COMPILE_MODES:
-        raise ValueError(f"compile must be True, False or one of {list(COMPILE_MODES)}, got {compile!r}")
-    if quantize is not None:
-        raise ValueError("compile and quantize cannot be combined: dynamic int8 layers run eagerly")
-    return mode
-
-
-def _check_quantize(quantize: str | None, device: torch.device, dtype: torch.dtype | None) -> None:
-    if quantize is None:
-        return
-    if quantize != "int8":
-        raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
-    if device.type != "cpu":
-        raise ValueError(f"quantize='int8' runs on the CPU only, got device={device}; on a GPU use dtype=torch.bfloat16")
-    if dtype not in (None, torch.float32):
-        raise ValueError(f"quantize='int8' needs float32 weights, got dtype={dtype}; leave dtype unset")
+    def _keep_finite(
+        self, kind: str, rows: torch.Tensor, indices: list[int], sources: list[str], on_error: OnError,
+        skipped: list[Skipped],
+    ) -> list[int]:
+        """Positions of the finite rows; a NaN/inf row raises naming its item, or is skipped (listed)."""
+        bad = nonfinite_rows(rows)
+        if bad and on_error == "raise":
+            raise InputError(f"{kind}[{indices[bad[0]]}] ({sources[bad[0]]}): {nonfinite_message(self.dtype)}")
+        for j in bad:
+            logger.warning("skipping %s[%d] (%s): %s", kind, indices[j], sources[j], nonfinite_message(self.dtype))
+            skipped.append(Skipped(indices[j], sources[j], nonfinite_message(self.dtype)))
+        return [j for j in range(len(rows)) if j not in set(bad)]

@@ -21,7 +21,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 
 from . import keymap
-from .config import ImageBindConfig
+from .config import ImageBindConfig, regular_file_problem
+from .dtypes import WEIGHT_DTYPES
 from .model import ImageBindModel
 
 logger = logging.getLogger(__name__)
@@ -33,7 +34,34 @@ MAX_LISTED = 20
 
 
 class CheckpointError(ValueError):
-    """A checkpoint cannot be used: unreadable file, missing/unexpected keys or wrong shapes."""
+    """A checkpoint cannot be used: unreadable file, missing/unexpected keys, wrong shapes,
+    non-float or non-finite tensors."""
+
+
+def _open_check(path: Path) -> Path:
+    """Only regular files are opened: a FIFO or device would block the read forever."""
+    problem = regular_file_problem(path)
+    if problem:
+        raise CheckpointError(f"{path}: {problem}")
+    return path
+
+
+def check_tensor(key: str, tensor: torch.Tensor, path: Path) -> None:
+    """A weight must be a float tensor without NaN/inf (checked as it is read, while in cache).
+
+    The float sum is one fast pass (NaN and inf propagate); only a non-finite sum,
+    which a finite tensor can reach by overflow, needs the exact element test.
+    """
+    if key == keymap.TEXT_MASK_KEY:  # the causal mask holds -inf by design; checked in _convert
+        return
+    if not tensor.is_floating_point():
+        raise CheckpointError(f"{path}: tensor {key} has dtype {tensor.dtype}; weights must be floating point")
+    if not bool(torch.isfinite(tensor.sum())) and not bool(torch.isfinite(tensor).all()):
+        nan, inf = int(torch.isnan(tensor).sum()), int(torch.isinf(tensor).sum())
+        raise CheckpointError(
+            f"{path}: tensor {key} holds non-finite values ({nan} NaN, {inf} inf of {tensor.numel()}); "
+            "the checkpoint is corrupt: download or convert it again"
+        )
 
 
 def _listing(title: str, items: list[str]) -> str:
@@ -57,6 +85,7 @@ def _reading(path: Path) -> Iterator[None]:
 
 
 def _load_pickle(path: Path) -> dict[str, torch.Tensor]:
+    _open_check(path)
     with _reading(path):
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     for wrapper in ("model", "state_dict", "module"):  # common training-checkpoint wrappers
@@ -72,11 +101,11 @@ def key_index(weight_files: Iterable[Path]) -> dict[str, Path]:
     index: dict[str, Path] = {}
     for path in weight_files:
         if path.name.endswith(".index.json"):
-            with _reading(path):
+            with _reading(_open_check(path)):
                 weight_map = json.loads(path.read_text(encoding="utf-8"))["weight_map"]
             index.update({k: path.parent / f for k, f in weight_map.items()})
         elif path.suffix in SAFETENSORS_SUFFIXES:
-            with _reading(path), safe_open(str(path), framework="pt") as f:
+            with _reading(_open_check(path)), safe_open(str(path), framework="pt") as f:
                 index.update(dict.fromkeys(f.keys(), path))
         elif path.suffix in PICKLE_SUFFIXES:
             index.update(dict.fromkeys(_load_pickle(path), path))
@@ -93,11 +122,15 @@ def read_tensors(index: dict[str, Path], keys: Iterable[str]) -> dict[str, torch
     out: dict[str, torch.Tensor] = {}
     for path, file_keys in by_file.items():
         if path.suffix in SAFETENSORS_SUFFIXES:
-            with _reading(path), safe_open(str(path), framework="pt") as f:
-                out.update({k: f.get_tensor(k) for k in file_keys})
+            with _reading(_open_check(path)), safe_open(str(path), framework="pt") as f:
+                for k in file_keys:
+                    out[k] = f.get_tensor(k)
+                    check_tensor(k, out[k], path)
         else:
             state = _load_pickle(path)
-            out.update({k: state[k] for k in file_keys})
+            for k in file_keys:
+                check_tensor(k, state[k], path)
+                out[k] = state[k]
     return out
 
 
@@ -116,15 +149,25 @@ def select_keys(index: dict[str, Path], modalities: Iterable[str]) -> tuple[list
     return selected, unexpected
 
 
+def weights_dtype(official: dict[str, torch.Tensor], dtype: torch.dtype | None) -> torch.dtype:
+    """The one dtype every weight gets, so no layer mixes dtypes: ``dtype``, else the
+    stored one if all weights share a supported one (a bf16 checkpoint stays bf16),
+    else float32 (float64, or mixed float16/float32)."""
+    if dtype is not None:
+        return dtype
+    stored = {t.dtype for k, t in official.items() if k != keymap.TEXT_MASK_KEY and t.ndim > 0}
+    return stored.pop() if len(stored) == 1 and stored <= set(WEIGHT_DTYPES) else torch.float32
+
+
 def _convert(official: dict[str, torch.Tensor], dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
+    target = weights_dtype(official, dtype)
     sdk = {}
     for key, tensor in official.items():
         if key == keymap.TEXT_MASK_KEY:
             keymap.check_text_mask(tensor)
             continue
-        # Scalars (log logit scales) stay float32 so low-precision models keep exact scales.
-        if dtype is not None and tensor.is_floating_point() and tensor.ndim > 0:
-            tensor = tensor.to(dtype)
+        # Scalars (log logit scales) are float32 so low-precision models keep exact scales.
+        tensor = tensor.to(target if tensor.ndim > 0 else torch.float32)
         sdk[keymap.to_sdk(key)] = tensor  # type: ignore[index]
     return sdk
 

@@ -3,15 +3,24 @@
 Field names and defaults are exactly the reference constructor's, so a reference
 config (e.g. the Hub's ``config.json``) loads unchanged. Drop-path rates are kept
 for fidelity but unused: this SDK is inference-only.
+
+Every field is checked before anything is built (:func:`config_problems`): integer
+sizes lie in documented bounds far above the released model (embed dims <=
+:data:`MAX_WIDTH` = 8192, blocks <= :data:`MAX_BLOCKS` = 256, heads <= :data:`MAX_HEADS`
+= 256, ``video_frames`` <= 64; imagebind_huge has 1280, 32, 16 and 2), heads divide
+their embed dim and kernels fit their inputs. A bad field raises :class:`ConfigError`
+naming the file and the field.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import functools
 import json
 import logging
 import os
+import stat
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
@@ -19,11 +28,102 @@ logger = logging.getLogger(__name__)
 
 MODALITIES = ("vision", "text", "audio", "depth", "thermal", "imu")
 IMAGE_SIZE = 224  # side of the square vision/depth/thermal model inputs
+IMU_LENGTH = 2000  # samples per IMU model input
+# Documented upper bounds of config fields: far above any released model, low enough
+# that a typo ("vision_num_blocks": 10000000) is refused instead of building for minutes.
+MAX_WIDTH = 8192
+MAX_BLOCKS = 256
+MAX_HEADS = 256
+MAX_FRAMES = 64
+MAX_MEL_BINS = 1024
+MAX_AUDIO_LEN = 4096
+DROP_PATH_FIELDS = ("audio_drop_path", "depth_drop_path", "thermal_drop_path", "imu_drop_path")
 # Initial (and, but for text, fixed) logit scales of the reference postprocessors;
 # vision has none (a constant 1, not stored in checkpoints).
 LOGIT_SCALE_INIT = {"vision": None, "text": 1 / 0.07, "audio": 20.0, "depth": 5.0, "thermal": 10.0, "imu": 5.0}
 # Modalities whose trunk attention has a learned extra key/value token.
 BIAS_KV = frozenset({"audio", "depth", "thermal", "imu"})
+
+
+class ConfigError(ValueError):
+    """A config (``config.json`` or ImageBindConfig arguments) cannot describe a model."""
+
+
+def _int_bounds() -> dict[str, tuple[int, int]]:
+    bounds = {
+        "out_embed_dim": (1, MAX_WIDTH), "video_frames": (1, MAX_FRAMES), "audio_num_mel_bins": (1, MAX_MEL_BINS),
+        "audio_target_len": (1, MAX_AUDIO_LEN), "audio_kernel_size": (1, MAX_AUDIO_LEN),
+        "audio_stride": (1, MAX_AUDIO_LEN), "depth_kernel_size": (1, IMAGE_SIZE),
+        "thermal_kernel_size": (1, IMAGE_SIZE), "imu_kernel_size": (1, IMU_LENGTH),
+    }
+    for m in MODALITIES:
+        bounds.update({f"{m}_embed_dim": (1, MAX_WIDTH), f"{m}_num_blocks": (1, MAX_BLOCKS),
+                       f"{m}_num_heads": (1, MAX_HEADS)})
+    return bounds
+
+
+INT_BOUNDS = _int_bounds()
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _kernel_problems(kernel: Any, frames: Any) -> list[str]:
+    """kernel_size: three positive ints (T, H, W), T <= video_frames, H and W <= the image side."""
+    if not isinstance(kernel, (list, tuple)) or len(kernel) != 3 or not all(_is_int(k) and k > 0 for k in kernel):
+        return [f"field 'kernel_size' must be 3 positive integers (T, H, W), got {kernel!r}"]
+    problems = []
+    if _is_int(frames) and kernel[0] > frames:
+        problems.append(f"field 'kernel_size' T={kernel[0]} exceeds 'video_frames' ({frames})")
+    if max(kernel[1:]) > IMAGE_SIZE:
+        problems.append(f"field 'kernel_size' H, W must be <= {IMAGE_SIZE}, got {list(kernel[1:])}")
+    return problems
+
+
+def config_problems(values: Mapping[str, Any]) -> list[str]:
+    """Every problem of a complete field -> value mapping, each naming its field; [] if usable."""
+    problems = []
+    for name, (low, high) in INT_BOUNDS.items():
+        if not (_is_int(values[name]) and low <= values[name] <= high):
+            problems.append(f"field {name!r} must be an integer in [{low}, {high}], got {values[name]!r}")
+    for name in DROP_PATH_FIELDS:
+        value = values[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            problems.append(f"field {name!r} must be a number in [0, 1], got {value!r}")
+    problems += _kernel_problems(values["kernel_size"], values["video_frames"])
+    if problems:
+        return problems  # the consistency checks below need numbers in range
+    for m in MODALITIES:
+        width, heads = values[f"{m}_embed_dim"], values[f"{m}_num_heads"]
+        if width % heads:
+            problems.append(f"field '{m}_num_heads' ({heads}) must divide '{m}_embed_dim' ({width})")
+    mel, length = values["audio_num_mel_bins"], values["audio_target_len"]
+    if values["audio_kernel_size"] > min(mel, length):
+        problems.append(
+            f"field 'audio_kernel_size' ({values['audio_kernel_size']}) must be <= 'audio_num_mel_bins' ({mel}) "
+            f"and 'audio_target_len' ({length})"
+        )
+    return problems
+
+
+def regular_file_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why ``path`` cannot be read as a regular file, or None if it can.
+
+    Opening a FIFO or a device blocks or reads forever, so only regular files are read.
+    """
+    try:
+        mode = os.stat(path).st_mode  # follows symlinks
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symbolic link loop (the link resolves to itself)"
+        return None  # missing, no permission: opening it gives the usual error
+    if stat.S_ISREG(mode):
+        return None
+    kinds = [(stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")]
+    what = next((name for test, name in kinds if test(mode)), "a special file")
+    return f"not a regular file ({what}); only regular files are read"
 
 
 @dataclass(frozen=True)
@@ -101,15 +201,11 @@ class ImageBindConfig:
     imu_drop_path: float = 0.7
 
     def __post_init__(self) -> None:
+        problems = config_problems({f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
+        if problems:
+            raise ConfigError("; ".join(problems))
         # JSON has no tuples: accept a list for kernel_size.
-        object.__setattr__(self, "kernel_size", tuple(int(k) for k in self.kernel_size))
-        if len(self.kernel_size) != 3:
-            raise ValueError(f"kernel_size must have 3 entries (T, H, W), got {self.kernel_size}")
-        for enc in self.encoders.values():
-            if enc.width <= 0 or enc.heads <= 0 or enc.width % enc.heads:
-                raise ValueError(
-                    f"{enc.modality}: embed_dim {enc.width} must be a positive multiple of num_heads {enc.heads}"
-                )
+        object.__setattr__(self, "kernel_size", tuple(self.kernel_size))
 
     @functools.cached_property
     def encoders(self) -> dict[str, EncoderConfig]:
@@ -173,11 +269,21 @@ class ImageBindConfig:
 
     @classmethod
     def from_json(cls, path: str | os.PathLike[str]) -> "ImageBindConfig":
-        with open(path, encoding="utf-8") as f:
-            values = json.load(f)
+        """Read and check a config file; ConfigError naming the file (and field) if unusable."""
+        problem = regular_file_problem(path)
+        if problem:
+            raise ConfigError(f"{path}: {problem}")
+        try:
+            with open(path, encoding="utf-8") as f:
+                values = json.load(f)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid JSON ({exc})") from None
         if not isinstance(values, dict):
-            raise ValueError(f"{path}: expected a JSON object, got {type(values).__name__}")
-        return cls.from_dict(values)
+            raise ConfigError(f"{path}: expected a JSON object, got {type(values).__name__}")
+        try:
+            return cls.from_dict(values)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)

@@ -69,8 +69,13 @@ def _how_to_get(source: str, suggest_download: bool = True) -> str:
     return f"the weights of {source!r} are not available locally: " + ", or ".join(ways)
 
 
+def _present(path: Path) -> bool:
+    """The name exists, whatever it is (a FIFO or a link loop too): reading it reports what is wrong."""
+    return path.is_symlink() or path.exists()
+
+
 def _config_for(directory: Path | None, preset: str = "imagebind_huge") -> ImageBindConfig:
-    if directory is not None and (directory / CONFIG_NAME).is_file():
+    if directory is not None and _present(directory / CONFIG_NAME):
         return ImageBindConfig.from_json(directory / CONFIG_NAME)
     logger.info("no %s beside the weights: using the %s preset", CONFIG_NAME, preset)
     return ImageBindConfig.preset(preset)
@@ -80,7 +85,7 @@ def resolve_local(path: Path) -> ResolvedCheckpoint:
     """A checkpoint file or a directory holding one (config from a sibling config.json)."""
     if path.is_dir():
         for name in WEIGHT_CANDIDATES:
-            if (path / name).is_file():
+            if _present(path / name):
                 return ResolvedCheckpoint(_config_for(path), [path / name], str(path))
         found = sorted(p.name for p in path.iterdir() if p.suffix in SAFETENSORS_SUFFIXES + PICKLE_SUFFIXES)
         if len(found) == 1:
@@ -90,7 +95,7 @@ def resolve_local(path: Path) -> ResolvedCheckpoint:
             + (f"; several candidates: {found}" if found else "")
             + ")"
         )
-    if path.is_file():
+    if _present(path):  # a file; checkpoint.py refuses what is not a regular one
         return ResolvedCheckpoint(_config_for(path.parent), [path], str(path))
     raise WeightsNotFoundError(f"no such checkpoint file or directory: {path}")
 
@@ -238,7 +243,7 @@ def resolve(
             local_files_only=local_files_only, alias=text, suggest_download=suggest_download,
         )
     path = Path(text).expanduser()
-    if path.exists():
+    if _present(path):
         return resolve_local(path)
     if text.count("/") == 1 and not text.startswith((".", "/", "~")):
         return resolve_hub(

@@ -17,12 +17,13 @@ import copy
 import json
 import logging
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from .index_faiss import SearchBackend
+from .kinds import INPUT_KINDS
 from .ops import ArrayLike, as_matrix, check_top_k, normalize_rows, top_k_hits
 
 __all__ = ["EmbeddingIndex", "FORMAT_VERSION"]
@@ -33,6 +34,29 @@ FORMAT_VERSION = 1
 EMBEDDINGS_FILE = "embeddings.safetensors"
 INDEX_FILE = "index.json"
 _TENSOR_KEY = "embeddings"
+# Metadata key holding a row's input kind (add(Embeddings) writes it; search(kinds=) reads
+# it). Indexes built by ``imagebind-sdk index build`` hold the kind under "modality".
+KIND_KEYS = ("kind", "modality")
+
+
+def _row_kind(metadata: dict[str, Any]) -> Any:
+    return next((metadata[k] for k in KIND_KEYS if k in metadata), None)
+
+
+def _embeddings_rows(
+    embeddings: Mapping, ids: Sequence[str] | None, metadata: Sequence[dict[str, Any] | None] | None
+) -> tuple[torch.Tensor, list[str], list[dict[str, Any]]]:
+    """An ``Embeddings`` as rows: every kind's rows in order, its sources as ids, the kind in metadata."""
+    kinds = [kind for kind in embeddings for _ in range(len(embeddings[kind]))]
+    rows = torch.cat([as_matrix(embeddings[kind], f"embeddings[{kind!r}]") for kind in embeddings])
+    if ids is None:
+        ids = [source for kind in embeddings for source in embeddings.sources[kind]]
+        if len(set(ids)) != len(ids):
+            raise ValueError("the Embeddings' sources repeat (e.g. several in-memory tensors); pass unique ids=")
+    if metadata is not None and len(list(metadata)) != len(kinds):
+        raise ValueError(f"got {len(list(metadata))} metadata entries for {len(kinds)} embeddings")
+    extra = list(metadata) if metadata is not None else [None] * len(kinds)
+    return rows, list(ids), [{"kind": kind, **(entry or {})} for kind, entry in zip(kinds, extra)]
 
 
 def _check_metadata(metadata: Sequence[dict[str, Any] | None] | None, n: int) -> list[dict]:
@@ -138,7 +162,9 @@ class EmbeddingIndex:
         ids: Sequence[str] | None = None,
         metadata: Sequence[dict[str, Any] | None] | None = None,
     ) -> list[str]:
-        """Add (N, D) rows (or one (D,) row); returns their ids.
+        """Add (N, D) rows (or one (D,) row), or an ``Embeddings`` (``model.embed(...)``'s
+        result: the rows of every kind, its sources as ids, ``{"kind": kind}`` merged into
+        each row's metadata); returns their ids.
 
         ``ids`` default to running row numbers as strings ("0", "1", ...). Duplicate
         ids, a wrong dimension or non-JSON metadata raise ValueError; nothing is added
@@ -147,6 +173,8 @@ class EmbeddingIndex:
         >>> index.add(np.random.rand(2, 1024), ids=["x", "y"], metadata=[{"k": 1}, None])  # doctest: +SKIP
         ['x', 'y']
         """
+        if isinstance(embeddings, Mapping) and hasattr(embeddings, "sources"):  # an Embeddings
+            embeddings, ids, metadata = _embeddings_rows(embeddings, ids, metadata)
         rows = as_matrix(embeddings, "embeddings").cpu()
         if self._dim is not None and rows.shape[1] != self._dim:
             raise ValueError(
@@ -163,14 +191,20 @@ class EmbeddingIndex:
         self._metadata.extend(new_meta)
         return new_ids
 
-    def search(self, query: ArrayLike, top_k: int = 5) -> list[list[dict[str, Any]]]:
+    def search(
+        self, query: ArrayLike, top_k: int = 5, *, kinds: Iterable[str] | None = None
+    ) -> list[list[dict[str, Any]]]:
         """Per query, the ``top_k`` best rows as dicts ``corpus_id``, ``id``, ``score``, ``metadata``.
 
         Sorted by score descending, ties by lower row first (as :func:`imagebind_sdk.ops.search`).
+        ``kinds`` (e.g. ``["vision"]``) searches only rows of those input kinds (metadata
+        ``"kind"``, or ``"modality"`` in indexes built by the CLI); exact search.
 
         >>> index.search(out.text, top_k=2)[0]  # doctest: +SKIP
         [{'corpus_id': 4, 'id': 'dog.jpg', 'score': 0.33, 'metadata': {}}, ...]
         """
+        if kinds is not None:
+            return self._search_kinds(query, top_k, kinds)
         if len(self) == 0:
             check_top_k(top_k)
             return [[] for _ in range(as_matrix(query, "query").shape[0])]
@@ -180,6 +214,26 @@ class EmbeddingIndex:
         for hit in (h for row in hits for h in row):  # key order: corpus_id, id, score, metadata
             r, score = hit["corpus_id"], hit.pop("score")
             hit.update(id=self._ids[r], score=score, metadata=copy.deepcopy(self._metadata[r]))
+        return hits
+
+    def _search_kinds(self, query: ArrayLike, top_k: int, kinds: Iterable[str]) -> list[list[dict[str, Any]]]:
+        """Exact search over the rows whose kind is in ``kinds``; corpus ids are index rows."""
+        wanted = [kinds] if isinstance(kinds, str) else list(kinds)
+        present = {_row_kind(m) for m in self._metadata}
+        unknown = sorted(k for k in wanted if k not in present and k not in INPUT_KINDS)
+        if not wanted or unknown:
+            raise ValueError(
+                f"kinds must name input kinds ({', '.join(INPUT_KINDS)}), got {unknown or wanted}; "
+                f"this index holds {sorted(map(str, present - {None}))}"
+            )
+        rows = [r for r, m in enumerate(self._metadata) if _row_kind(m) in wanted]
+        if not rows:
+            check_top_k(top_k)
+            return [[] for _ in range(as_matrix(query, "query").shape[0])]
+        hits = top_k_hits(query, self.embeddings[rows], top_k, corpus_name="index")
+        for hit in (h for row in hits for h in row):
+            r, score = rows[hit["corpus_id"]], hit.pop("score")
+            hit.update(corpus_id=r, id=self._ids[r], score=score, metadata=copy.deepcopy(self._metadata[r]))
         return hits
 
     def save(self, directory: str | Path) -> Path:

@@ -43,6 +43,21 @@ def all_finite(x: torch.Tensor) -> bool:
     return bool(torch.isfinite(x.sum(dtype=torch.float64))) or bool(torch.isfinite(x).all())
 
 
+def nonfinite_rows(rows: torch.Tensor) -> list[int]:
+    """Indices of the rows of ``rows`` (N, D) that hold NaN or infinity (one pass when none do)."""
+    if all_finite(rows):
+        return []
+    return torch.nonzero(~torch.isfinite(rows).all(dim=-1)).flatten().tolist()
+
+
+def nonfinite_message(dtype: torch.dtype) -> str:
+    """Why an embedding came out NaN/inf: finite inputs can still overflow inside the encoder."""
+    return (
+        f"the embedding is not finite (NaN or infinity): the input's values are too large "
+        f"for the encoder in {str(dtype).replace('torch.', '')} (preprocessed inputs are of order 1-10)"
+    )
+
+
 def check_model_input(modality: str, x: torch.Tensor, config: ImageBindConfig) -> bool:
     """Validate a preprocessed batch; return True if it holds several clips per item.
 

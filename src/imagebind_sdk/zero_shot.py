@@ -19,7 +19,37 @@ import torch
 from .ops import ArrayLike, as_matrix, check_top_k, normalize_rows, similarity
 from .templates import templates_for
 
-__all__ = ["ZeroShotResult", "build_label_embeddings", "zero_shot_probs"]
+__all__ = ["ZeroShotResult", "build_label_embeddings", "parse_labels", "zero_shot_probs"]
+
+MIN_LABELS = 2  # a softmax over one label is always 1.0
+
+
+def parse_labels(labels: str | Iterable[str]) -> list[str]:
+    """Candidate labels as a list: a string is split on commas (as Hugging Face's
+    zero-shot pipeline does), blanks around each label dropped.
+
+    ValueError for fewer than two labels or an empty label; TypeError for a non-string.
+
+    >>> parse_labels("dog, cat")
+    ['dog', 'cat']
+    """
+    if isinstance(labels, str):
+        out = [label.strip() for label in labels.split(",")]
+    elif isinstance(labels, (bytes, bytearray)) or not isinstance(labels, Iterable):
+        raise TypeError(f"labels must be a str or a list of str, got {type(labels).__name__}")
+    else:
+        out = list(labels)
+    bad = next((lab for lab in out if not isinstance(lab, str)), None)
+    if bad is not None:
+        raise TypeError(f"labels must be strings, got {bad!r}")
+    if any(not lab.strip() for lab in out):
+        raise ValueError(f"labels must not be empty strings, got {out}")
+    if len(out) < MIN_LABELS:
+        raise ValueError(
+            f"zero-shot classification needs at least {MIN_LABELS} labels (a softmax over one label "
+            f"is always 1.0), got {out}; pass a list or a comma-separated string"
+        )
+    return out
 
 
 def zero_shot_probs(

@@ -9,7 +9,8 @@ from typing import Any
 from ..kinds import ENCODER_OF, INPUT_KINDS
 from .files import expand_inputs
 from .loading import load_model
-from .options import UsageError, add_embed_options, add_input_flags, positive_int, read_list
+from .errors import UsageError
+from .options import add_embed_options, add_input_flags, positive_int, read_list
 from .printing import display_name, format_table, print_json, short_label
 
 SIM_DESCRIPTION = """\
@@ -161,12 +162,14 @@ def _classify_inputs(args: argparse.Namespace) -> tuple[dict[str, list[str]], li
 
     if not args.inputs:
         raise UsageError("nothing to classify: give inputs with --image/--audio/--video/...")
-    labels = list(dict.fromkeys(read_list(args.labels, split_commas=True)))
-    if not labels:
-        raise UsageError("--labels is empty")
+    from ..zero_shot import MIN_LABELS
+
     templates = read_list(args.templates, split_commas=False) if args.templates else None
     if templates is not None:
         templates = list(templates_for("", templates))  # validates: exactly one {} each
+    labels = list(dict.fromkeys(read_list(args.labels, split_commas=True)))
+    if len(labels) < MIN_LABELS:  # a softmax over one label is always 1.0
+        raise UsageError(f"--labels needs at least {MIN_LABELS} different labels (comma-separated), got {labels}")
     return expand_inputs(args.inputs), labels, templates
 
 

@@ -64,6 +64,9 @@ def _search_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("index", metavar="INDEX", help="index directory written by `index build`")
     add_input_flags(s, title="queries (each repeatable; a directory or glob expands to its files)")
     s.add_argument("--top-k", type=positive_int, default=5, metavar="K", help="hits per query (default: 5)")
+    s.add_argument("--compose", action="store_true",
+                   help="search with ONE query combining all inputs (normalised sum of their unit vectors, "
+                        "e.g. --image beach.jpg --audio waves.wav)")
     s.add_argument("--json", action="store_true", help="print JSON")
     add_embed_options(s, on_error=False)
     s.set_defaults(func=run_search)
@@ -134,29 +137,41 @@ def _load_index(path: str) -> Any:
 
 def run_search(args: argparse.Namespace) -> int:
     """Embed the queries and print the best rows of the index for each."""
-    from ..index import EmbeddingIndex
-
     index = _load_index(args.index)  # fail fast, before the model loads
     if not args.inputs:
         raise UsageError("no query: give --text/--image/--audio/... inputs")
     queries = expand_inputs(args.inputs)
     model = load_model(args, [ENCODER_OF[k] for k in queries])
     out = model.embed(**queries, batch_size=args.batch_size)
+    rows = [(kind, source, vector) for kind in queries for source, vector in zip(out.sources[kind], out[kind])]
+    if args.compose:
+        rows = [_composed(rows)]
     results = []
-    for kind in queries:
-        for source, hits in zip(out.sources[kind], index.search(out[kind], top_k=args.top_k)):
-            results.append({
-                "query": {"modality": kind, "source": source},
-                "hits": [{"rank": n, "id": h["id"], "score": h["score"], "metadata": h["metadata"]}
-                         for n, h in enumerate(hits, start=1)],
-            })
+    for kind, source, vector in rows:
+        hits = index.search(vector, top_k=args.top_k)[0]
+        results.append({
+            "query": {"modality": kind, "source": source},
+            "hits": [{"rank": n, "id": h["id"], "score": h["score"], "metadata": h["metadata"]}
+                     for n, h in enumerate(hits, start=1)],
+        })
     if args.json:
         print_json(results)
         return 0
     for n, r in enumerate(results):
         q = r["query"]
-        print(("\n" if n else "") + f"query ({q['modality']}): {short_label(q['modality'], q['source'], 60)}")
+        shown_as = "text" if "+" in q["modality"] else q["modality"]  # a composed query: every source, not a basename
+        print(("\n" if n else "") + f"query ({q['modality']}): {short_label(shown_as, q['source'], 60)}")
         for h in r["hits"]:
             kind = h["metadata"].get("modality", "")
             print(f"  {h['rank']:>3}  {h['score']:.4f}  {h['id']}" + (f"  [{kind}]" if kind else ""))
     return 0
+
+
+def _composed(rows: list[tuple[str, str, Any]]) -> tuple[str, str, Any]:
+    """``--compose``: every query as one (kinds joined by "+", sources by " + ", ops.compose vector)."""
+    from ..ops import compose
+
+    if len(rows) < 2:
+        raise UsageError(f"--compose combines several queries, got {len(rows)}")
+    kinds = "+".join(dict.fromkeys(kind for kind, _, _ in rows))
+    return kinds, " + ".join(source for _, source, _ in rows), compose(*(vector for _, _, vector in rows))

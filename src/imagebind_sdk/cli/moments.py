@@ -8,7 +8,8 @@ from typing import Any
 from ..kinds import ENCODER_OF
 from .files import expand_inputs
 from .loading import load_model
-from .options import UsageError, add_embed_options, add_input_flags, positive_int
+from .errors import UsageError
+from .options import add_embed_options, add_input_flags, positive_int
 from .printing import print_json
 
 DESCRIPTION = """\
@@ -43,8 +44,6 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("--min-score", type=float, metavar="X",
                    help="cosine threshold (default: halfway from the median window score to the best)")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="progress bar on stderr (default: for long recordings on a terminal)")
     add_embed_options(p, on_error=False)
     p.set_defaults(func=run)
 

@@ -9,14 +9,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..config import IMAGE_SIZE
+from ..config import IMAGE_SIZE, IMU_LENGTH
 from ..deprecation import warn_once
 
 STEM_NORM_EPS = 1e-5  # nn.LayerNorm's default, as the reference stems use
 TEXT_VOCAB_SIZE = 49408
 TEXT_CONTEXT_LENGTH = 77
 IMU_CHANNELS = 6
-IMU_LENGTH = 2000
 
 
 class TokenStem(nn.Module):
