@@ -81,7 +81,7 @@ def cases() -> list[Case]:
              ("text_num_blocks",)),
         _cli("classify-one-label", lambda c: ["classify", "--labels", "dog", "--image", str(c.assets / "dog_image.jpg")], ("label",)),
         _cli("search-deep-index", lambda c: ["index", "search", _deep_index(c), "--text", "a dog"],
-             ("index.json",)),
+             ("deep_index",)),
         _cli("search-missing-index", lambda c: ["index", "search", str(c.tmp / "no_index"), "--text", "a"],
              ("no_index",)),
         _cli("imu-csv-no-columns", lambda c: ["embed", "--imu", str(c.file("cli_bad.csv", "a,b\n1,2\n"))],
