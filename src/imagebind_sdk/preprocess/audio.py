@@ -22,7 +22,7 @@ import torch
 import torchaudio.compliance.kaldi as kaldi
 import torchaudio.functional
 
-from .audio_decode import AudioReader, open_audio, read_whole
+from .audio_decode import ArrayReader, AudioReader, open_audio, read_whole
 from .options import is_real_number
 from .sources import InputError, check_finite, source_kind, tensor_to_numpy
 
@@ -249,23 +249,6 @@ def _span_fbanks(reader: AudioReader) -> torch.Tensor:
     length = resampled_length(reader.frames, _integer_sample_rate(reader.sample_rate))
     clips = [_strided_like_a_slice(clip) for clip in read_16k(reader, clip_bounds(length))]
     return torch.stack([log_mel(clip - clip.mean()) for clip in clips])
-
-
-class ArrayReader:
-    """A decoded (channels, samples) waveform behind the AudioReader interface (ranged reads)."""
-
-    def __init__(self, waveform: np.ndarray, sample_rate: int) -> None:
-        self._waveform = waveform
-        self.sample_rate = sample_rate
-        self.channels = waveform.shape[0]
-        self.estimated_frames = waveform.shape[1]
-
-    @property
-    def frames(self) -> int:
-        return self.estimated_frames
-
-    def read(self, ranges: list[tuple[int, int]]) -> list[np.ndarray]:
-        return [np.ascontiguousarray(self._waveform[:, max(start, 0) : stop]) for start, stop in ranges]
 
 
 def resample(waveform: torch.Tensor, sample_rate: int) -> torch.Tensor:
