@@ -28,23 +28,7 @@ from corpus_runner import run_cases
 
 logger = logging.getLogger(__name__)
 
-_CONFIG = "item 8, config.py (harden-core)"
-_FIT = "one-line errors, checkpoint.py check_fit multi-line CheckpointError (harden-core)"
-_INDEX = "index.py load: raw TypeError/SafetensorError/RecursionError, message without the folder (unowned: lead)"
-KNOWN_FAILING: dict[str, str] = {
-    # B.8 config.json: a 100,000-deep JSON escapes as RecursionError (config.py from_json)
-    "checkpoint/config-deep-json": _CONFIG,
-    # One-line errors: "checkpoint does not fit the model:" lists one problem per line
-    "checkpoint/weights-extra-key": _FIT,
-    "checkpoint/weights-missing-key": _FIT,
-    "checkpoint/weights-wrong-shape": _FIT,
-    # EmbeddingIndex.load robustness (the CLI wraps these; Python callers get them raw)
-    "index/deep-json": _INDEX,
-    "index/duplicate-ids": _INDEX,
-    "index/embeddings-garbage": _INDEX,
-    "index/ids-not-list": _INDEX,
-    "index/metadata-strings": _INDEX,
-}
+KNOWN_FAILING: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
