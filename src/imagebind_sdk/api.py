@@ -138,7 +138,20 @@ class ImageBind:
         )
 
     def encoder(self, modality: str) -> torch.nn.Module:
-        """The loaded encoder of a modality; a clear error if it was not loaded."""
+        """The loaded encoder of a modality, once its weights are checked finite (CheckpointError
+        naming the tensor otherwise, see :meth:`check_weights`); a clear error if it was not loaded."""
+        encoder = self._loaded(modality)
+        if hasattr(self.model, "check_weights"):  # not on the onnxruntime backend
+            self.model.check_weights(modality)
+        return encoder
+
+    def check_weights(self) -> None:
+        """Scan every loaded weight for NaN/inf now (``load()`` defers it to each encoder's
+        first use); raise ``CheckpointError`` naming the first bad tensor."""
+        if hasattr(self.model, "check_weights"):
+            self.model.check_weights()
+
+    def _loaded(self, modality: str) -> torch.nn.Module:
         if modality not in MODALITIES:
             raise ValueError(f"unknown modality {modality!r}; expected one of {list(MODALITIES)}")
         if modality not in self.model.encoders:
@@ -228,8 +241,8 @@ class ImageBind:
         given = {k: v for k, v in given.items() if v is not None}
         if not given:
             raise ValueError(f"nothing to embed: pass at least one of {', '.join(INPUT_KINDS)}")
-        for kind in given:
-            self.encoder(ENCODER_OF[kind])  # fail fast on an unloaded encoder
+        for kind in given:  # fail fast on an unloaded encoder (its weights are scanned at first use)
+            self._loaded(ENCODER_OF[kind])
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         options = checked_options(preprocess)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -72,6 +72,13 @@ class ImageBindModel(nn.Module):
         super().__init__()
         self.config = config
         self.encoders = nn.ModuleDict({m: ModalityEncoder(config.encoder(m)) for m in modalities})
+        # The loader's deferred NaN/inf scan of the weights (checkpoint.WeightCheck), if any.
+        self.weight_check: Any = None
+
+    def check_weights(self, modality: str | None = None) -> None:
+        """Scan the weights of ``modality`` (default: all) unless done; raise what the scan found."""
+        if self.weight_check is not None:
+            self.weight_check.wait(modality)
 
     @property
     def modalities(self) -> tuple[str, ...]:
