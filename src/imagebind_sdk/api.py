@@ -377,12 +377,12 @@ class ImageBind:
         rows, sources, skipped = [], [], []
         bar = progress_bar(len(items), f"embedding {kind}", "item", progress)
         for start, chunk in _chunks(items, batch_size):
-            batch = preprocess_batch(kind, chunk, on_error=on_error, **options)
-            lost = {s.index for s in batch.skipped}
-            skipped += [Skipped(s.index + start, s.source, s.error) for s in batch.skipped]
+            batch = preprocess_batch(kind, chunk, on_error=on_error, start=start, **options)
+            lost = {s.index for s in batch.skipped}  # indices in the whole list, as reported
+            skipped += batch.skipped
             if batch.tensor is not None:
                 out = self._encode(ENCODER_OF[kind], batch.tensor, batch_size, normalize)
-                kept = [start + i for i in range(len(chunk)) if i not in lost]
+                kept = [i for i in range(start, start + len(chunk)) if i not in lost]
                 good = self._keep_finite(kind, out, kept, batch.sources, on_error, skipped)
                 rows.append(out[good])
                 sources += [batch.sources[j] for j in good]
