@@ -41,3 +41,33 @@ def test_non_finite_row_errors_name_the_index_in_the_call(tiny_model, batch_size
         tiny_model.embed(vision=items, batch_size=batch_size)
     out = tiny_model.embed(vision=items, batch_size=batch_size, on_error="skip")
     assert [s.index for s in out.skipped["vision"]] == [2]
+
+
+# -- C.12 a bar is closed before the error propagates -----------------------------------
+def _assert_bars_closed(capsys, excinfo) -> None:
+    """Checked while the exception (and so its traceback's frames, which hold the bar) is alive,
+    as when a caller prints it: garbage collection must not be what closes the bar."""
+    from imagebind_sdk import progress
+
+    assert excinfo.value.__traceback__ is not None
+    assert progress._open_bars() == []  # tqdm.close() disables the bar
+    err = capsys.readouterr().err
+    assert "embedding" in err and err.endswith("\n"), repr(err)  # the bar line was ended
+
+
+def test_embed_error_closes_the_progress_bar(tiny_model, capsys):
+    with pytest.raises(FileNotFoundError, match=r"vision\[1\]") as excinfo:
+        tiny_model.embed(vision=[torch.rand(3, 224, 224), "/nonexistent/never-read.jpg"], batch_size=1,
+                         progress=True)
+    _assert_bars_closed(capsys, excinfo)
+
+
+def test_text_error_closes_the_progress_bar(tiny_dir, capsys):
+    from imagebind_sdk import ImageBind
+
+    model = ImageBind.load(tiny_dir, modalities=["text"], device="cpu")
+    poisoned = int(model.tokenizer(["zebra"])[0, 1])
+    model.encoder("text").stem.token_embedding.weight.data[poisoned] = 3e38  # finite, overflows LayerNorm
+    with pytest.raises(InputError, match=r"text\[1\] \(a zebra\)") as excinfo:
+        model.embed(text=["a dog", "a zebra"], batch_size=1, progress=True)
+    _assert_bars_closed(capsys, excinfo)
