@@ -58,6 +58,16 @@ class ModalityEncoder(nn.Module):
             out = self.head(self.trunk(self.stem(x)))
         return F.normalize(out.float(), dim=-1)
 
+    def compile(self, *args: Any, **kwargs: Any) -> None:
+        """torch.compile this encoder. Text compiles its stem, trunk and head, not ``forward``:
+        the trim to the batch's last end-of-text token is a data-dependent length, a graph
+        break inside a compiled ``forward``; in eager code it costs nothing."""
+        if not self.causal:
+            super().compile(*args, **kwargs)
+            return
+        for part in (self.stem, self.trunk, self.head):
+            part.compile(*args, **kwargs)
+
     def logit_scale(self) -> float:
         """The reference's output scale: min(exp(log_logit_scale), 100); 1 without one."""
         if not hasattr(self, "log_logit_scale"):
