@@ -7,7 +7,8 @@ first use), "without" (``checkpoint.start_weight_check`` replaced by a no-op: no
 scan at all), "background" (the scan starts on a thread as the load ends), "eager"
 (the previous design: load scans every weight before returning).
 Weights are memory-mapped: a load without the scan reads no weight data, the first
-embed does. Runs rotate the modes' order so a shared CPU's drift hits all; medians are
+embed does. Each round runs every mode once, in a shuffled order (seeded), so a shared
+CPU's drift and the previous process's teardown hit all modes alike; medians are
 reported. The first round only warms the page cache and is dropped.
 
     OMP_NUM_THREADS=1 python benchmarks/load_check.py --checkpoint /work/ib-huge --runs 8 --out /tmp/load_check.json
@@ -19,6 +20,7 @@ import argparse
 import json
 import logging
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -65,8 +67,9 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     times: dict[str, list[tuple[float, ...]]] = {mode: [] for mode in MODES}
+    rng = random.Random(0)
     for i in range(args.runs + 1):
-        for mode in MODES[i % len(MODES):] + MODES[: i % len(MODES)]:  # rotate who goes first
+        for mode in rng.sample(MODES, len(MODES)):  # no mode always follows the same one
             run = one_run(args.checkpoint, mode)
             logger.info("run %d %-7s %s%s", i, mode, "  ".join(f"{t:.3f}" for t in run),
                         " (warm-up, dropped)" if i == 0 else "")
