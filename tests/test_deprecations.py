@@ -56,7 +56,6 @@ def test_modality_encoder_old_signature() -> None:
     ("old", "new", "names"),
     [
         ("imagebind_sdk.inputs", "imagebind_sdk.model_inputs", ["check_model_input", "all_finite"]),
-        ("imagebind_sdk.cli._common", "imagebind_sdk.cli.options", ["PROG", "UsageError", "add_input_flags"]),
     ],
 )
 def test_old_modules(old: str, new: str, names: list[str]) -> None:

@@ -137,9 +137,9 @@ def start_weight_check(
 
 
 def _listing(title: str, items: list[str]) -> str:
-    shown = "\n  ".join(items[:MAX_LISTED])
-    more = f"\n  ... and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else ""
-    return f"{title} ({len(items)}):\n  {shown}{more}"
+    shown = ", ".join(items[:MAX_LISTED])
+    more = f", ... and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else ""
+    return f"{title} ({len(items)}): {shown}{more}"
 
 
 @contextmanager
@@ -262,8 +262,8 @@ def check_fit(model: ImageBindModel, state: dict[str, torch.Tensor], unexpected:
         if items
     ]
     if problems:
-        hint = "\nDoes config.json describe these weights (embed dims, blocks, heads)?" if shapes else ""
-        raise CheckpointError("checkpoint does not fit the model:\n" + "\n".join(problems) + hint)
+        hint = "; does config.json describe these weights (embed dims, blocks, heads)?" if shapes else ""
+        raise CheckpointError("checkpoint does not fit the model: " + "; ".join(problems) + hint)
 
 
 def load_model(

@@ -278,6 +278,8 @@ class ImageBindConfig:
                 values = json.load(f)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: not valid JSON ({exc})") from None
+        except RecursionError:  # e.g. 100,000 nested brackets: no config nests at all
+            raise ConfigError(f"{path}: not a config (JSON nested too deeply)") from None
         if not isinstance(values, dict):
             raise ConfigError(f"{path}: expected a JSON object, got {type(values).__name__}")
         try:

@@ -260,13 +260,30 @@ class EmbeddingIndex:
 
     @classmethod
     def load(cls, directory: str | Path) -> EmbeddingIndex:
-        """Load an index written by :meth:`save`.
+        """Load an index written by :meth:`save`; ``ValueError`` naming the folder if it is unusable.
 
         >>> index = EmbeddingIndex.load("my_index")  # doctest: +SKIP
         """
         directory = Path(directory)
+        try:
+            return cls._load(directory)
+        except FileNotFoundError:
+            raise
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            if str(directory) in message:
+                raise
+            raise ValueError(f"{directory}: not a usable EmbeddingIndex ({message})") from None
+
+    @classmethod
+    def _load(cls, directory: Path) -> EmbeddingIndex:
+        from safetensors import SafetensorError
+
         info = _read_info(directory)
-        tensors = load_file(str(directory / EMBEDDINGS_FILE))
+        try:
+            tensors = load_file(str(directory / EMBEDDINGS_FILE))
+        except SafetensorError as exc:
+            raise ValueError(f"{directory / EMBEDDINGS_FILE}: not a readable safetensors file ({exc})") from None
         if _TENSOR_KEY not in tensors:
             raise ValueError(f"{directory / EMBEDDINGS_FILE} has no {_TENSOR_KEY!r} tensor")
         rows = tensors[_TENSOR_KEY].to(torch.float32)

@@ -9,7 +9,8 @@ from typing import Any
 from ..kinds import ENCODER_OF, INPUT_KINDS
 from .files import expand_inputs
 from .loading import load_model
-from .options import UsageError, add_embed_options, add_input_flags, positive_int, read_list
+from .errors import UsageError
+from .options import add_embed_options, add_input_flags, positive_int, read_list
 from .printing import display_name, format_table, print_json, short_label
 
 SIM_DESCRIPTION = """\

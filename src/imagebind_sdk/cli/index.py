@@ -137,8 +137,6 @@ def _load_index(path: str) -> Any:
 
 def run_search(args: argparse.Namespace) -> int:
     """Embed the queries and print the best rows of the index for each."""
-    from ..index import EmbeddingIndex
-
     index = _load_index(args.index)  # fail fast, before the model loads
     if not args.inputs:
         raise UsageError("no query: give --text/--image/--audio/... inputs")

@@ -8,7 +8,8 @@ from typing import Any
 from ..kinds import ENCODER_OF
 from .files import expand_inputs
 from .loading import load_model
-from .options import UsageError, add_embed_options, add_input_flags, positive_int
+from .errors import UsageError
+from .options import add_embed_options, add_input_flags, positive_int
 from .printing import print_json
 
 DESCRIPTION = """\

@@ -13,7 +13,6 @@ from typing import Any
 from ..dtypes import DTYPE_NAMES
 from ..kinds import INPUT_KINDS
 from ..progress import CLI_HELP as PROGRESS_HELP
-from .errors import UsageError  # noqa: F401  (re-exported for cli._common)
 from .loading import CHECKPOINT_ENV, DEFAULT_CHECKPOINT
 from .printing import PROG  # noqa: F401  (re-exported: the commands' prefix)
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from ..config import MODALITIES
 from .loading import checkpoint_of, load_model
-from .errors import CliError
-from .options import PROG, UsageError
+from .errors import CliError, UsageError
+from .options import PROG
 
 logger = logging.getLogger("imagebind_sdk.cli")
 

@@ -22,7 +22,7 @@ import torch
 import torchaudio.compliance.kaldi as kaldi
 import torchaudio.functional
 
-from .audio_decode import AudioReader, open_audio, read_whole
+from .audio_decode import ArrayReader, AudioReader, open_audio, read_whole
 from .options import is_real_number
 from .sources import InputError, check_finite, source_kind, tensor_to_numpy
 
@@ -47,6 +47,10 @@ RESAMPLE_ROLLOFF = 0.99
 # are bit-identical for rates >= 16 kHz; upsampled ones (8 kHz) differ by up to 1e-4
 # under MKL_CBWR, whose convolution rounds differently on a shorter input.
 WHOLE_DECODE_MAX_FRAMES = 2**22
+# A decoded waveform is resampled whole only up to this many output samples (all channels;
+# ~35 min mono, ~270 MB with torchaudio's intermediate). Longer ones (e.g. 32000 samples
+# declared at 1 Hz: 512M output samples, 2 GB) are resampled only around the clips' spans.
+WHOLE_RESAMPLE_MAX_SAMPLES = 2**25
 
 MIN_SAMPLES = SAMPLE_RATE * FRAME_LENGTH_MS // 1000  # one analysis frame (400)
 MAX_SAMPLE_RATE = 1_000_000
@@ -70,6 +74,9 @@ def preprocess(item: Any) -> torch.Tensor:
         with open_audio(source) as reader:
             return _reader_to_fbanks(reader)
     waveform, sample_rate = load_waveform(item)
+    channels, samples = waveform.shape
+    if channels * resampled_length(samples, sample_rate) > WHOLE_RESAMPLE_MAX_SAMPLES:
+        return _span_fbanks(ArrayReader(waveform.numpy(), sample_rate))
     return clips_to_fbanks(resample(waveform, sample_rate))
 
 
@@ -232,10 +239,16 @@ def _reader_to_fbanks(reader: AudioReader) -> torch.Tensor:
     if reader.estimated_frames > WHOLE_DECODE_MAX_FRAMES:
         length = resampled_length(reader.frames, rate)
         if length >= NUM_CLIPS * CLIP_SECONDS * SAMPLE_RATE:  # clips do not overlap
-            clips = [_strided_like_a_slice(clip) for clip in read_16k(reader, clip_bounds(length))]
-            return torch.stack([log_mel(clip - clip.mean()) for clip in clips])
+            return _span_fbanks(reader)
     waveform = _check_waveform(torch.from_numpy(read_whole(reader)))
     return clips_to_fbanks(resample(waveform, rate))
+
+
+def _span_fbanks(reader: AudioReader) -> torch.Tensor:
+    """fbanks from the clips' spans alone (the clips must not overlap: >= 6 s at 16 kHz)."""
+    length = resampled_length(reader.frames, _integer_sample_rate(reader.sample_rate))
+    clips = [_strided_like_a_slice(clip) for clip in read_16k(reader, clip_bounds(length))]
+    return torch.stack([log_mel(clip - clip.mean()) for clip in clips])
 
 
 def resample(waveform: torch.Tensor, sample_rate: int) -> torch.Tensor:

@@ -50,6 +50,26 @@ class AudioReader(Protocol):
         """float32 ``(channels, stop - start)`` arrays for each ``[start, stop)`` (clipped to the file)."""
 
 
+class ArrayReader:
+    """An in-memory (channels, samples) waveform as an :class:`AudioReader`."""
+
+    def __init__(self, waveform: np.ndarray, sample_rate: int) -> None:
+        self._waveform = waveform
+        self.sample_rate = sample_rate
+        self.channels = waveform.shape[0]
+        self.estimated_frames = waveform.shape[1]
+
+    @property
+    def frames(self) -> int:
+        return int(self._waveform.shape[1])
+
+    def read(self, ranges: list[tuple[int, int]]) -> list[np.ndarray]:
+        return [np.ascontiguousarray(self._waveform[:, a:b]) for a, b in ranges]
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        return (self._waveform[:, i : i + READ_BLOCK_FRAMES] for i in range(0, self.frames, READ_BLOCK_FRAMES))
+
+
 class SoundFileReader:
     """A soundfile-readable source: exact length from the header, seeks to each range.
 

@@ -30,7 +30,7 @@ from .audio import (
     read_16k,
     resampled_length,
 )
-from .audio_decode import AudioReader, collect_ranges, open_audio
+from .audio_decode import ArrayReader, AudioReader, collect_ranges, open_audio
 from .windowing import WindowPlan, clip_offsets, window_starts
 
 logger = logging.getLogger(__name__)
@@ -38,27 +38,6 @@ logger = logging.getLogger(__name__)
 # Resampler blocks of native samples kept before a batch's first sample: read_16k's margin is
 # at most ceil(6 / 0.99) + 2 = 9 blocks; one more for safety.
 KEEP_BLOCKS = 10
-
-
-class ArrayReader:
-    """An in-memory (channels, samples) waveform as an :class:`AudioReader`."""
-
-    def __init__(self, waveform: np.ndarray, sample_rate: int) -> None:
-        self._waveform = waveform
-        self.sample_rate = sample_rate
-        self.channels = waveform.shape[0]
-        self.estimated_frames = waveform.shape[1]
-
-    @property
-    def frames(self) -> int:
-        return int(self._waveform.shape[1])
-
-    def read(self, ranges: list[tuple[int, int]]) -> list[np.ndarray]:
-        return [np.ascontiguousarray(self._waveform[:, a:b]) for a, b in ranges]
-
-    def blocks(self) -> Iterator[np.ndarray]:
-        step = 1 << 16
-        return (self._waveform[:, i : i + step] for i in range(0, self.frames, step))
 
 
 class BlockBuffer:

@@ -26,7 +26,7 @@ import torch
 from PIL import Image, ImageChops, ImageOps, ImageStat
 
 from ..model.stems import IMAGE_SIZE
-from .sources import InputError, read_bytes
+from .sources import InputError, read_bytes, require_finite
 
 RESAMPLE = Image.Resampling.BICUBIC
 # Refuse images with more pixels than this, checked from the header before decoding:
@@ -87,6 +87,8 @@ def decoded(image: Image.Image, *, exif_transpose: bool = False) -> Image.Image:
 def _finish(image: Image.Image, exif_transpose: bool) -> Image.Image:
     check_size(*image.size)  # from the header: before decoding
     image.load()  # decodes now, so corrupt data fails here
+    if image.mode == "F":  # float pixels (TIFF, PIL "F"): NaN/inf would be clamped to a silent grey
+        require_finite(np.asarray(image), "float image")
     return ImageOps.exif_transpose(image) if exif_transpose else image
 
 

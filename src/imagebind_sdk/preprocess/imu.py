@@ -49,6 +49,9 @@ MODEL_SAMPLE_RATE = 200.0
 # Resampling may produce at most this many steps (1000 windows, 2.8 h at 200 Hz; about
 # 130 MB while interpolating): a wrong sample_rate must not allocate gigabytes.
 MAX_RESAMPLED_STEPS = 2_000_000
+# A CSV header with more fields than this is refused before parsing (a million columns
+# took 10 s to sniff and match); real IMU logs have a few dozen at most.
+MAX_CSV_COLUMNS = 1000
 
 Crop = Literal["start", "center", "end"]
 CROPS = ("start", "center", "end")
@@ -241,6 +244,9 @@ def _read_text(item: Any) -> str:
 
 def _csv_records(text: str) -> list[tuple[int, list[str]]]:
     first_line = text.lstrip().split("\n", 1)[0]
+    fields = 1 + max(first_line.count(delimiter) for delimiter in CSV_DELIMITERS)
+    if fields > MAX_CSV_COLUMNS:
+        raise InputError(f"CSV header has {fields} fields, over the limit of {MAX_CSV_COLUMNS} columns")
     try:
         dialect: Any = csv.Sniffer().sniff(first_line, delimiters=CSV_DELIMITERS)
     except csv.Error:
@@ -282,9 +288,15 @@ def _match_columns(header: list[str]) -> list[int]:
     if missing:
         raise InputError(
             f"CSV is missing IMU channel(s) {', '.join(missing)}: expected columns named like "
-            f"{', '.join(CHANNELS)} (or aliases such as acc_x, ax, gyr_x, gx), found {header}"
+            f"{', '.join(CHANNELS)} (or aliases such as acc_x, ax, gyr_x, gx), found {_listed(header)}"
         )
     return columns
+
+
+def _listed(header: list[str], limit: int = 12) -> str:
+    """The header cells for a message, at most ``limit`` of them."""
+    more = f" and {len(header) - limit} more" if len(header) > limit else ""
+    return f"{header[:limit]}{more}"
 
 
 def _parse_rows(

@@ -124,4 +124,4 @@ def require_finite(values: np.ndarray | torch.Tensor, what: str) -> None:
     """InputError if ``values`` holds NaN or inf (checked in numpy: cheap on any thread count)."""
     array = values.numpy() if isinstance(values, torch.Tensor) else values
     if not np.isfinite(array).all():
-        check_finite(torch.as_tensor(array), what)  # raises, counting NaN and inf
+        check_finite(torch.as_tensor(np.array(array)), what)  # raises, counting NaN and inf (a copy: may be read-only)

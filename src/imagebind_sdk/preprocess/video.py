@@ -36,6 +36,8 @@ NUM_CROPS = 3
 ITEM_SHAPE = (NUM_CLIPS * NUM_CROPS, 3, FRAMES_PER_CLIP, CROP_SIZE, CROP_SIZE)
 # Seek to a keyframe instead of decoding on only when that skips at least this many frames.
 SEEK_MIN_FRAMES = 64
+# Frame rates above this are a unit mistake (fps given in frames per ms, ...), not a camera.
+MAX_FPS = 1_000_000.0
 
 
 def preprocess(item: Any, *, fps: float | None = None) -> torch.Tensor:
@@ -64,8 +66,8 @@ def preprocess(item: Any, *, fps: float | None = None) -> torch.Tensor:
 
 def check_options(*, fps: float | None = None) -> None:
     """ValueError for an invalid option value (checked before any item is read)."""
-    if fps is not None:
-        positive_number("fps", fps, "frames per second")
+    if fps is not None and positive_number("fps", fps, "frames per second") > MAX_FPS:
+        raise ValueError(f"fps must be at most {MAX_FPS:g} frames per second, got {fps!r}")
 
 
 def clip_frame_indices(num_frames: int, fps: float) -> list[int]:
