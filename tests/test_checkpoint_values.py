@@ -64,6 +64,18 @@ def test_weight_scan_covers_every_loaded_tensor(tmp_path, tiny_dir):
     assert model.embed(text=["a dog"]).text.isfinite().all()  # text's own weights are finite
 
 
+def test_a_copied_model_keeps_the_scan(tmp_path, tiny_dir):
+    """deepcopy/pickle of a model with a pending scan: the copy still refuses the bad encoder."""
+    import copy
+
+    path = _variant(tmp_path, tiny_dir, _poison(TEXT_KEY, float("nan")))
+    model = ImageBind.load(path, modalities=["text", "audio"], device="cpu")
+    twin = copy.deepcopy(model.model)
+    with pytest.raises(CheckpointError, match=rf"tensor {TEXT_KEY} holds non-finite values"):
+        twin.check_weights("text")
+    twin.check_weights("audio")
+
+
 @pytest.mark.parametrize("dtype", [torch.int64, torch.int8, torch.bool])
 def test_integer_and_bool_weights_name_the_key(tmp_path, tiny_dir, dtype):
     path = _variant(tmp_path, tiny_dir, lambda s: s.update({AUDIO_KEY: s[AUDIO_KEY].to(dtype)}))

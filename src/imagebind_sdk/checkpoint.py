@@ -107,6 +107,16 @@ class WeightCheck:
         if background:
             threading.Thread(target=self._scan_all, name="imagebind-weight-check", daemon=True).start()
 
+    def __getstate__(self) -> dict:
+        """A copy (``copy.deepcopy(model)``, pickling) carries the finished scan: scan now,
+        keep what was found (raised at the copy's first use), drop the lock and tensors."""
+        self._scan_all()
+        return {"_modalities": self._modalities, "_pending": {}, "_index": {}, "_errors": dict(self._errors)}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def _scan_all(self) -> None:
         for modality in self._modalities:
             try:
