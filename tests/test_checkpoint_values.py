@@ -42,11 +42,38 @@ def _poison(key, value):
 
 @pytest.mark.parametrize("value, seen", [(float("nan"), r"1 NaN, 0 inf"), (float("inf"), r"0 NaN, 1 inf")])
 @pytest.mark.parametrize("pth", [False, True])
-def test_non_finite_weights_name_the_tensor(tmp_path, tiny_dir, value, seen, pth):
+def test_non_finite_weights_name_the_tensor(tmp_path, tiny_dir, golden_embeddings, value, seen, pth):
+    """The scan runs in the background after load(); the first use of the encoder raises."""
     path = _variant(tmp_path, tiny_dir, _poison(TEXT_KEY, value), pth=pth)
-    with pytest.raises(CheckpointError, match=rf"tensor {TEXT_KEY} holds non-finite values \({seen} of \d+\)"):
-        ImageBind.load(path, device="cpu")
-    ImageBind.load(path, modalities=["audio"], device="cpu")  # only the tensors read are checked
+    message = rf"tensor {TEXT_KEY} holds non-finite values \({seen} of \d+\)"
+    model = ImageBind.load(path, device="cpu")
+    for use in (lambda: model.embed(text=["a dog"]), lambda: model.encode("text", golden_embeddings["input/text"]),
+                lambda: model.encoder("text"), model.check_weights):
+        with pytest.raises(CheckpointError, match=message):  # every time: no NaN vector leaves
+            use()
+    assert model.encode("audio", golden_embeddings["input/audio"]).isfinite().all()  # audio's weights are fine
+    ImageBind.load(path, modalities=["audio"], device="cpu").check_weights()  # only the tensors read are checked
+
+
+def test_weight_scan_covers_every_loaded_tensor(tmp_path, tiny_dir):
+    """A bad tensor of any loaded modality (here the last head) is found by check_weights()."""
+    path = _variant(tmp_path, tiny_dir, _poison(AUDIO_KEY, float("nan")))
+    model = ImageBind.load(path, device="cpu")
+    with pytest.raises(CheckpointError, match=rf"tensor {AUDIO_KEY} holds non-finite values"):
+        model.check_weights()
+    assert model.embed(text=["a dog"]).text.isfinite().all()  # text's own weights are finite
+
+
+def test_a_copied_model_keeps_the_scan(tmp_path, tiny_dir):
+    """deepcopy/pickle of a model with a pending scan: the copy still refuses the bad encoder."""
+    import copy
+
+    path = _variant(tmp_path, tiny_dir, _poison(TEXT_KEY, float("nan")))
+    model = ImageBind.load(path, modalities=["text", "audio"], device="cpu")
+    twin = copy.deepcopy(model.model)
+    with pytest.raises(CheckpointError, match=rf"tensor {TEXT_KEY} holds non-finite values"):
+        twin.check_weights("text")
+    twin.check_weights("audio")
 
 
 @pytest.mark.parametrize("dtype", [torch.int64, torch.int8, torch.bool])

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import torch
 
 from . import hub
+from .batching import chunks, closing_bar
 from .api_checks import check_quantize, checked_options, compile_mode, text_list, unexpected_kinds
 from .checkpoint import load_model
 from .config import MODALITIES, ImageBindConfig, check_modalities
@@ -17,7 +18,6 @@ from .embeddings import Embeddings
 from .model_inputs import check_model_input, nonfinite_message, nonfinite_rows
 from .kinds import ENCODER_OF, INPUT_KINDS
 from .model import ImageBindModel
-from .progress import progress_bar
 from .quantize import quantize_int8
 from .preprocess import InputError, OnError, Skipped, as_item_list, preprocess_batch
 from .templates import templates_for
@@ -39,11 +39,6 @@ def default_device() -> torch.device:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
-
-
-def _chunks(items: Sequence[Any], size: int) -> Iterator[tuple[int, Sequence[Any]]]:
-    for start in range(0, len(items), size):
-        yield start, items[start : start + size]
 
 
 class ImageBind:
@@ -138,7 +133,20 @@ class ImageBind:
         )
 
     def encoder(self, modality: str) -> torch.nn.Module:
-        """The loaded encoder of a modality; a clear error if it was not loaded."""
+        """The loaded encoder of a modality, once its weights are checked finite (CheckpointError
+        naming the tensor otherwise, see :meth:`check_weights`); a clear error if it was not loaded."""
+        encoder = self._loaded(modality)
+        if hasattr(self.model, "check_weights"):  # not on the onnxruntime backend
+            self.model.check_weights(modality)
+        return encoder
+
+    def check_weights(self) -> None:
+        """Scan every loaded weight for NaN/inf now (``load()`` defers it to each encoder's
+        first use); raise ``CheckpointError`` naming the first bad tensor."""
+        if hasattr(self.model, "check_weights"):
+            self.model.check_weights()
+
+    def _loaded(self, modality: str) -> torch.nn.Module:
         if modality not in MODALITIES:
             raise ValueError(f"unknown modality {modality!r}; expected one of {list(MODALITIES)}")
         if modality not in self.model.encoders:
@@ -228,8 +236,8 @@ class ImageBind:
         given = {k: v for k, v in given.items() if v is not None}
         if not given:
             raise ValueError(f"nothing to embed: pass at least one of {', '.join(INPUT_KINDS)}")
-        for kind in given:
-            self.encoder(ENCODER_OF[kind])  # fail fast on an unloaded encoder
+        for kind in given:  # fail fast on an unloaded encoder (its weights are scanned at first use)
+            self._loaded(ENCODER_OF[kind])
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         options = checked_options(preprocess)
@@ -331,17 +339,14 @@ class ImageBind:
         out = torch.empty(len(texts), self.embedding_dim)
         keep = torch.ones(len(texts), dtype=torch.bool)
         skipped: list[Skipped] = []
-        bar = progress_bar(len(texts), "embedding text", "item", progress)
-        for _, chunk in _chunks(order, batch_size):
-            chunk_texts = [texts[i] for i in chunk]
-            rows = self._encode("text", self.tokenizer(chunk_texts), None, normalize)
-            good = self._keep_finite("text", rows, list(chunk), chunk_texts, on_error, skipped)
-            keep[[i for j, i in enumerate(chunk) if j not in good]] = False
-            out[list(chunk)] = rows
-            if bar is not None:
+        with closing_bar(len(texts), "embedding text", progress) as bar:
+            for _, chunk in chunks(order, batch_size):
+                chunk_texts = [texts[i] for i in chunk]
+                rows = self._encode("text", self.tokenizer(chunk_texts), None, normalize)
+                good = self._keep_finite("text", rows, list(chunk), chunk_texts, on_error, skipped)
+                keep[[i for j, i in enumerate(chunk) if j not in good]] = False
+                out[list(chunk)] = rows
                 bar.update(len(chunk))
-        if bar is not None:
-            bar.close()
         skipped.sort(key=lambda s: s.index)
         return out[keep], [t for t, k in zip(texts, keep.tolist()) if k], skipped
 
@@ -357,21 +362,18 @@ class ImageBind:
     ) -> tuple[torch.Tensor, list[str], list[Skipped]]:
         items = as_item_list(kind, value)
         rows, sources, skipped = [], [], []
-        bar = progress_bar(len(items), f"embedding {kind}", "item", progress)
-        for start, chunk in _chunks(items, batch_size):
-            batch = preprocess_batch(kind, chunk, on_error=on_error, **options)
-            lost = {s.index for s in batch.skipped}
-            skipped += [Skipped(s.index + start, s.source, s.error) for s in batch.skipped]
-            if batch.tensor is not None:
-                out = self._encode(ENCODER_OF[kind], batch.tensor, batch_size, normalize)
-                kept = [start + i for i in range(len(chunk)) if i not in lost]
-                good = self._keep_finite(kind, out, kept, batch.sources, on_error, skipped)
-                rows.append(out[good])
-                sources += [batch.sources[j] for j in good]
-            if bar is not None:
+        with closing_bar(len(items), f"embedding {kind}", progress) as bar:
+            for start, chunk in chunks(items, batch_size):
+                batch = preprocess_batch(kind, chunk, on_error=on_error, start=start, **options)
+                lost = {s.index for s in batch.skipped}  # indices in the whole list, as reported
+                skipped += batch.skipped
+                if batch.tensor is not None:
+                    out = self._encode(ENCODER_OF[kind], batch.tensor, batch_size, normalize)
+                    kept = [i for i in range(start, start + len(chunk)) if i not in lost]
+                    good = self._keep_finite(kind, out, kept, batch.sources, on_error, skipped)
+                    rows.append(out[good])
+                    sources += [batch.sources[j] for j in good]
                 bar.update(len(chunk))
-        if bar is not None:
-            bar.close()
         out = torch.cat(rows) if rows else torch.empty(0, self.embedding_dim)
         skipped.sort(key=lambda s: s.index)
         return out, sources, skipped

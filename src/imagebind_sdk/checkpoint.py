@@ -5,6 +5,22 @@ Formats: one ``.safetensors`` file, per-modality shards with a
 state dict (read with ``torch.load(weights_only=True, mmap=True)``). Only the
 tensors of the requested modalities are read; the model is built on the meta
 device and the tensors are assigned, so nothing is randomly initialised.
+
+Weight values. Every weight must be a float tensor (checked as it is read: the dtype
+costs nothing) without NaN/inf. The value scan is not done inside ``load()``: the
+weights are memory-mapped, so a plain load reads no weight data, and scanning them
+first would double or triple a text-only imagebind_huge load (every page of 1.4 GB
+read). A background thread overlapping the rest of the load was measured too: on a
+busy CPU it slows ``load()`` as much (it competes for the cores and the GIL). So the
+scan is lazy: :class:`WeightCheck` scans a modality's tensors at the first use of its
+encoder (``ImageBind.encoder``, hence ``encode``/``embed``/``zero_shot``/export),
+before the encoder runs. The trade-off: a corrupt checkpoint raises ``CheckpointError``
+naming the tensor at the first use of the affected encoder (or at
+``ImageBind.check_weights()``, which scans everything now), not in ``load()``, and the
+first use pays the scan (about 0.2-0.5 s per GB, mostly pages that use reads anyway);
+no vector computed from a non-finite weight ever leaves the SDK. ``read_tensors``
+(used by ``convert``) still checks values as it reads. Measured in
+benchmarks/RESULTS.md ("Weight check on load").
 """
 
 from __future__ import annotations
@@ -12,10 +28,11 @@ from __future__ import annotations
 import json
 import logging
 import pickle
+import threading
 from collections import defaultdict
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -46,22 +63,87 @@ def _open_check(path: Path) -> Path:
     return path
 
 
-def check_tensor(key: str, tensor: torch.Tensor, path: Path) -> None:
-    """A weight must be a float tensor without NaN/inf (checked as it is read, while in cache).
+def check_dtype(key: str, tensor: torch.Tensor, path: Path) -> None:
+    """A weight must be a float tensor (reads no data)."""
+    if key != keymap.TEXT_MASK_KEY and not tensor.is_floating_point():
+        raise CheckpointError(f"{path}: tensor {key} has dtype {tensor.dtype}; weights must be floating point")
 
-    The float sum is one fast pass (NaN and inf propagate); only a non-finite sum,
-    which a finite tensor can reach by overflow, needs the exact element test.
-    """
+
+def check_finite(key: str, tensor: torch.Tensor, path: Path) -> None:
+    """A weight holds no NaN/inf. The float sum is one fast pass (NaN and inf propagate);
+    only a non-finite sum, which a finite tensor can reach by overflow, needs the exact test."""
     if key == keymap.TEXT_MASK_KEY:  # the causal mask holds -inf by design; checked in _convert
         return
-    if not tensor.is_floating_point():
-        raise CheckpointError(f"{path}: tensor {key} has dtype {tensor.dtype}; weights must be floating point")
     if not bool(torch.isfinite(tensor.sum())) and not bool(torch.isfinite(tensor).all()):
         nan, inf = int(torch.isnan(tensor).sum()), int(torch.isinf(tensor).sum())
         raise CheckpointError(
             f"{path}: tensor {key} holds non-finite values ({nan} NaN, {inf} inf of {tensor.numel()}); "
             "the checkpoint is corrupt: download or convert it again"
         )
+
+
+def check_tensor(key: str, tensor: torch.Tensor, path: Path) -> None:
+    """Both checks at once (for readers that consume every value anyway, e.g. convert)."""
+    check_dtype(key, tensor, path)
+    check_finite(key, tensor, path)
+
+
+class WeightCheck:
+    """The NaN/inf scan of loaded weights, per modality, at the first :meth:`wait` for it.
+
+    ``wait(modality)`` scans that modality's tensors once (later calls return at once,
+    or raise again) and raises the ``CheckpointError`` naming the first non-finite
+    tensor. ``background=True`` scans every modality on a daemon thread instead
+    (measured slower to load on a busy CPU, see the module doc).
+    """
+
+    def __init__(self, tensors: dict[str, torch.Tensor], index: dict[str, Path], modalities: Sequence[str],
+                 background: bool = False) -> None:
+        self._modalities = tuple(modalities)
+        self._pending = {m: [(k, t) for k, t in tensors.items() if keymap.modality_of(k) == m] for m in modalities}
+        self._index = index
+        self._errors: dict[str, BaseException] = {}
+        self._lock = threading.Lock()  # one scan per modality, also when threads (a server) call at once
+        if background:
+            threading.Thread(target=self._scan_all, name="imagebind-weight-check", daemon=True).start()
+
+    def __getstate__(self) -> dict:
+        """A copy (``copy.deepcopy(model)``, pickling) carries the finished scan: scan now,
+        keep what was found (raised at the copy's first use), drop the lock and tensors."""
+        self._scan_all()
+        return {"_modalities": self._modalities, "_pending": {}, "_index": {}, "_errors": dict(self._errors)}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def _scan_all(self) -> None:
+        for modality in self._modalities:
+            try:
+                self.wait(modality)
+            except BaseException:  # noqa: BLE001 - kept in _errors, raised by the caller's wait()
+                pass
+
+    def wait(self, modality: str | None = None) -> None:
+        """Scan ``modality``'s weights (default: all) unless done; raise what the scan found."""
+        for name in [modality] if modality is not None else self._modalities:
+            with self._lock:
+                tensors = self._pending.pop(name, None)
+                if tensors:
+                    try:
+                        for key, tensor in tensors:
+                            check_finite(key, tensor, self._index[key])
+                    except BaseException as exc:  # noqa: BLE001 - re-raised at every later use
+                        self._errors[name] = exc
+            if name in self._errors:
+                raise self._errors[name]
+
+
+def start_weight_check(
+    tensors: dict[str, torch.Tensor], index: dict[str, Path], modalities: Sequence[str]
+) -> WeightCheck | None:
+    """The weight scan of a load (a module-level hook so the benchmark can replace it)."""
+    return WeightCheck(tensors, index, modalities)
 
 
 def _listing(title: str, items: list[str]) -> str:
@@ -114,8 +196,10 @@ def key_index(weight_files: Iterable[Path]) -> dict[str, Path]:
     return index
 
 
-def read_tensors(index: dict[str, Path], keys: Iterable[str]) -> dict[str, torch.Tensor]:
-    """Read the named official keys, opening each file once."""
+def read_tensors(index: dict[str, Path], keys: Iterable[str], values: bool = True) -> dict[str, torch.Tensor]:
+    """Read the named official keys, opening each file once; each must be a float tensor and,
+    with ``values``, finite (``values=False``: the caller scans them, see :class:`WeightCheck`)."""
+    check = check_tensor if values else check_dtype
     by_file: dict[Path, list[str]] = defaultdict(list)
     for key in keys:
         by_file[index[key]].append(key)
@@ -125,11 +209,11 @@ def read_tensors(index: dict[str, Path], keys: Iterable[str]) -> dict[str, torch
             with _reading(_open_check(path)), safe_open(str(path), framework="pt") as f:
                 for k in file_keys:
                     out[k] = f.get_tensor(k)
-                    check_tensor(k, out[k], path)
+                    check(k, out[k], path)
         else:
             state = _load_pickle(path)
             for k in file_keys:
-                check_tensor(k, state[k], path)
+                check(k, state[k], path)
                 out[k] = state[k]
     return out
 
@@ -198,14 +282,19 @@ def load_model(
     modalities: Iterable[str],
     dtype: torch.dtype | None = None,
 ) -> ImageBindModel:
-    """Build the encoders for ``modalities`` on the meta device and assign their weights."""
+    """Build the encoders for ``modalities`` on the meta device and assign their weights.
+
+    The weights' NaN/inf scan is deferred to each encoder's first use (``model.weight_check``,
+    see the module doc)."""
     modalities = tuple(modalities)
     with torch.device("meta"):
         model = ImageBindModel(config, modalities)
     index = key_index(weight_files)
     selected, unexpected = select_keys(index, modalities)
-    state = _convert(read_tensors(index, selected), dtype)
+    official = read_tensors(index, selected, values=False)
+    state = _convert(official, dtype)
     check_fit(model, state, unexpected)
     model.load_state_dict(state, strict=True, assign=True)
+    model.weight_check = start_weight_check(official, index, modalities)
     logger.info("loaded %d tensors for %s from %s", len(state), ", ".join(modalities), weight_files[0].parent)
     return model.eval()

@@ -11,12 +11,13 @@ from typing import Any
 
 from ..config import MODALITIES
 from .loading import checkpoint_of, load_model
-from .errors import UsageError
+from .errors import CliError, UsageError
 from .options import PROG
 
 logger = logging.getLogger("imagebind_sdk.cli")
 
 API_KEY_ENV = "IMAGEBIND_API_KEY"
+SERVE_INSTALL = "pip install 'imagebind-sdk[serve]'"
 
 DESCRIPTION = """\
 Serve the model over HTTP: Weaviate multi2vec-bind compatible endpoints
@@ -88,12 +89,13 @@ def settings_of(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
+    try:  # a missing optional library is exit status 1 with the install command, not a usage error
         import uvicorn
 
-        from ..server import create_app
+        from ..server.app import create_app  # imports FastAPI now, not when the app is built
     except ImportError as exc:
-        raise UsageError(f'serving needs FastAPI and uvicorn: pip install "imagebind-sdk[serve]" ({exc})') from exc
+        raise CliError(f"serving needs FastAPI and uvicorn, which cannot be imported ({exc}): "
+                       f"{SERVE_INSTALL}") from None
     modalities = _modalities(args.modalities)
     server: Any = None
 

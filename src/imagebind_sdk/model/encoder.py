@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -58,6 +58,16 @@ class ModalityEncoder(nn.Module):
             out = self.head(self.trunk(self.stem(x)))
         return F.normalize(out.float(), dim=-1)
 
+    def compile(self, *args: Any, **kwargs: Any) -> None:
+        """torch.compile this encoder. Text compiles its stem, trunk and head, not ``forward``:
+        the trim to the batch's last end-of-text token is a data-dependent length, a graph
+        break inside a compiled ``forward``; in eager code it costs nothing."""
+        if not self.causal:
+            super().compile(*args, **kwargs)
+            return
+        for part in (self.stem, self.trunk, self.head):
+            part.compile(*args, **kwargs)
+
     def logit_scale(self) -> float:
         """The reference's output scale: min(exp(log_logit_scale), 100); 1 without one."""
         if not hasattr(self, "log_logit_scale"):
@@ -72,6 +82,13 @@ class ImageBindModel(nn.Module):
         super().__init__()
         self.config = config
         self.encoders = nn.ModuleDict({m: ModalityEncoder(config.encoder(m)) for m in modalities})
+        # The loader's deferred NaN/inf scan of the weights (checkpoint.WeightCheck), if any.
+        self.weight_check: Any = None
+
+    def check_weights(self, modality: str | None = None) -> None:
+        """Scan the weights of ``modality`` (default: all) unless done; raise what the scan found."""
+        if self.weight_check is not None:
+            self.weight_check.wait(modality)
 
     @property
     def modalities(self) -> tuple[str, ...]:

@@ -152,9 +152,11 @@ def preprocess_batch(
     items: Sequence[Any],
     *,
     on_error: OnError = "raise",
+    start: int = 0,
     **options: Any,
 ) -> Batch:
-    """Preprocess ``items``; errors name the item's index and source.
+    """Preprocess ``items``; errors name the item's index (``start`` + its position: the
+    index in the caller's whole list when ``items`` is one batch of it) and source.
 
     With ``on_error="raise"`` (default) the first bad item raises. With ``"skip"``
     bad items are left out and listed in ``Batch.skipped`` (and logged).
@@ -169,12 +171,12 @@ def preprocess_batch(
         try:
             rows.append(preprocess_one(kind, item, **options))
         except (InputError, OSError, ValueError, MemoryError) as exc:  # this item's fault
-            message = f"{kind}[{index}] ({source}): {exc or type(exc).__name__}"
+            message = f"{kind}[{start + index}] ({source}): {exc or type(exc).__name__}"
             if on_error == "raise":
                 error = FileNotFoundError if isinstance(exc, FileNotFoundError) else InputError
                 raise error(message) from exc
             logger.warning("skipping %s", message)
-            skipped.append(Skipped(index, source, str(exc) or type(exc).__name__))
+            skipped.append(Skipped(start + index, source, str(exc) or type(exc).__name__))
             continue
         sources.append(source)
     tensor = torch.stack(rows) if rows else None
