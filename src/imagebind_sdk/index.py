@@ -270,9 +270,11 @@ class EmbeddingIndex:
         except FileNotFoundError:
             raise
         except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
-            message = " ".join(str(exc).split()) or type(exc).__name__
+            message = " ".join(str(exc).split())
             if str(directory) in message:
                 raise
+            if not isinstance(exc, ValueError):  # the type says what broke: RecursionError, KeyError...
+                message = f"{type(exc).__name__}: {message}"
             raise ValueError(f"{directory}: not a usable EmbeddingIndex ({message})") from None
 
     @classmethod
