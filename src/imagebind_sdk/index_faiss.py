@@ -31,9 +31,10 @@ BACKENDS = ("auto", "torch", "faiss", "hnsw")
 # torch also keeps exact tie order, lower row first). Set an int where FAISS measures faster.
 AUTO_MIN_ROWS: int | None = None
 HNSW_M = 32  # graph degree: FAISS's usual choice for high-recall 1024-d data
-# efSearch: random unit vectors (no clusters, the hard case) need a wide search: at 20k rows
-# recall@10 was 0.79 at 256, 0.96 at 512, 0.99 at 1024; 100k rows in benchmarks/RESULTS.md.
-HNSW_EF_SEARCH = 1024
+# efSearch: random unit vectors (no clusters, the hard case) need a wide search: at 100k
+# rows recall@10 was 0.756 at 1024, 0.926 at 2048, 0.990 at 4096 (benchmarks/RESULTS.md,
+# section 5). Clustered real embeddings reach that recall with far less: lower it per index.
+HNSW_EF_SEARCH = 4096
 HNSW_EF_CONSTRUCTION = 200
 HNSW_FILE = "hnsw.faiss"
 INSTALL_HINT = "pip install 'imagebind-sdk[faiss]' (faiss-cpu)"
