@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
 
         from ..server.app import create_app  # imports FastAPI now, not when the app is built
     except ImportError as exc:
-        raise CliError(f"serving needs FastAPI and uvicorn, which cannot be imported ({exc}): "
+        raise CliError(f"serving needs FastAPI, uvicorn and prometheus-client, which cannot be imported ({exc}): "
                        f"{SERVE_INSTALL}") from None
     modalities = _modalities(args.modalities)
     server: Any = None

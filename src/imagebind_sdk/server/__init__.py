@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-INSTALL_HINT = 'serving needs FastAPI and uvicorn: pip install "imagebind-sdk[serve]"'
+INSTALL_HINT = 'serving needs FastAPI, uvicorn and prometheus-client: pip install "imagebind-sdk[serve]"'
 
 
 def create_app(model: Any, **settings: Any) -> Any:
