@@ -8,6 +8,7 @@ import re
 import time
 
 import httpx
+import numpy as np
 import torch
 
 from conftest import ASSETS
@@ -90,7 +91,11 @@ def test_sigterm_drains_in_flight_requests(golden_dir):
 
     answers = asyncio.run(run())
     assert [a.status_code for a in answers] == [200] * 6
-    assert all(a.json()["videoVectors"] == alone["videoVectors"] for a in answers)
+    # Six concurrent videos share encoder batches: float rounding only (<= 1e-5 relative).
+    expected = np.asarray(alone["videoVectors"])
+    for a in answers:
+        got = np.asarray(a.json()["videoVectors"])
+        assert np.abs(got - expected).max() <= 1e-5 * np.abs(expected).max()
     assert proc.proc.wait(60) == 0
     try:
         refused = httpx.get(proc.url + "/.well-known/live", timeout=2).status_code
