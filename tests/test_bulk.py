@@ -365,3 +365,12 @@ def test_old_format_folder_is_refused(tiny_model, images_dir: Path, tmp_path: Pa
     (old / "manifest.jsonl").write_text("")
     with pytest.raises(ValueError, match="older imagebind-sdk"):
         embed_files(tiny_model, images_dir, out=old)
+
+
+def test_bad_options_refused_before_any_file(tiny_model, assets_dir: Path, tmp_path: Path) -> None:
+    # Options apply to every file: a bad value or name is the caller's error, not N failed files.
+    with pytest.raises(ValueError, match="mode"):
+        embed_files(tiny_model, assets_dir / "depth", "depth", options={"depth": {"mode": "metric"}}, out=tmp_path / "o")
+    with pytest.raises(ValueError, match="unknown depth option"):
+        embed_files(tiny_model, assets_dir / "depth", "depth", options={"depth": {"colour": 1}})
+    assert not (tmp_path / "o").exists()

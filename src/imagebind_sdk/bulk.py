@@ -35,7 +35,7 @@ from .bulk_format import FileStat, assemble, load_bulk_output, stat_file
 from .bulk_store import BulkStore, open_store
 from .bulk_windows import WindowFilesResult, embed_files_windows
 from .embeddings import Embeddings
-from .preprocess import preprocess_one
+from .preprocess import preprocess_one, validate_options
 
 __all__ = [
     "BulkResult",
@@ -244,7 +244,12 @@ def _plan(files: Sequence[str], modality: str | None) -> tuple[list[tuple[FileSt
     return planned, unsupported
 
 
-def _check_args(modality: str | None, batch_size: int, num_workers: int, options: Mapping) -> None:
+def check_bulk_args(modality: str | None, batch_size: int, options: Mapping, num_workers: int = 0) -> None:
+    """ValueError for a bad argument of a bulk job (local or Ray), before any file is read.
+
+    Per-kind options are checked here too (names and values): they apply to every file,
+    so a bad one is the caller's error, never one failed file after another.
+    """
     if modality is not None and modality not in FILE_KINDS:
         raise ValueError(f"modality must be one of {FILE_KINDS} or None (from extensions), got {modality!r}")
     if batch_size < 1:
@@ -253,7 +258,9 @@ def _check_args(modality: str | None, batch_size: int, num_workers: int, options
         raise ValueError(f"num_workers must be >= 0, got {num_workers}")
     unknown = sorted(set(options) - set(FILE_KINDS))
     if unknown:
-        raise ValueError(f"options for unknown input kinds {unknown}; expected some of {FILE_KINDS}")
+        raise ValueError(f"preprocess options for unknown input kinds {unknown}; expected some of {FILE_KINDS}")
+    for kind, kind_options in options.items():
+        validate_options(kind, kind_options)
 
 
 def _outcomes(
@@ -322,7 +329,7 @@ def _embed_whole_files(
     batch_size: int, num_workers: int, progress: bool | None, options: dict[str, Mapping[str, Any]],
 ) -> BulkResult:
     """:func:`embed_files` of whole files, one row each."""
-    _check_args(modality, batch_size, num_workers, options)
+    check_bulk_args(modality, batch_size, options, num_workers)
     planned, unsupported = _plan(files, modality)
     for kind in dict.fromkeys(kind for _, kind in planned):
         model.encoder(ENCODER_OF[kind])  # fail fast on an encoder that is not loaded

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..bulk import list_files
+from ..bulk import check_bulk_args, list_files
 from ..bulk_format import checkpoint_identity
 from ..bulk_store import BulkStore
 from ..kinds import FILE_KINDS, infer_kind
@@ -99,16 +99,6 @@ def _to_dataset(ray: Any, source: Any, batch_size: int) -> tuple[Any, list[str] 
     return ray.data.from_items([{"path": p} for p in paths], override_num_blocks=blocks), paths
 
 
-def _check_args(modality: str | None, batch_size: int, options: Mapping[str, Any]) -> None:
-    if modality is not None and modality not in FILE_KINDS:
-        raise ValueError(f"modality must be one of {FILE_KINDS} or None (from extensions), got {modality!r}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    unknown = sorted(set(options) - set(FILE_KINDS))
-    if unknown:
-        raise ValueError(f"preprocess options for unknown input kinds {unknown}; expected some of {FILE_KINDS}")
-
-
 def _open_output(checkpoint: str, out: Any, resume: bool) -> BulkStore:
     """Check the checkpoint on the driver (config only) and open ``out`` like embed_files does."""
     from ..hub import resolve
@@ -166,7 +156,7 @@ def embed_dataset(
     ``"auto"``) unless Ray is already initialised, else starts a local Ray.
     """
     options = {k: dict(v) for k, v in (preprocess or {}).items()}
-    _check_args(modality, batch_size, options)
+    check_bulk_args(modality, batch_size, options)
     try:
         import ray
     except ImportError:
