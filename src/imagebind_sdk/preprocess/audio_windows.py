@@ -60,12 +60,14 @@ class BlockBuffer:
 
     def read(self, ranges: list[tuple[int, int]]) -> list[np.ndarray]:
         stop = min(max(b for _, b in ranges), self._frames)
+        need = min(a for a, _ in ranges)
         while self._end < stop:
             block = next(self._source, None)
             if block is None:
                 break
             self._kept.append((self._end, block))
             self._end += block.shape[1]
+            self.release(need)  # a long hop skips samples: never hold the gap
         origin = self._kept[0][0] if self._kept else self._end
         if min(a for a, _ in ranges) < origin:  # a bug in the caller's release(), never user input
             raise RuntimeError(f"native samples before {origin} were released, range {ranges} asked")
@@ -102,11 +104,28 @@ def _reader_windows(
     buffer = BlockBuffer(reader)
     for first in range(0, len(starts), batch_size):
         clips = [_clip_bounds(s + o) for s in starts[first : first + batch_size] for o in offsets]
-        low, high = min(a for a, _ in clips), max(b for _, b in clips)
-        buffer.release(_native_floor(low, buffer.sample_rate))
-        span = read_16k(buffer, [(low, high)])[0]
-        fbanks = [log_mel(_centred(span[:, a - low : b - low])) for a, b in clips]
+        fbanks = []
+        for low, high, members in _stretches(clips):
+            buffer.release(_native_floor(low, buffer.sample_rate))
+            span = read_16k(buffer, [(low, high)])[0]
+            fbanks += [log_mel(_centred(span[:, a - low : b - low])) for a, b in members]
         yield torch.stack(fbanks).view(-1, len(offsets), *fbanks[0].shape)
+
+
+def _stretches(clips: list[tuple[int, int]]) -> list[tuple[int, int, list[tuple[int, int]]]]:
+    """Consecutive overlapping or touching clips merged into stretches read at once.
+
+    With hop <= window a batch is one stretch (each sample resampled once); a longer hop
+    reads window by window, so memory follows the window, not batch_size x hop.
+    """
+    out: list[tuple[int, int, list[tuple[int, int]]]] = []
+    for a, b in clips:
+        if out and out[-1][0] <= a <= out[-1][1]:
+            low, high, members = out[-1]
+            out[-1] = (low, max(high, b), members + [(a, b)])
+        else:
+            out.append((a, b, [(a, b)]))
+    return out
 
 
 def _clip_bounds(start: Fraction) -> tuple[int, int]:
