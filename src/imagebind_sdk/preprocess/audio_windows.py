@@ -96,11 +96,10 @@ def _reader_windows(
     length = resampled_length(reader.frames, int(reader.sample_rate))
     duration = Fraction(length, SAMPLE_RATE)
     starts = window_starts(duration, window, hop)
+    yield WindowPlan.of(starts, window, duration)
     if not starts:  # shorter than a window: the reference's 3 clips of the whole input
-        yield WindowPlan([0.0], [float(duration)])
         yield _reader_to_fbanks(reader)[None]
         return
-    yield WindowPlan([float(s) for s in starts], [float(s + window) for s in starts])
     buffer = BlockBuffer(reader)
     for first in range(0, len(starts), batch_size):
         clips = [_clip_bounds(s + o) for s in starts[first : first + batch_size] for o in offsets]

@@ -41,11 +41,10 @@ def video_windows(item: Any, window: Fraction, hop: Fraction, batch_size: int) -
         stream.seek(origin)
         duration = Fraction(count / fps)  # the float duration, as the reference's sampler
         starts = window_starts(duration, window, hop)
+        yield WindowPlan.of(starts, window, duration)
         if not starts:  # shorter than a window: the reference's 5 clips of the whole video
-            yield WindowPlan([0.0], [float(duration)])
             yield preprocess(stream)[None]
             return
-        yield WindowPlan([float(s) for s in starts], [float(s + window) for s in starts])
         picks = [[clip_indices(s + o, fps, count) for o in offsets] for s in starts]
         size = max(1, min(batch_size, MAX_CLIPS_PER_BATCH // len(offsets)))
         yield from _batches(decode_in_order(stream, sorted({i for w in picks for c in w for i in c})), picks, size)

@@ -34,6 +34,14 @@ class WindowPlan:
     starts: list[float]
     ends: list[float]
 
+    @classmethod
+    def of(cls, starts: list[Any], window: Any, total: Any, unit: Any = 1) -> "WindowPlan":
+        """Windows of length ``window`` at ``starts``; none: one window over the whole input
+        (``total`` long). Positions are in units of ``1 / unit`` seconds (samples at a rate)."""
+        if not starts:
+            return cls([0.0], [float(total / unit)])
+        return cls([float(s / unit) for s in starts], [float((s + window) / unit) for s in starts])
+
 
 def as_fraction(value: Any, name: str) -> Fraction:
     """A positive number of seconds as an exact Fraction (floats via their decimal text: 0.1 -> 1/10)."""
@@ -108,11 +116,10 @@ def imu_windows(
         signal = imu.resample(signal, sample_rate, target_rate)
     length = signal.shape[1]
     starts = [int(s) for s in window_starts(Fraction(length), Fraction(steps), Fraction(hop_steps))]
+    yield WindowPlan.of(starts, steps, length, target_rate)
     if not starts:  # shorter than a window: the whole log, zero-padded
-        yield WindowPlan([0.0], [length / target_rate])
         yield imu.preprocess(signal)[None]
         return
-    yield WindowPlan([s / target_rate for s in starts], [(s + steps) / target_rate for s in starts])
     yield from batched((imu.preprocess(signal[:, s : s + steps]) for s in starts), batch_size)
 
 
