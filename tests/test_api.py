@@ -7,7 +7,7 @@ import torch
 
 from conftest import assert_matches_reference
 from imagebind_sdk import ImageBind
-from imagebind_sdk.dtypes import as_dtype as _as_dtype
+from imagebind_sdk.weights.dtypes import as_dtype as _as_dtype
 
 
 @pytest.mark.parametrize(

@@ -15,9 +15,9 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from imagebind_sdk.bulk import embed_files, infer_kind, list_files, load_bulk_output
-from imagebind_sdk.bulk_format import INFO, part_files
-from imagebind_sdk.bulk_store import BulkStore
+from imagebind_sdk.bulk.files import embed_files, infer_kind, list_files, load_bulk_output
+from imagebind_sdk.bulk.format import INFO, part_files
+from imagebind_sdk.bulk.store import BulkStore
 
 N_IMAGES = 40
 
@@ -25,7 +25,7 @@ N_IMAGES = 40
 KILL_SCRIPT = """
 import sys, time
 from imagebind_sdk import ImageBind
-from imagebind_sdk.bulk import embed_files
+from imagebind_sdk.bulk.files import embed_files
 model = ImageBind.load(sys.argv[1], device="cpu", modalities=["vision"])
 encode = model.encode
 def slow_encode(*args, **kwargs):

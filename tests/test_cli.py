@@ -181,7 +181,7 @@ def test_embed_bulk_mode_resumes(cli_env, capsys, tmp_path, assets_dir, tiny_mod
     assert "files: 4  embedded: 3  already_done: 0  failed: 0  unsupported: 1" in res.stdout
     assert main(["embed", str(folder), "--out", str(out)]) == 0
     assert "embedded: 0  already_done: 3" in capsys.readouterr().out
-    from imagebind_sdk.bulk import load_bulk_output
+    from imagebind_sdk.bulk.files import load_bulk_output
 
     got = load_bulk_output(out)
     expected = tiny_model.embed(vision=sorted(str(p) for p in folder.glob("*.jpg"))).vision
@@ -239,7 +239,7 @@ def test_classify_text_output_with_label_and_template_files(capsys, tmp_path, as
     assert main(args) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"{image} (vision)"
-    from imagebind_sdk.zero_shot import zero_shot_probs
+    from imagebind_sdk.vectors.zero_shot import zero_shot_probs
 
     labels = ["dog", "car", "bird"]
     label_emb = tiny_model.label_embeddings(labels, ["a photo of a {}.", "a picture of a {}."])

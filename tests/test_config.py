@@ -10,7 +10,7 @@ import shutil
 import pytest
 
 from imagebind_sdk import ImageBind, ImageBindConfig
-from imagebind_sdk.config import ConfigError, config_problems
+from imagebind_sdk.model.config import ConfigError, config_problems
 
 
 def test_defaults_are_the_reference_constructor_defaults():

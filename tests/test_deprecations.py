@@ -9,8 +9,9 @@ import warnings
 import pytest
 import torch
 
-from imagebind_sdk import deprecation, keymap
-from imagebind_sdk.config import ImageBindConfig
+from imagebind_sdk import deprecation
+from imagebind_sdk.weights import keymap
+from imagebind_sdk.model.config import ImageBindConfig
 from imagebind_sdk.model import ModalityEncoder
 
 

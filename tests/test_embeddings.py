@@ -1,4 +1,4 @@
-"""Tests for imagebind_sdk.embeddings.Embeddings."""
+"""Tests for imagebind_sdk.vectors.embeddings.Embeddings."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from imagebind_sdk.embeddings import Embeddings
+from imagebind_sdk.vectors.embeddings import Embeddings
 from imagebind_sdk.preprocess import Skipped
 
 
@@ -122,7 +122,7 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     assert path.is_file()
     with safe_open(str(path), framework="pt") as f:
         assert set(f.keys()) == {"text", "audio"}
-        info = json.loads(f.metadata()["imagebind_sdk.embeddings"])
+        info = json.loads(f.metadata()["imagebind_sdk.vectors.embeddings"])
     assert info["format_version"] == 1
     assert info["sources"]["text"] == ["a dog", "a cat", "a car"]
     assert info["skipped"]["audio"] == [{"index": 1, "source": "broken.wav", "error": "cannot decode"}]
@@ -147,7 +147,7 @@ def test_load_plain_safetensors_and_errors(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="not found"):
         Embeddings.load(tmp_path / "missing.safetensors")
     future = tmp_path / "future.safetensors"
-    meta = {"imagebind_sdk.embeddings": json.dumps({"format_version": 99})}
+    meta = {"imagebind_sdk.vectors.embeddings": json.dumps({"format_version": 99})}
     save_file({"vision": torch.ones(2, 3)}, str(future), metadata=meta)
     with pytest.raises(ValueError, match="format_version 99"):
         Embeddings.load(future)

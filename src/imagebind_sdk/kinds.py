@@ -6,7 +6,9 @@ is an input kind of ``embed()``. ``video`` is a kind encoded by the vision encod
 
 from __future__ import annotations
 
+import difflib
 import os
+from typing import Iterable
 
 # Input kinds of embed(), in the order results are reported.
 INPUT_KINDS = ("text", "vision", "video", "audio", "depth", "thermal", "imu")
@@ -31,3 +33,18 @@ GLOB_CHARS = frozenset("*?[")
 def infer_kind(path: str | os.PathLike[str]) -> str | None:
     """The input kind of a file from its extension (None when unknown; never depth/thermal)."""
     return KIND_OF_EXTENSION.get(os.path.splitext(os.fspath(path))[1].lower())
+
+
+# Keyword names a user may reach for first -> the input kind that takes them.
+KIND_ALIASES = {"image": "vision", "images": "vision", "img": "vision", "photo": "vision", "texts": "text",
+                "videos": "video", "sound": "audio", "audios": "audio", "speech": "audio"}
+
+
+def unexpected_kinds(function: str, names: Iterable[str]) -> TypeError:
+    """The error for keyword arguments that are no input kind, suggesting the kind meant."""
+    name = sorted(names)[0]
+    guess = KIND_ALIASES.get(name) or next(iter(difflib.get_close_matches(name, INPUT_KINDS, n=1)), None)
+    hint = f"; did you mean {guess}=?" if guess else ""
+    return TypeError(
+        f"{function}() got an unexpected keyword argument {name!r}{hint} (input kinds: {', '.join(INPUT_KINDS)})"
+    )

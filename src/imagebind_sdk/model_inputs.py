@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .config import IMAGE_SIZE, ImageBindConfig
+from .model.config import IMAGE_SIZE, ImageBindConfig
 from .model.stems import IMU_CHANNELS, IMU_LENGTH, TEXT_CONTEXT_LENGTH, TEXT_VOCAB_SIZE
 
 

@@ -14,9 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from imagebind_sdk.bulk import embed_files
-from imagebind_sdk.bulk_format import INFO, part_files
-from imagebind_sdk.bulk_store import load_bulk_output
+from imagebind_sdk.bulk.files import embed_files
+from imagebind_sdk.bulk.format import INFO, part_files
+from imagebind_sdk.bulk.store import load_bulk_output
 from imagebind_sdk.distributed import embed_dataset
 
 from .conftest import processes_matching

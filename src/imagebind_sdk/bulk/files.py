@@ -1,7 +1,7 @@
 """Embed many files: a folder, a glob or a list, optionally streamed to disk and resumable.
 
 >>> from imagebind_sdk import ImageBind
->>> from imagebind_sdk.bulk import embed_files, load_bulk_output
+>>> from imagebind_sdk.bulk.files import embed_files, load_bulk_output
 >>> model = ImageBind.load()  # doctest: +SKIP
 >>> result = embed_files(model, "photos/", out="photos.emb", num_workers=4)  # doctest: +SKIP
 >>> result.summary()  # doctest: +SKIP
@@ -12,7 +12,7 @@ torch.Size([1187, 1024])
 Files are decoded in a ``torch.utils.data.DataLoader`` (``num_workers`` processes
 overlap decoding with the model) and embedded batch by batch, each input kind with
 its encoder. With ``out=DIR`` each batch is committed to disk as soon as it is
-embedded as a Parquet part file (layout in :mod:`imagebind_sdk.bulk_format`), so an interrupted job re-run
+embedded as a Parquet part file (layout in :mod:`imagebind_sdk.bulk.format`), so an interrupted job re-run
 with the same ``out`` continues where it stopped.
 """
 
@@ -29,13 +29,13 @@ from typing import Any, NamedTuple
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .kinds import ENCODER_OF, FILE_KINDS, GLOB_CHARS, KIND_OF_EXTENSION, infer_kind
-from .progress import progress_bar
-from .bulk_format import FileStat, assemble, load_bulk_output, stat_file
-from .bulk_store import BulkStore, open_store
-from .bulk_windows import WindowFilesResult, embed_files_windows
-from .embeddings import Embeddings
-from .preprocess import preprocess_one, validate_options
+from ..kinds import ENCODER_OF, FILE_KINDS, GLOB_CHARS, KIND_OF_EXTENSION, infer_kind
+from ..progress import progress_bar
+from .format import FileStat, assemble, load_bulk_output, stat_file
+from .store import BulkStore, open_store
+from .windowed import WindowFilesResult, embed_files_windows
+from ..vectors.embeddings import Embeddings
+from ..preprocess import preprocess_one, validate_options
 
 __all__ = [
     "BulkResult",
@@ -306,13 +306,13 @@ def embed_files(
     image 0.6 MB, audio 1 MB, video 18 MB); ``progress``: a tqdm bar (default: on a tty).
 
     With ``out=DIR`` every batch is written to ``DIR`` as a Parquet part file as soon
-    as it is embedded (see :mod:`imagebind_sdk.bulk_format`). Re-running with the same ``out`` (``resume=True``,
+    as it is embedded (see :mod:`imagebind_sdk.bulk.format`). Re-running with the same ``out`` (``resume=True``,
     the default) skips files already embedded there, unchanged (same absolute path,
     size and mtime); changed files are embedded again and their new rows win. Files
     that failed are tried again on every run. ``resume=False`` refuses a non-empty
     ``out``. The result always covers all the given files in input order.
     ``windows=True`` (``window_s``/``hop_s``): long recordings as windows with timestamps,
-    a :class:`~imagebind_sdk.bulk_windows.WindowFilesResult` (see :mod:`imagebind_sdk.bulk_windows`).
+    a :class:`~imagebind_sdk.bulk.windowed.WindowFilesResult` (see :mod:`imagebind_sdk.bulk.windowed`).
     """
     files = list_files(paths_or_dir, recursive=recursive)
     common = dict(out=out, resume=resume, batch_size=batch_size, num_workers=num_workers, progress=progress)

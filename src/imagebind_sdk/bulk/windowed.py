@@ -1,17 +1,17 @@
 """``embed_files(..., windows=True)``: every long recording of a folder as windows with timestamps.
 
-Each audio, video or IMU file becomes one :class:`~imagebind_sdk.windows.Windows`
-(see :func:`~imagebind_sdk.windows.embed_windows`); ``result.windows.add_to(index)``
+Each audio, video or IMU file becomes one :class:`~imagebind_sdk.windows.embed.Windows`
+(see :func:`~imagebind_sdk.windows.embed.embed_windows`); ``result.windows.add_to(index)``
 stores one row per window with ``source``, ``kind``, ``start_s``, ``end_s`` metadata.
 
 With ``out=DIR`` each file's windows are committed as one Parquet part (one row per
-window, ``start_s``/``end_s`` columns: :mod:`imagebind_sdk.bulk_format`) as soon as the
+window, ``start_s``/``end_s`` columns: :mod:`imagebind_sdk.bulk.format`) as soon as the
 file is done, and ``DIR/_info.json`` records the window spans. Re-running with the same
 ``out`` skips files already windowed there, unchanged (same path, size and mtime);
 resuming with other spans, or a whole-file output with windows, is refused.
 ``load_bulk_output(DIR)`` returns the windows as a ``WindowEmbeddings``.
 Files are embedded one after the other, each decoded by one background thread
-(:mod:`imagebind_sdk.windows`); ``num_workers`` (decoding processes) is refused.
+(:mod:`imagebind_sdk.windows.embed`); ``num_workers`` (decoding processes) is refused.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .bulk_format import FileStat, stat_file
-from .bulk_store import BulkStore, open_store
-from .kinds import infer_kind
-from .preprocess.sources import InputError
-from .windows import WINDOW_KINDS, WindowEmbeddings, Windows, window_spans
+from .format import FileStat, stat_file
+from .store import BulkStore, open_store
+from ..kinds import infer_kind
+from ..preprocess.sources import InputError
+from ..windows.embed import WINDOW_KINDS, WindowEmbeddings, Windows, window_spans
 
 logger = logging.getLogger(__name__)
 

@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _reorder(out: Any, kinds: list[str]) -> Any:
     """The same Embeddings with modalities in command-line order."""
-    from ..embeddings import Embeddings
+    from ..vectors.embeddings import Embeddings
 
     present = [k for k in kinds if k in out]
     sources = out.sources
@@ -183,7 +183,7 @@ def _write_parquet(emb: Any, path: Path) -> None:
 
 def _bulk_kinds(args: argparse.Namespace) -> list[str]:
     """The input kinds of the files bulk mode will embed (for choosing encoders)."""
-    from ..bulk import list_files
+    from ..bulk.files import list_files
 
     check_paths(args.paths)
     if args.modality:
@@ -215,7 +215,7 @@ def run_ray(args: argparse.Namespace) -> int:
 
 def run_bulk(args: argparse.Namespace) -> int:
     """Embed files with bulk.embed_files; stream to --out DIR or write a file at the end."""
-    from ..bulk import embed_files
+    from ..bulk.files import embed_files
 
     if args.engine == "ray":
         return run_ray(args)

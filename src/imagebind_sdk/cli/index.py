@@ -74,7 +74,7 @@ def _search_args(s: argparse.ArgumentParser) -> None:
 
 def _kinds_in(directory: str, modality: str | None) -> list[str]:
     """The input kinds of the files in ``directory`` (to load only their encoders)."""
-    from ..bulk import list_files
+    from ..bulk.files import list_files
 
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"no such directory: {directory}")
@@ -101,8 +101,8 @@ def run_build(args: argparse.Namespace) -> int:
     """Embed a directory with bulk.embed_files and save it as an EmbeddingIndex."""
     import torch
 
-    from ..bulk import embed_files
-    from ..index import EmbeddingIndex
+    from ..bulk.files import embed_files
+    from ..search.index import EmbeddingIndex
 
     model = load_model(args, [ENCODER_OF[k] for k in _kinds_in(args.directory, args.modality)])
     with items_reported_here():
@@ -127,7 +127,7 @@ def run_build(args: argparse.Namespace) -> int:
 
 def _load_index(path: str) -> Any:
     """EmbeddingIndex.load; an unreadable index file is reported with the index's path."""
-    from ..index import EmbeddingIndex
+    from ..search.index import EmbeddingIndex
 
     try:
         return EmbeddingIndex.load(path)
@@ -169,7 +169,7 @@ def run_search(args: argparse.Namespace) -> int:
 
 def _composed(rows: list[tuple[str, str, Any]]) -> tuple[str, str, Any]:
     """``--compose``: every query as one (kinds joined by "+", sources by " + ", ops.compose vector)."""
-    from ..ops import compose
+    from ..vectors.ops import compose
 
     if len(rows) < 2:
         raise UsageError(f"--compose combines several queries, got {len(rows)}")

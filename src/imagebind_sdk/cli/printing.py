@@ -79,8 +79,8 @@ def _one_line(exc: BaseException) -> str:
 
 def expected_errors() -> tuple[type[BaseException], ...]:
     """Exceptions whose message says it all; others are prefixed with their type."""
-    from ..checkpoint import CheckpointError
-    from ..hub import WeightsNotFoundError
+    from ..weights.checkpoint import CheckpointError
+    from ..weights.hub import WeightsNotFoundError
     from ..preprocess import InputError
     from .errors import CliError, UsageError
 

@@ -25,9 +25,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..bulk import check_bulk_args, list_files
-from ..bulk_format import checkpoint_identity
-from ..bulk_store import BulkStore
+from ..bulk.files import check_bulk_args, list_files
+from ..bulk.format import checkpoint_identity
+from ..bulk.store import BulkStore
 from ..kinds import FILE_KINDS, infer_kind
 
 __all__ = ["DatasetSummary", "embed_dataset"]
@@ -101,7 +101,7 @@ def _to_dataset(ray: Any, source: Any, batch_size: int) -> tuple[Any, list[str] 
 
 def _open_output(checkpoint: str, out: Any, resume: bool) -> BulkStore:
     """Check the checkpoint on the driver (config only) and open ``out`` like embed_files does."""
-    from ..hub import resolve
+    from ..weights.hub import resolve
 
     resolved = resolve(checkpoint)
     identity = checkpoint_identity(resolved.source, resolved.details.get("revision"))
@@ -141,7 +141,7 @@ def embed_dataset(
     resume: bool = True,
     ray_address: str | None = None,
 ) -> DatasetSummary:
-    """Embed many files on Ray into the bulk output folder ``out`` (see :mod:`imagebind_sdk.bulk_format`).
+    """Embed many files on Ray into the bulk output folder ``out`` (see :mod:`imagebind_sdk.bulk.format`).
 
     ``source``: a directory, glob, path or list of paths (as ``embed_files``), a
     Parquet/CSV file with a ``path`` column, or a ``ray.data.Dataset`` with ``path``

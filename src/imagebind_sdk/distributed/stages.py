@@ -21,8 +21,8 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from ..bulk import Collated, encode_batch
-from ..bulk_format import FileStat, records_table, stat_file, write_part
+from ..bulk.files import Collated, encode_batch
+from ..bulk.format import FileStat, records_table, stat_file, write_part
 from ..kinds import ENCODER_OF, infer_kind
 from ..preprocess import preprocess_one
 

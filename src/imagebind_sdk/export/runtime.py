@@ -18,7 +18,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 import torch
 
-from ..config import ImageBindConfig, check_modalities
+from ..model.config import ImageBindConfig, check_modalities
 from ..model.stems import TEXT_CONTEXT_LENGTH
 from .onnx import FORMAT, INSTALL_HINT, MANIFEST
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import MODALITIES, EncoderConfig, ImageBindConfig
+from .config import MODALITIES, EncoderConfig, ImageBindConfig
 from ..deprecation import warn_once
 from .heads import Head
 from .stems import ConvStem, IMUStem, TextStem, VisionStem

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..config import IMAGE_SIZE, IMU_LENGTH
+from .config import IMAGE_SIZE, IMU_LENGTH
 from ..deprecation import warn_once
 
 STEM_NORM_EPS = 1e-5  # nn.LayerNorm's default, as the reference stems use

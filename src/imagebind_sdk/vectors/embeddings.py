@@ -22,15 +22,15 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from .deprecation import warn_once
-from .preprocess import Skipped
+from ..deprecation import warn_once
+from ..preprocess import Skipped
 
 __all__ = ["Embeddings", "FORMAT_VERSION"]
 
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-_METADATA_KEY = "imagebind_sdk.embeddings"
+_METADATA_KEY = "imagebind_sdk.vectors.embeddings"
 
 
 def _as_tensor(name: str, value: Any) -> torch.Tensor:

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .config import MODALITIES
-from .deprecation import deprecated_alias
+from ..model.config import MODALITIES
+from ..deprecation import deprecated_alias
 
 PLACEHOLDERS = {
     "m": "|".join(MODALITIES),
