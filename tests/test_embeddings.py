@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -77,17 +76,13 @@ def test_validation_errors() -> None:
         Embeddings({}, skipped={"audio": ["oops"]})  # type: ignore[list-item]
 
 
-def test_numpy_and_alias() -> None:
+def test_numpy() -> None:
     out = _emb()
     arrays = out.numpy()
     assert list(arrays) == ["text", "audio"]
     assert isinstance(arrays["text"], np.ndarray) and arrays["text"].dtype == np.float32
     np.testing.assert_array_equal(arrays["audio"], np.eye(4, dtype=np.float32)[:2])
-    with pytest.warns(DeprecationWarning, match=r"to_numpy\(\) is deprecated; use Embeddings.numpy\(\)"):
-        np.testing.assert_array_equal(out.to_numpy()["text"], arrays["text"])
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # once only
-        np.testing.assert_array_equal(out.to_numpy()["audio"], arrays["audio"])
+    assert not hasattr(out, "to_numpy")  # the 0.1 alias is gone (CHANGELOG 0.2.0)
     assert Embeddings({"x": torch.ones(1, 2, dtype=torch.bfloat16)}).numpy()["x"].dtype == np.float32
 
 

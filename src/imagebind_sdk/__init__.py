@@ -21,8 +21,7 @@ from .weights.quantize import quantize_int8
 from .vectors.templates import templates_for
 from .preprocess.tokenizer import Tokenizer
 from .vectors.zero_shot import ZeroShotResult, build_label_embeddings, zero_shot_probs
-
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = [
     "BulkResult",

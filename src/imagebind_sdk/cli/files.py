@@ -64,7 +64,3 @@ def expand_inputs(pairs: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
     for kind, value in pairs:
         grouped.setdefault(kind, []).extend(expand_value(kind, value))
     return grouped
-
-
-def count_items(inputs: dict[str, list[str]]) -> int:
-    return sum(len(v) for v in inputs.values())

@@ -41,8 +41,6 @@ DROP_PATH_FIELDS = ("audio_drop_path", "depth_drop_path", "thermal_drop_path", "
 # Initial (and, but for text, fixed) logit scales of the reference postprocessors;
 # vision has none (a constant 1, not stored in checkpoints).
 LOGIT_SCALE_INIT = {"vision": None, "text": 1 / 0.07, "audio": 20.0, "depth": 5.0, "thermal": 10.0, "imu": 5.0}
-# Modalities whose trunk attention has a learned extra key/value token.
-BIAS_KV = frozenset({"audio", "depth", "thermal", "imu"})
 
 
 class ConfigError(ValueError):

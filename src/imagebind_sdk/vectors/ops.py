@@ -20,8 +20,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..model_inputs import all_finite
-
 __all__ = [
     "ArrayLike",
     "as_matrix",
@@ -41,6 +39,12 @@ ArrayLike = Union[torch.Tensor, np.ndarray, Sequence[Any]]
 
 QUERY_CHUNK = 256  # queries scored at once
 CORPUS_CHUNK = 65_536  # corpus rows scored at once (bounds the score matrix)
+
+
+def all_finite(x: torch.Tensor) -> bool:
+    """No NaN or inf in ``x``. One pass in the common case: a finite float64 sum means
+    none (they propagate); only a non-finite sum needs the exact, slower test."""
+    return bool(torch.isfinite(x.sum(dtype=torch.float64))) or bool(torch.isfinite(x).all())
 
 
 def as_matrix(x: ArrayLike, name: str = "input") -> torch.Tensor:
