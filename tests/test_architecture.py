@@ -203,6 +203,23 @@ def test_type_checking_imports_are_exempt_from_layers() -> None:
     assert all(_unit(t) != "api" for m, ts in graph.items() if _unit(m) in ("bulk", "windows") for t in ts)
 
 
+# Sizes of model inputs (text tokens, image side, IMU steps, audio frames, vocabulary):
+# model/config.py is the one place that writes them as numbers.
+GEOMETRY_NUMBERS = {77, 224, 2000, 204, 49408}
+
+
+def test_input_geometry_is_defined_once() -> None:
+    found = []
+    for path in _modules().values():
+        if _rel(path) == "model/config.py":
+            continue
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:  # module-level constants
+            value = getattr(node, "value", None) if isinstance(node, (ast.Assign, ast.AnnAssign)) else None
+            if isinstance(value, ast.Constant) and type(value.value) is int and value.value in GEOMETRY_NUMBERS:
+                found.append(f"{_rel(path)}:{node.lineno} = {value.value}")
+    assert not found, "input geometry defined outside model/config.py (import it from there):\n" + "\n".join(found)
+
+
 def test_no_import_cycles() -> None:
     cycle = _find_cycle(import_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])

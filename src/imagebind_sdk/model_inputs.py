@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .model.config import IMAGE_SIZE, ImageBindConfig
-from .model.stems import IMU_CHANNELS, IMU_LENGTH, TEXT_CONTEXT_LENGTH, TEXT_VOCAB_SIZE
+from .model.config import IMAGE_SIZE, IMU_CHANNELS, IMU_LENGTH, TEXT_CONTEXT_LENGTH, TEXT_VOCAB_SIZE, ImageBindConfig
 from .vectors.ops import all_finite
 
 

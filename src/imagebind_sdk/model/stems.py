@@ -9,12 +9,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .config import IMAGE_SIZE, IMU_LENGTH
+from .config import IMAGE_SIZE, IMU_CHANNELS, IMU_LENGTH, TEXT_CONTEXT_LENGTH, TEXT_VOCAB_SIZE
 
 STEM_NORM_EPS = 1e-5  # nn.LayerNorm's default, as the reference stems use
-TEXT_VOCAB_SIZE = 49408
-TEXT_CONTEXT_LENGTH = 77
-IMU_CHANNELS = 6
 
 
 class TokenStem(nn.Module):
