@@ -188,6 +188,16 @@ def test_embed_bulk_mode_resumes(cli_env, capsys, tmp_path, assets_dir, tiny_mod
     torch.testing.assert_close(got.vision, expected, atol=ATOL, rtol=0)
 
 
+def test_embed_bulk_kind_flag_and_its_old_name(tmp_path, assets_dir, tiny_model):
+    # --kind reads every file as one input kind; --modality (0.1) is the same flag.
+    depth = str(assets_dir / "depth")
+    assert main(["embed", depth, "--kind", "depth", "--out", str(tmp_path / "a.npy")]) == 0
+    assert main(["embed", depth, "--modality", "depth", "--out", str(tmp_path / "b.npy")]) == 0
+    a, b = np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy")
+    expected = tiny_model.embed(depth=sorted(str(p) for p in (assets_dir / "depth").glob("*.jpg"))).depth
+    assert np.array_equal(a, b) and a.shape == tuple(expected.shape)
+
+
 # -- similarity and classify -----------------------------------------------------------
 def test_similarity_table_has_labels(cli_env, assets_dir):
     long_text = "a photograph of a very good dog sitting on the grass"

@@ -58,6 +58,11 @@ class ImageBind:
         self.tokenizer = default_tokenizer()
         self._label_cache: dict[tuple[tuple[str, ...], tuple[str, ...]], torch.Tensor] = {}
 
+    @property
+    def checkpoint(self) -> str:
+        """The checkpoint loaded (alias, Hub id, folder or file); ``source`` is its 0.1 name."""
+        return self.source
+
     @classmethod
     def load(
         cls,
@@ -305,7 +310,7 @@ class ImageBind:
         probs = zero_shot_probs(label_emb, out[kind], self.logit_scale("text"))
         return ZeroShotResult(labels, probs, out.sources[kind], top_k=top_k)
 
-    def embed_files(self, paths_or_dir: Any, modality: str | None = None, **kwargs: Any) -> "BulkResult | WindowFilesResult":
+    def embed_files(self, paths_or_dir: Any, kind: str | None = None, **kwargs: Any) -> "BulkResult | WindowFilesResult":
         """Embed many files (a directory, glob, path or list) in batches; see :func:`imagebind_sdk.bulk.files.embed_files`.
 
         >>> result = model.embed_files("photos/", batch_size=32, num_workers=2, out="photos.emb")
@@ -316,7 +321,7 @@ class ImageBind:
         """
         from .bulk.files import embed_files
 
-        return embed_files(self, paths_or_dir, modality, **kwargs)
+        return embed_files(self, paths_or_dir, kind, **kwargs)
 
     def embed_windows(self, audio: Any = None, video: Any = None, imu: Any = None, **options: Any) -> "WindowEmbeddings":
         """Long recordings -> one vector per window with ``start_s``/``end_s``; see :func:`imagebind_sdk.windows.embed.embed_windows`."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import warnings
 from typing import Iterable
 
 # Input kinds of embed(), in the order results are reported.
@@ -28,6 +29,18 @@ _EXTENSIONS = {
 KIND_OF_EXTENSION = {ext: kind for kind, exts in _EXTENSIONS.items() for ext in exts}
 # Characters that make a path argument a glob pattern.
 GLOB_CHARS = frozenset("*?[")
+
+
+def kind_argument(function: str, kind: str | None, modality: str | None) -> str | None:
+    """``kind=`` of ``embed_files``/``embed_dataset``, also taken under its 0.1 name ``modality=``
+    (a DeprecationWarning: the argument is an input kind, e.g. ``video``, not an encoder)."""
+    if modality is None:
+        return kind
+    if kind is not None:
+        raise TypeError(f"{function}() got kind={kind!r} and modality={modality!r}; pass kind= only")
+    warnings.warn(f"{function}(modality=...) is deprecated: it takes an input kind; use kind={modality!r}",
+                  DeprecationWarning, stacklevel=3)
+    return modality
 
 
 def infer_kind(path: str | os.PathLike[str]) -> str | None:

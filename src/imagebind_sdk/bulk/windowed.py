@@ -52,11 +52,11 @@ class WindowFilesResult:
         return {"files": sum(counts.values()), **counts, "windows": int(self.windows.vectors.shape[0])}
 
 
-def _plan(files: Sequence[str], modality: str | None) -> tuple[list[tuple[FileStat, str]], list[tuple[str, str]]]:
+def _plan(files: Sequence[str], kind_of_all: str | None) -> tuple[list[tuple[FileStat, str]], list[tuple[str, str]]]:
     """(stat, kind) of the files that have windows; the others with a reason."""
     planned, unsupported = [], []
     for path in files:
-        kind = modality or infer_kind(path)
+        kind = kind_of_all or infer_kind(path)
         if kind in WINDOW_KINDS:
             planned.append((stat_file(path), kind))
         else:
@@ -83,7 +83,7 @@ def _embed_one(model: Any, stat: FileStat, kind: str, store: BulkStore | None, *
 def embed_files_windows(
     model: Any,
     files: Sequence[str],
-    modality: str | None = None,
+    kind: str | None = None,
     *,
     out: str | os.PathLike[str] | None = None,
     resume: bool = True,
@@ -104,7 +104,7 @@ def embed_files_windows(
     if unknown:
         raise ValueError(f"options with windows=True are taken for imu only, got them for {unknown}")
     extra = {"imu": dict((options or {})["imu"])} if options and "imu" in options else None
-    planned, unsupported = _plan(files, modality)
+    planned, unsupported = _plan(files, kind)
     spans = window_spans(window_s, hop_s)  # checks window_s/hop_s before anything is written
     store = open_store(model, out, resume, windows=spans) if out is not None else None
     items: list[Windows] = []
