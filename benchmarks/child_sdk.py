@@ -41,7 +41,7 @@ def model_input(modality: str, batch: int) -> Any:
     import torch
 
     if modality == "text":
-        from imagebind_sdk.tokenizer import default_tokenizer
+        from imagebind_sdk.preprocess.tokenizer import default_tokenizer
 
         return default_tokenizer()(texts_for(batch))
     generator = torch.Generator().manual_seed(SEED)

@@ -64,7 +64,7 @@ MAX_RUNS = 50  # ...up to this many runs
 IDLE_WAIT_S = 60.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
-# The imagebind_huge preset, repeated from imagebind_sdk.config on purpose: the
+# The imagebind_huge preset, repeated from imagebind_sdk.model.config on purpose: the
 # reference child runs in the reference's venv, where imagebind_sdk is not installed.
 HUGE_OVERRIDES = dict(
     vision_embed_dim=1280,

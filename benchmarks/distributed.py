@@ -39,7 +39,7 @@ def time_local(checkpoint: str, images: Path, batch_size: int, out: Path) -> flo
     import torch
 
     from imagebind_sdk import ImageBind
-    from imagebind_sdk.bulk import embed_files
+    from imagebind_sdk.bulk.files import embed_files
 
     torch.set_num_threads(2)  # the local engine may use both cores
     start = time.perf_counter()

@@ -33,7 +33,7 @@ MEASURES = ("load", "load + first embed", "load + first embed + check_weights()"
 
 CHILD = """
 import sys, time
-import imagebind_sdk.checkpoint as checkpoint
+import imagebind_sdk.weights.checkpoint as checkpoint
 from imagebind_sdk import ImageBind
 mode = sys.argv[2]
 def start(tensors, index, modalities):

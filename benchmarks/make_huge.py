@@ -19,8 +19,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from imagebind_sdk import ImageBind, keymap
-from imagebind_sdk.config import MODALITIES, ImageBindConfig
+from imagebind_sdk import ImageBind
+from imagebind_sdk.weights import keymap
+from imagebind_sdk.model.config import MODALITIES, ImageBindConfig
 from imagebind_sdk.model import ImageBindModel
 
 logger = logging.getLogger(__name__)

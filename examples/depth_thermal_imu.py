@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from imagebind_sdk import ImageBind
-from imagebind_sdk.ops import similarity
+from imagebind_sdk.vectors.ops import similarity
 
 REPO = Path(__file__).resolve().parents[1]
 TEXTS = ["an indoor room", "a street at night", "a person walking", "a person sitting"]

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from imagebind_sdk import ImageBind
-from imagebind_sdk.ops import compose, search
+from imagebind_sdk.vectors.ops import compose, search
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp"}

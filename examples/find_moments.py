@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from imagebind_sdk import ImageBind
-from imagebind_sdk.moments import find_moments, format_timestamp
+from imagebind_sdk.windows.moments import find_moments, format_timestamp
 
 REPO = Path(__file__).resolve().parents[1]
 VIDEO_EXTENSIONS = {".mp4", ".mov", ".mkv", ".webm", ".avi"}

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
 from conftest import assert_matches_reference
 from imagebind_sdk import ImageBind
-from imagebind_sdk.dtypes import as_dtype as _as_dtype
+from imagebind_sdk.weights.dtypes import as_dtype as _as_dtype
 
 
 @pytest.mark.parametrize(
@@ -97,3 +99,9 @@ def test_embed_progress_bar_only_when_asked_or_on_a_terminal(tiny_model, capsys)
     assert "embedding text" in capsys.readouterr().err
     tiny_model.embed(text=texts, batch_size=16)  # pytest's stderr is no terminal: no bar
     assert capsys.readouterr().err == ""
+
+
+def test_checkpoint_names_what_was_loaded(tiny_model, tiny_dir):
+    # One word per idea: `checkpoint` is the weights loaded; `source` (0.1) stays as its alias.
+    assert tiny_model.checkpoint == tiny_model.source != ""
+    assert Path(tiny_model.checkpoint).resolve() == Path(tiny_dir).resolve()

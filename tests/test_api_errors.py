@@ -138,7 +138,7 @@ def test_cli_classify_needs_two_labels(tiny_dir, assets_dir, capsys, monkeypatch
 # -- 15 Python indexing like the CLI ------------------------------------------------------
 def test_index_an_embed_result_and_filter_by_kind(tiny_model, assets_dir, tmp_path, capsys, monkeypatch):
     from imagebind_sdk import EmbeddingIndex
-    from imagebind_sdk.ops import compose
+    from imagebind_sdk.vectors.ops import compose
 
     images = [str(assets_dir / f"{n}_image.jpg") for n in ("dog", "car")]
     sounds = [str(assets_dir / f"{n}_audio.wav") for n in ("dog", "car")]

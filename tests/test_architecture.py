@@ -1,8 +1,14 @@
-"""Structural rules for src/imagebind_sdk: no import cycles, small files and functions, no copied code.
+"""Structural rules for src/imagebind_sdk: layers, no import cycles, small files and functions, no copied code.
 
 The import graph is built with ``ast`` from every ``import``/``from ... import`` in a
 module, relative ones and those inside functions included (a lazy import is still a
 dependency: hiding a cycle in a function does not remove it).
+
+Packages (a subpackage, or a module at the top of the package) sit in the layers of
+``LAYERS``; a package imports only packages of its own layer or below, and packages
+import each other without cycles. Imports under ``if TYPE_CHECKING:`` are exempt from
+these two package rules (they never run: a type named in a hint is no dependency at run
+time), but not from the module cycle rule.
 """
 
 from __future__ import annotations
@@ -28,6 +34,23 @@ ALLOWED_VIOLATIONS: dict[str, set[str]] = {
 }
 
 
+# Lowest first. A package imports only packages of its own layer or a lower one.
+LAYERS: list[set[str]] = [
+    {"kinds", "progress", "version"},  # leaves: the input kinds of embed(), progress bars, the version
+    {"model"},  # the network and its config: the one place of input geometry
+    {"weights", "preprocess"},  # checkpoints -> a model; items -> model inputs
+    {"vectors", "export"},  # vectors once made (Embeddings, ops, zero-shot); ONNX export and runtime
+    # items of one kind -> vectors with per-item outcomes (batching.py and model_inputs.py
+    # move into pipeline/ on another branch); vector search
+    {"pipeline", "batching", "model_inputs", "search"},
+    {"windows"},  # windowed embeddings of long recordings, moments
+    {"bulk"},  # many files -> an output folder (can be windowed)
+    {"api"},  # the facade: ImageBind
+    {"distributed", "integrations", "server"},  # doors built on the facade
+    {"cli", "__main__", ""},  # the command line; "" = the package root (imagebind_sdk/__init__.py)
+]
+
+
 def _modules() -> dict[str, Path]:
     """Dotted module name -> file, for every .py file of the package."""
     out = {}
@@ -50,13 +73,27 @@ def _resolve(module: str, is_package: bool, level: int, target: str | None) -> s
     return ".".join(base + ([target] if target else []))
 
 
-def import_graph() -> dict[str, set[str]]:
-    """Module -> the package modules it imports (anywhere in the file)."""
+def _type_checking_only(tree: ast.AST) -> set[int]:
+    """ids of the import nodes under an ``if TYPE_CHECKING:`` block."""
+    out: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            out.update(id(n) for stmt in node.body for n in ast.walk(stmt))
+    return out
+
+
+def import_graph(runtime_only: bool = False) -> dict[str, set[str]]:
+    """Module -> the package modules it imports (anywhere in the file; with ``runtime_only``,
+    not those under ``if TYPE_CHECKING:``)."""
     modules = _modules()
     graph: dict[str, set[str]] = {m: set() for m in modules}
     for module, path in modules.items():
         is_package = path.name == "__init__.py"
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        skip = _type_checking_only(tree) if runtime_only else set()
+        for node in ast.walk(tree):
+            if id(node) in skip:
+                continue
             targets: list[str] = []
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
@@ -94,6 +131,36 @@ def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
+def _unit(module: str) -> str:
+    """The package a module belongs to: ``imagebind_sdk.bulk.store`` -> ``bulk``; the root -> ``""``."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def _layer_of() -> dict[str, int]:
+    return {unit: n for n, units in enumerate(LAYERS) for unit in units}
+
+
+def package_graph(graph: dict[str, set[str]] | None = None) -> dict[str, set[str]]:
+    """Package -> the other packages it imports (at run time)."""
+    graph = import_graph(runtime_only=True) if graph is None else graph
+    out: dict[str, set[str]] = defaultdict(set)
+    for module, targets in graph.items():
+        out[_unit(module)].update(_unit(t) for t in targets if _unit(t) != _unit(module))
+    return {unit: out[unit] for unit in sorted({_unit(m) for m in graph})}
+
+
+def upward_imports(graph: dict[str, set[str]], layer_of: dict[str, int]) -> list[str]:
+    """``a -> b`` for each module import from a package to one in a higher layer."""
+    found = []
+    for module, targets in sorted(graph.items()):
+        for target in sorted(targets):
+            a, b = _unit(module), _unit(target)
+            if layer_of[a] < layer_of[b]:
+                found.append(f"{module} (layer {layer_of[a]}) -> {target} (layer {layer_of[b]})")
+    return found
+
+
 def _rel(path: Path) -> str:
     return path.relative_to(SRC / PACKAGE).as_posix()
 
@@ -104,9 +171,53 @@ def _allowed(rule: str, rel: str) -> bool:
 
 def test_graph_sees_relative_and_lazy_imports() -> None:
     graph = import_graph()
-    assert "imagebind_sdk.config" in graph["imagebind_sdk.model.encoder"]  # `from ..config import`
+    assert "imagebind_sdk.model.config" in graph["imagebind_sdk.model.encoder"]  # `from ..config import`
     assert "imagebind_sdk.kinds" in graph["imagebind_sdk.api"]
-    assert "imagebind_sdk.bulk" in graph["imagebind_sdk.api"]  # imported inside a method
+    assert "imagebind_sdk.bulk.files" in graph["imagebind_sdk.api"]  # imported inside a method
+
+
+def test_every_package_has_a_layer() -> None:
+    missing = sorted(set(package_graph()) - set(_layer_of()))
+    assert not missing, f"packages not placed in LAYERS (tests/test_architecture.py): {missing}"
+
+
+def test_imports_go_down_the_layers() -> None:
+    upward = upward_imports(import_graph(runtime_only=True), _layer_of())
+    assert not upward, "imports up the layers (see LAYERS):\n" + "\n".join(upward)
+
+
+def test_no_cycles_between_packages() -> None:
+    cycle = _find_cycle(package_graph())
+    assert cycle is None, "import cycle between packages: " + " -> ".join(cycle or [])
+
+
+def test_layer_rules_see_a_violation() -> None:
+    graph = {"imagebind_sdk.bulk.files": {"imagebind_sdk.api"}, "imagebind_sdk.api": {"imagebind_sdk.bulk.files"}}
+    assert upward_imports(graph, _layer_of()) == ["imagebind_sdk.bulk.files (layer 6) -> imagebind_sdk.api (layer 7)"]
+    assert _find_cycle(package_graph(graph)) == ["api", "bulk", "api"]
+
+
+def test_type_checking_imports_are_exempt_from_layers() -> None:
+    graph = import_graph(runtime_only=True)
+    assert "imagebind_sdk.bulk.files" in import_graph()["imagebind_sdk.api"]  # lazy import inside a method counts
+    assert all(_unit(t) != "api" for m, ts in graph.items() if _unit(m) in ("bulk", "windows") for t in ts)
+
+
+# Sizes of model inputs (text tokens, image side, IMU steps, audio frames, vocabulary):
+# model/config.py is the one place that writes them as numbers.
+GEOMETRY_NUMBERS = {77, 224, 2000, 204, 49408}
+
+
+def test_input_geometry_is_defined_once() -> None:
+    found = []
+    for path in _modules().values():
+        if _rel(path) == "model/config.py":
+            continue
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:  # module-level constants
+            value = getattr(node, "value", None) if isinstance(node, (ast.Assign, ast.AnnAssign)) else None
+            if isinstance(value, ast.Constant) and type(value.value) is int and value.value in GEOMETRY_NUMBERS:
+                found.append(f"{_rel(path)}:{node.lineno} = {value.value}")
+    assert not found, "input geometry defined outside model/config.py (import it from there):\n" + "\n".join(found)
 
 
 def test_no_import_cycles() -> None:

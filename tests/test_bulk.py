@@ -15,9 +15,9 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from imagebind_sdk.bulk import embed_files, infer_kind, list_files, load_bulk_output
-from imagebind_sdk.bulk_format import INFO, part_files
-from imagebind_sdk.bulk_store import BulkStore
+from imagebind_sdk.bulk.files import embed_files, infer_kind, list_files, load_bulk_output
+from imagebind_sdk.bulk.format import INFO, part_files
+from imagebind_sdk.bulk.store import BulkStore
 
 N_IMAGES = 40
 
@@ -25,7 +25,7 @@ N_IMAGES = 40
 KILL_SCRIPT = """
 import sys, time
 from imagebind_sdk import ImageBind
-from imagebind_sdk.bulk import embed_files
+from imagebind_sdk.bulk.files import embed_files
 model = ImageBind.load(sys.argv[1], device="cpu", modalities=["vision"])
 encode = model.encode
 def slow_encode(*args, **kwargs):
@@ -130,15 +130,33 @@ def test_workers_give_identical_results(tiny_model, mixed_dir: Path) -> None:
     assert parallel.failed == serial.failed and parallel.unsupported == serial.unsupported
 
 
-def test_explicit_modality_and_video(tiny_model, assets_dir: Path, tmp_path: Path) -> None:
+def test_explicit_kind_and_video(tiny_model, assets_dir: Path, tmp_path: Path) -> None:
     depth = embed_files(tiny_model, assets_dir / "depth", "depth")
     files = _files(assets_dir / "depth", ".jpg")
     torch.testing.assert_close(depth.embeddings.depth, tiny_model.embed(depth=files).depth)
     shutil.copy(assets_dir / "video" / "wind_noise.mp4", tmp_path / "clip.mp4")
     video = embed_files(tiny_model, [tmp_path / "clip.mp4"])
     torch.testing.assert_close(video.embeddings.video, tiny_model.embed(video=[str(tmp_path / "clip.mp4")]).video)
-    with pytest.raises(ValueError, match="modality"):
+    with pytest.raises(ValueError, match="kind must be one of"):
         embed_files(tiny_model, tmp_path, "text")
+
+
+def test_kind_keyword_and_its_old_name(tiny_model, assets_dir: Path) -> None:
+    """``kind=`` names the input kind; ``modality=`` (0.1) still works, with a DeprecationWarning."""
+    by_kind = tiny_model.embed_files(assets_dir / "depth", kind="depth", progress=False)
+    with pytest.warns(DeprecationWarning, match=r"embed_files\(modality=...\) is deprecated.*kind='depth'"):
+        by_old_name = tiny_model.embed_files(assets_dir / "depth", modality="depth", progress=False)
+    assert torch.equal(by_kind.embeddings.depth, by_old_name.embeddings.depth)
+    with pytest.raises(TypeError, match="pass kind= only"):
+        embed_files(tiny_model, assets_dir / "depth", "depth", modality="depth")
+
+
+def test_dataset_summary_says_already_done() -> None:
+    from imagebind_sdk.distributed import DatasetSummary
+
+    summary = DatasetSummary(embedded=3, already_done=5, failed=1, unsupported=0, seconds=1.0, out="o")
+    assert summary.skipped == 5  # the 0.1 name
+    assert summary.as_dict()["already_done"] == 5 and "skipped" not in summary.as_dict()
 
 
 def test_out_dir_round_trip_and_resume(tiny_model, mixed_dir: Path, tmp_path: Path) -> None:

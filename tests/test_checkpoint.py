@@ -12,8 +12,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from imagebind_sdk import CheckpointError, ImageBind, keymap
-from imagebind_sdk.config import MODALITIES
+from imagebind_sdk import CheckpointError, ImageBind
+from imagebind_sdk.weights import keymap
+from imagebind_sdk.model.config import MODALITIES
 
 
 def _official_keys(tiny_dir):

@@ -181,11 +181,21 @@ def test_embed_bulk_mode_resumes(cli_env, capsys, tmp_path, assets_dir, tiny_mod
     assert "files: 4  embedded: 3  already_done: 0  failed: 0  unsupported: 1" in res.stdout
     assert main(["embed", str(folder), "--out", str(out)]) == 0
     assert "embedded: 0  already_done: 3" in capsys.readouterr().out
-    from imagebind_sdk.bulk import load_bulk_output
+    from imagebind_sdk.bulk.files import load_bulk_output
 
     got = load_bulk_output(out)
     expected = tiny_model.embed(vision=sorted(str(p) for p in folder.glob("*.jpg"))).vision
     torch.testing.assert_close(got.vision, expected, atol=ATOL, rtol=0)
+
+
+def test_embed_bulk_kind_flag_and_its_old_name(tmp_path, assets_dir, tiny_model):
+    # --kind reads every file as one input kind; --modality (0.1) is the same flag.
+    depth = str(assets_dir / "depth")
+    assert main(["embed", depth, "--kind", "depth", "--out", str(tmp_path / "a.npy")]) == 0
+    assert main(["embed", depth, "--modality", "depth", "--out", str(tmp_path / "b.npy")]) == 0
+    a, b = np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy")
+    expected = tiny_model.embed(depth=sorted(str(p) for p in (assets_dir / "depth").glob("*.jpg"))).depth
+    assert np.array_equal(a, b) and a.shape == tuple(expected.shape)
 
 
 # -- similarity and classify -----------------------------------------------------------
@@ -239,7 +249,7 @@ def test_classify_text_output_with_label_and_template_files(capsys, tmp_path, as
     assert main(args) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"{image} (vision)"
-    from imagebind_sdk.zero_shot import zero_shot_probs
+    from imagebind_sdk.vectors.zero_shot import zero_shot_probs
 
     labels = ["dog", "car", "bird"]
     label_emb = tiny_model.label_embeddings(labels, ["a photo of a {}.", "a picture of a {}."])

@@ -4,7 +4,7 @@ Table-driven: each case runs the real command line (``python -m imagebind_sdk``)
 subprocess against the tiny checkpoint, with inputs made at test time in a scratch
 folder. Asserted: exit status 1 (2 for usage errors), at most 2 lines on stderr (a
 usage error prints its command's one-line usage and the error), no traceback, the
-error in the command line's spelling (``--resume``, ``--modality``; never
+error in the command line's spelling (``--resume``, ``--kind``; never
 ``resume=True``) and, where the message is the CLI's own, its words.
 """
 
@@ -69,7 +69,7 @@ def _truncated_image(scratch: Path, tiny: Path, assets: Path) -> None:
 
 
 def _deep_index(scratch: Path, tiny: Path, assets: Path) -> None:
-    from imagebind_sdk.index import EmbeddingIndex
+    from imagebind_sdk.search.index import EmbeddingIndex
 
     index = EmbeddingIndex(dim=2)
     index.add([[1.0, 0.0]], ids=["a"])
@@ -110,13 +110,14 @@ CASES = [
     Case("missing-required", ["classify", "--image", DOG], 2, ["--labels"]),
     Case("nothing-to-embed", ["embed"], 2, ["nothing to embed"]),
     Case("unknown-out-format", ["embed", "--text", "a", "--out", "x.xyz"], 2, ["--out", ".xyz"]),
-    Case("modality-in-flag-mode", ["embed", "--text", "a", "--modality", "depth"], 2, ["--modality"]),
+    Case("kind-in-flag-mode", ["embed", "--text", "a", "--kind", "depth"], 2, ["--kind", "bulk mode"]),
+    Case("modality-in-flag-mode", ["embed", "--text", "a", "--modality", "depth"], 2, ["--kind", "bulk mode"]),
     # -- unusable inputs (1)
     Case("missing-file", ["embed", "--image", "{scratch}/nope.jpg"], 1, ["no such file", "nope.jpg"]),
     Case("missing-dir-bulk", ["embed", "{scratch}/nope_dir/"], 1, ["no such file or directory", "nope_dir"]),
     Case("glob-matches-nothing", ["embed", "--image", "{scratch}/*.jpeg"], 1, ["no files match"]),
     Case("truncated-image", ["embed", "--image", "{scratch}/cut.jpg"], 1, ["cut.jpg"], _truncated_image),
-    Case("no-known-files", ["embed", "{scratch}/docs"], 1, ["--modality"], _unknown_files),
+    Case("no-known-files", ["embed", "{scratch}/docs"], 1, ["--kind"], _unknown_files),
     Case("missing-labels-file", ["classify", "--image", DOG, "--labels", "@{scratch}/labels.txt"], 1,
          ["labels.txt"]),
     Case("search-without-query", ["search", "{scratch}/none.index"], 1, ["none.index"]),
@@ -186,7 +187,7 @@ def check_one_line(res: subprocess.CompletedProcess, status: int) -> str:
         assert lines[0].startswith("usage: imagebind-sdk") and len(lines) == 2, res.stderr
     error = lines[-1]
     assert error.startswith("imagebind-sdk") and ": error: " in error, res.stderr
-    for python_spelling in ("resume=", "modality=", "batch_size=", "num_workers=", "out="):
+    for python_spelling in ("resume=", "kind=", "modality=", "batch_size=", "num_workers=", "out="):
         assert python_spelling not in error, error
     return error
 

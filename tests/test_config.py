@@ -10,7 +10,7 @@ import shutil
 import pytest
 
 from imagebind_sdk import ImageBind, ImageBindConfig
-from imagebind_sdk.config import ConfigError, config_problems
+from imagebind_sdk.model.config import ConfigError, config_problems
 
 
 def test_defaults_are_the_reference_constructor_defaults():
@@ -96,3 +96,15 @@ def test_every_shipped_config_is_within_the_bounds(tiny_dir):
     ImageBindConfig.preset("imagebind_huge")
     ImageBindConfig.from_json(tiny_dir / "config.json")
     assert config_problems(ImageBindConfig().to_dict()) == []
+
+
+def test_config_has_one_encoder_config_per_modality() -> None:
+    config = ImageBindConfig.preset("imagebind_huge")
+    vision, audio = config.encoder("vision"), config.encoder("audio")
+    assert (vision.width, vision.depth, vision.heads, vision.stem, vision.pre_norm) == (1280, 32, 16, "video_patches", True)
+    assert (audio.stem, audio.kernel, audio.stride, audio.input_size, audio.bias_kv) == (
+        "patches", (16, 16), (10, 10), (128, 204), True)
+    assert config.encoders is config.encoders  # derived once
+    assert config.embed_dim("text") == 1024 and config.num_blocks("imu") == 6 and config.num_heads("depth") == 8
+    with pytest.raises(ValueError, match="unknown modality"):
+        config.encoder("video")

@@ -11,9 +11,10 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from conftest import assert_matches_reference, populate_hub_cache, unit
-from imagebind_sdk import CheckpointError, ImageBind, WeightsNotFoundError, keymap
-from imagebind_sdk.config import MODALITIES
-from imagebind_sdk.convert import convert_checkpoint
+from imagebind_sdk import CheckpointError, ImageBind, WeightsNotFoundError
+from imagebind_sdk.weights import keymap
+from imagebind_sdk.model.config import MODALITIES
+from imagebind_sdk.weights.convert import convert_checkpoint
 
 INDEX = "model.safetensors.index.json"
 SHARDS = [f"model-{m}.safetensors" for m in MODALITIES]
@@ -83,7 +84,7 @@ def test_index_covers_every_key_one_shard_per_modality(sharded_dir, source_state
 
 
 def test_sharded_text_only_opens_only_the_text_shard(sharded_dir, golden_embeddings, monkeypatch):
-    import imagebind_sdk.checkpoint as checkpoint
+    import imagebind_sdk.weights.checkpoint as checkpoint
 
     opened = []
     real_open = checkpoint.safe_open

@@ -1,10 +1,9 @@
-"""Tests for imagebind_sdk.embeddings.Embeddings."""
+"""Tests for imagebind_sdk.vectors.embeddings.Embeddings."""
 
 from __future__ import annotations
 
 import copy
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from imagebind_sdk.embeddings import Embeddings
+from imagebind_sdk.vectors.embeddings import Embeddings
 from imagebind_sdk.preprocess import Skipped
 
 
@@ -77,17 +76,13 @@ def test_validation_errors() -> None:
         Embeddings({}, skipped={"audio": ["oops"]})  # type: ignore[list-item]
 
 
-def test_numpy_and_alias() -> None:
+def test_numpy() -> None:
     out = _emb()
     arrays = out.numpy()
     assert list(arrays) == ["text", "audio"]
     assert isinstance(arrays["text"], np.ndarray) and arrays["text"].dtype == np.float32
     np.testing.assert_array_equal(arrays["audio"], np.eye(4, dtype=np.float32)[:2])
-    with pytest.warns(DeprecationWarning, match=r"to_numpy\(\) is deprecated; use Embeddings.numpy\(\)"):
-        np.testing.assert_array_equal(out.to_numpy()["text"], arrays["text"])
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # once only
-        np.testing.assert_array_equal(out.to_numpy()["audio"], arrays["audio"])
+    assert not hasattr(out, "to_numpy")  # the 0.1 alias is gone (CHANGELOG 0.2.0)
     assert Embeddings({"x": torch.ones(1, 2, dtype=torch.bfloat16)}).numpy()["x"].dtype == np.float32
 
 
@@ -122,7 +117,7 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     assert path.is_file()
     with safe_open(str(path), framework="pt") as f:
         assert set(f.keys()) == {"text", "audio"}
-        info = json.loads(f.metadata()["imagebind_sdk.embeddings"])
+        info = json.loads(f.metadata()["imagebind_sdk.vectors.embeddings"])
     assert info["format_version"] == 1
     assert info["sources"]["text"] == ["a dog", "a cat", "a car"]
     assert info["skipped"]["audio"] == [{"index": 1, "source": "broken.wav", "error": "cannot decode"}]
@@ -147,7 +142,7 @@ def test_load_plain_safetensors_and_errors(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="not found"):
         Embeddings.load(tmp_path / "missing.safetensors")
     future = tmp_path / "future.safetensors"
-    meta = {"imagebind_sdk.embeddings": json.dumps({"format_version": 99})}
+    meta = {"imagebind_sdk.vectors.embeddings": json.dumps({"format_version": 99})}
     save_file({"vision": torch.ones(2, 3)}, str(future), metadata=meta)
     with pytest.raises(ValueError, match="format_version 99"):
         Embeddings.load(future)

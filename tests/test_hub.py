@@ -10,7 +10,7 @@ import pytest
 
 from conftest import assert_matches_reference, populate_hub_cache
 from imagebind_sdk import ImageBind, WeightsNotFoundError
-from imagebind_sdk.hub import registry, resolve
+from imagebind_sdk.weights.hub import registry, resolve
 
 HUGE_REVISION = "51fc1ff707903501e60bdb2f73dd4e8818eef099"
 
@@ -140,7 +140,7 @@ def test_unreachable_hub_fails_fast_with_one_clear_error(tmp_path):
     res, seconds = _load_in_subprocess(f"http://127.0.0.1:{_closed_port()}", "imagebind-huge", str(tmp_path))
     assert res.returncode != 0
     last = res.stderr.strip().splitlines()[-1]
-    assert last.startswith("imagebind_sdk.hub.WeightsNotFoundError: cannot reach the Hugging Face Hub"), res.stderr
+    assert last.startswith("imagebind_sdk.weights.hub.WeightsNotFoundError: cannot reach the Hugging Face Hub"), res.stderr
     assert "imagebind_huge.pth" in last and "imagebind-sdk download" not in last  # no point without network
     assert "Retry" not in res.stderr and seconds < 5 + 3, (seconds, res.stderr)  # + interpreter start-up
 

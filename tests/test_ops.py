@@ -1,4 +1,4 @@
-"""Tests for imagebind_sdk.ops, imagebind_sdk.zero_shot and imagebind_sdk.templates (hand-computed expectations)."""
+"""Tests for imagebind_sdk.vectors.ops, imagebind_sdk.vectors.zero_shot and imagebind_sdk.vectors.templates (hand-computed expectations)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from imagebind_sdk.ops import compose, search, similarity
-from imagebind_sdk.zero_shot import ZeroShotResult, build_label_embeddings, zero_shot_probs
-from imagebind_sdk.templates import DEFAULT_TEMPLATES, templates_for, validate_template
+from imagebind_sdk.vectors.ops import compose, search, similarity
+from imagebind_sdk.vectors.zero_shot import ZeroShotResult, build_label_embeddings, zero_shot_probs
+from imagebind_sdk.vectors.templates import DEFAULT_TEMPLATES, templates_for, validate_template
 
 R2 = 1 / math.sqrt(2)
 E1 = torch.tensor([1.0, 0.0])
@@ -289,7 +289,7 @@ def test_search_many_ties_matches_stable_reference(top_k: int, chunk_size: int) 
 
 
 def test_finite_check_survives_sum_overflow() -> None:
-    from imagebind_sdk.ops import as_matrix
+    from imagebind_sdk.vectors.ops import as_matrix
 
     big = torch.tensor([[3e38, 3e38]])  # the sum overflows, the values do not
     assert torch.equal(as_matrix(big), big)
@@ -312,7 +312,7 @@ def test_search_top_k_bounds_and_multi_query() -> None:
 
 
 def test_search_delegates_to_index() -> None:
-    from imagebind_sdk.index import EmbeddingIndex
+    from imagebind_sdk.search.index import EmbeddingIndex
 
     index = EmbeddingIndex()
     index.add(torch.stack([E2, E1]), ids=["up", "right"], metadata=[{"k": 1}, {"k": 2}])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import imagebind_sdk
 from imagebind_sdk import Pretrained, list_pretrained
-from imagebind_sdk.hub import DEFAULT_SOURCE
+from imagebind_sdk.weights.hub import DEFAULT_SOURCE
 
 MANIFEST = Path(__file__).resolve().parents[1] / "weights" / "manifest.json"
 

@@ -8,8 +8,8 @@ from torch import nn
 
 from conftest import unit
 from imagebind_sdk import ImageBind
-from imagebind_sdk.config import MODALITIES
-from imagebind_sdk.quantize import is_quantized, quantize_int8
+from imagebind_sdk.model.config import MODALITIES
+from imagebind_sdk.weights.quantize import is_quantized, quantize_int8
 
 DynamicLinear = pytest.importorskip("torch.ao.nn.quantized.dynamic").Linear
 

@@ -9,7 +9,7 @@ from importlib import resources
 import pytest
 import torch
 
-from imagebind_sdk.tokenizer import CONTEXT_LENGTH, Tokenizer, default_tokenizer, normalize_text
+from imagebind_sdk.preprocess.tokenizer import CONTEXT_LENGTH, Tokenizer, default_tokenizer, normalize_text
 
 
 def test_vocabulary_file_is_the_reference_copy():

@@ -6,23 +6,22 @@
 """
 
 from .api import ImageBind, default_device
-from .bulk import BulkResult, embed_files
-from .bulk_store import load_bulk_output
-from .checkpoint import CheckpointError
-from .config import MODALITIES, ImageBindConfig
-from .convert import convert_checkpoint
-from .embeddings import Embeddings
-from .hub import WeightsNotFoundError
-from .index import EmbeddingIndex
-from .ops import compose, search, similarity
+from .bulk.files import BulkResult, embed_files
+from .bulk.store import load_bulk_output
+from .weights.checkpoint import CheckpointError
+from .model.config import MODALITIES, ImageBindConfig
+from .weights.convert import convert_checkpoint
+from .vectors.embeddings import Embeddings
+from .weights.hub import WeightsNotFoundError
+from .search.index import EmbeddingIndex
+from .vectors.ops import compose, search, similarity
 from .preprocess import InputError
-from .pretrained import Pretrained, list_pretrained
-from .quantize import quantize_int8
-from .templates import templates_for
-from .tokenizer import Tokenizer
-from .zero_shot import ZeroShotResult, build_label_embeddings, zero_shot_probs
-
-__version__ = "0.1.0"
+from .weights.pretrained import Pretrained, list_pretrained
+from .weights.quantize import quantize_int8
+from .vectors.templates import templates_for
+from .preprocess.tokenizer import Tokenizer
+from .vectors.zero_shot import ZeroShotResult, build_label_embeddings, zero_shot_probs
+from .version import __version__
 
 __all__ = [
     "BulkResult",

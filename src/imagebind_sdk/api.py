@@ -8,26 +8,28 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import torch
 
-from . import hub
+from .weights import hub
 from .batching import chunks, closing_bar
-from .api_checks import check_quantize, checked_options, compile_mode, text_list, unexpected_kinds
-from .checkpoint import load_model
-from .config import MODALITIES, ImageBindConfig, check_modalities
-from .dtypes import as_dtype
-from .embeddings import Embeddings
+from .weights.quantize import check_quantize, compile_mode
+from .preprocess import checked_options, text_list
+from .kinds import unexpected_kinds
+from .weights.checkpoint import load_model
+from .model.config import MODALITIES, ImageBindConfig, check_modalities
+from .weights.dtypes import as_dtype
+from .vectors.embeddings import Embeddings
 from .model_inputs import check_model_input, nonfinite_message, nonfinite_rows
 from .kinds import ENCODER_OF, INPUT_KINDS
 from .model import ImageBindModel
-from .quantize import quantize_int8
+from .weights.quantize import quantize_int8
 from .preprocess import InputError, OnError, Skipped, as_item_list, preprocess_batch
-from .templates import templates_for
-from .tokenizer import default_tokenizer
-from .zero_shot import ZeroShotResult, build_label_embeddings, parse_labels, zero_shot_probs
+from .vectors.templates import templates_for
+from .preprocess.tokenizer import default_tokenizer
+from .vectors.zero_shot import ZeroShotResult, build_label_embeddings, parse_labels, zero_shot_probs
 
 if TYPE_CHECKING:
-    from .bulk import BulkResult
-    from .bulk_windows import WindowFilesResult
-    from .windows import WindowEmbeddings
+    from .bulk.files import BulkResult
+    from .bulk.windowed import WindowFilesResult
+    from .windows.embed import WindowEmbeddings
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +58,11 @@ class ImageBind:
         self.tokenizer = default_tokenizer()
         self._label_cache: dict[tuple[tuple[str, ...], tuple[str, ...]], torch.Tensor] = {}
 
+    @property
+    def checkpoint(self) -> str:
+        """The checkpoint loaded (alias, Hub id, folder or file); ``source`` is its 0.1 name."""
+        return self.source
+
     @classmethod
     def load(
         cls,
@@ -78,7 +85,7 @@ class ImageBind:
         tensors are read. ``device`` defaults to CUDA, then MPS, then CPU; ``dtype`` to
         float32 (bfloat16/float16 supported). ``quantize="int8"`` converts every Linear
         layer to dynamic int8 after loading (CPU and float32 only; see
-        :mod:`imagebind_sdk.quantize`). ``compile=True`` (or a ``torch.compile`` mode
+        :mod:`imagebind_sdk.weights.quantize`). ``compile=True`` (or a ``torch.compile`` mode
         such as ``"reduce-overhead"``, which uses CUDA graphs) compiles each encoder;
         the first call per input shape is slow. ``trim_text=False`` runs every text
         through all 77 positions as the reference does (same numbers, slower).
@@ -280,7 +287,7 @@ class ImageBind:
 
         Probabilities are ``softmax(logit_scale * cosine)`` between each input and the
         labels' text embeddings (averaged over ``templates``; default: per-kind prompt
-        sets in ``imagebind_sdk.templates``), with the checkpoint's text logit scale.
+        sets in ``imagebind_sdk.vectors.templates``), with the checkpoint's text logit scale.
         ``top_k`` limits what the result prints and serialises. ``on_error`` as in
         :meth:`embed` (skipped inputs have no row). ``candidate_labels`` is a list of at
         least 2 labels, or one string split on commas (``"dog,cat"``).
@@ -303,29 +310,29 @@ class ImageBind:
         probs = zero_shot_probs(label_emb, out[kind], self.logit_scale("text"))
         return ZeroShotResult(labels, probs, out.sources[kind], top_k=top_k)
 
-    def embed_files(self, paths_or_dir: Any, modality: str | None = None, **kwargs: Any) -> "BulkResult | WindowFilesResult":
-        """Embed many files (a directory, glob, path or list) in batches; see :func:`imagebind_sdk.bulk.embed_files`.
+    def embed_files(self, paths_or_dir: Any, kind: str | None = None, **kwargs: Any) -> "BulkResult | WindowFilesResult":
+        """Embed many files (a directory, glob, path or list) in batches; see :func:`imagebind_sdk.bulk.files.embed_files`.
 
         >>> result = model.embed_files("photos/", batch_size=32, num_workers=2, out="photos.emb")
         >>> result.embeddings.vision.shape
 
         ``windows=True``: audio/video/IMU files as windows with timestamps, also to ``out``
-        (:mod:`imagebind_sdk.bulk_windows`).
+        (:mod:`imagebind_sdk.bulk.windowed`).
         """
-        from .bulk import embed_files
+        from .bulk.files import embed_files
 
-        return embed_files(self, paths_or_dir, modality, **kwargs)
+        return embed_files(self, paths_or_dir, kind, **kwargs)
 
     def embed_windows(self, audio: Any = None, video: Any = None, imu: Any = None, **options: Any) -> "WindowEmbeddings":
-        """Long recordings -> one vector per window with ``start_s``/``end_s``; see :func:`imagebind_sdk.windows.embed_windows`."""
-        from .windows import embed_windows
+        """Long recordings -> one vector per window with ``start_s``/``end_s``; see :func:`imagebind_sdk.windows.embed.embed_windows`."""
+        from .windows.embed import embed_windows
 
         return embed_windows(self, audio=audio, video=video, imu=imu, **options)
 
     def find_moments(self, text: str | None = None, **options: Any) -> list[dict[str, Any]]:
         """Where ``text`` happens in recordings, e.g. ``find_moments(text="applause", audio="talk.mp3")``;
-        see :func:`imagebind_sdk.moments.find_moments_in`."""
-        from .moments import find_moments_in
+        see :func:`imagebind_sdk.windows.moments.find_moments_in`."""
+        from .windows.moments import find_moments_in
 
         return find_moments_in(self, text, **options)
 

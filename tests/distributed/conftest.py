@@ -55,7 +55,7 @@ def images_dir(tmp_path_factory: pytest.TempPathFactory, assets_dir: Path) -> Pa
 @pytest.fixture
 def with_bad_files(tmp_path: Path, assets_dir: Path) -> list[str]:
     """Every sample asset, a corrupt image and a file of unknown kind, as a list of paths."""
-    from imagebind_sdk.bulk import list_files
+    from imagebind_sdk.bulk.files import list_files
 
     (tmp_path / "corrupt.jpg").write_bytes(b"\xff\xd8 not really a jpeg" * 50)
     (tmp_path / "notes.txt").write_text("no kind")

@@ -14,9 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from imagebind_sdk.bulk import embed_files
-from imagebind_sdk.bulk_format import INFO, part_files
-from imagebind_sdk.bulk_store import load_bulk_output
+from imagebind_sdk.bulk.files import embed_files
+from imagebind_sdk.bulk.format import INFO, part_files
+from imagebind_sdk.bulk.store import load_bulk_output
 from imagebind_sdk.distributed import embed_dataset
 
 from .conftest import processes_matching
@@ -57,7 +57,7 @@ def test_matches_embed_files_and_is_readable_everywhere(ray_cluster, tiny_model,
     out = tmp_path / "ray.emb"
     summary = embed_dataset(with_bad_files, checkpoint=tiny_dir, out=out, batch_size=4, concurrency=1)
     n_good = len(with_bad_files) - 2
-    assert (summary.embedded, summary.failed, summary.unsupported, summary.skipped) == (n_good, 1, 1, 0)
+    assert (summary.embedded, summary.failed, summary.unsupported, summary.already_done) == (n_good, 1, 1, 0)
     assert summary.seconds > 0 and summary.items_per_s > 0 and sum(summary.nodes.values()) == n_good
 
     local = embed_files(tiny_model, with_bad_files, out=tmp_path / "local.emb", batch_size=4)
@@ -90,9 +90,9 @@ def test_resume_across_engines(ray_cluster, tiny_model, tiny_dir, with_bad_files
     out = tmp_path / "out"
     embed_files(tiny_model, with_bad_files[:10], out=out, batch_size=4)  # the local engine starts it
     summary = embed_dataset(with_bad_files, checkpoint=tiny_dir, out=out, batch_size=4, concurrency=1)
-    assert summary.skipped == 10 and summary.embedded == len(with_bad_files) - 12
+    assert summary.already_done == 10 and summary.embedded == len(with_bad_files) - 12
     again = embed_dataset(with_bad_files, checkpoint=tiny_dir, out=out, batch_size=4, concurrency=1)
-    assert (again.embedded, again.skipped, again.failed) == (0, len(with_bad_files) - 2, 1)  # failures retried
+    assert (again.embedded, again.already_done, again.failed) == (0, len(with_bad_files) - 2, 1)  # failures retried
     resumed_locally = embed_files(tiny_model, with_bad_files, out=out, batch_size=4)
     assert resumed_locally.summary()["embedded"] == 0
     paths = paths_in_parts(out)
@@ -111,7 +111,7 @@ def test_other_sources(ray_cluster, tiny_model, tiny_dir, assets_dir, tmp_path):
     as_bytes = ray.data.from_items([{"path": f"mem://{Path(p).name}", "bytes": Path(p).read_bytes()} for p in images])
     for i, source in enumerate([table, csv, str(assets_dir / "*_image.jpg"), as_bytes]):
         out = tmp_path / f"out{i}"
-        summary = embed_dataset(source, checkpoint=tiny_dir, out=out, modality="vision", batch_size=2)
+        summary = embed_dataset(source, checkpoint=tiny_dir, out=out, kind="vision", batch_size=2)
         assert summary.embedded == len(images), source
         loaded = load_bulk_output(out)
         order = sorted(range(len(images)), key=lambda j: loaded.sources["vision"].index(
@@ -152,7 +152,7 @@ def test_killed_driver_then_rerun_equals_clean_run(ray_cluster, tiny_model, tiny
     assert 0 < partial < 24 and committed >= 2
     time.sleep(1)  # let Ray reap the dead job's actors and tasks
     summary = embed_dataset(images_dir, checkpoint=tiny_dir, out=out, batch_size=2, concurrency=1)
-    assert summary.skipped + summary.embedded == 24 and summary.skipped >= partial
+    assert summary.already_done + summary.embedded == 24 and summary.already_done >= partial
     clean = embed_files(tiny_model, images_dir, batch_size=2)
     assert_same(load_bulk_output(out), clean.embeddings)
     paths = paths_in_parts(out)

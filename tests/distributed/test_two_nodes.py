@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from imagebind_sdk.bulk_store import load_bulk_output
+from imagebind_sdk.bulk.store import load_bulk_output
 
 from .conftest import processes_matching
 

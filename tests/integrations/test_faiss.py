@@ -11,8 +11,8 @@ import torch
 
 faiss = pytest.importorskip("faiss", reason="needs faiss: pip install 'imagebind-sdk[faiss]'")
 
-from imagebind_sdk import index_faiss  # noqa: E402
-from imagebind_sdk.index import EmbeddingIndex  # noqa: E402
+from imagebind_sdk.search import index_faiss  # noqa: E402
+from imagebind_sdk.search.index import EmbeddingIndex  # noqa: E402
 
 DIM = 64
 

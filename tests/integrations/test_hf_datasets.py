@@ -15,7 +15,7 @@ datasets = pytest.importorskip("datasets", reason="pip install 'imagebind-sdk[da
 
 from datasets import Audio, Dataset, Image, Video
 
-from imagebind_sdk.integrations.hf_datasets import dataset_value
+from imagebind_sdk.preprocess.hf_datasets import dataset_value
 
 EXACT = 1e-6
 IMAGES = ["dog_image.jpg", "car_image.jpg", "bird_image.jpg"]

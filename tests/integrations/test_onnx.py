@@ -17,7 +17,7 @@ pytest.importorskip("onnxruntime", reason="needs onnxruntime: pip install 'image
 
 from imagebind_sdk import ImageBind  # noqa: E402
 from imagebind_sdk.cli import main  # noqa: E402
-from imagebind_sdk.config import MODALITIES  # noqa: E402
+from imagebind_sdk.model.config import MODALITIES  # noqa: E402
 from imagebind_sdk.export.onnx import OPSET, example_input, export_onnx  # noqa: E402
 
 TOL = 1e-4

@@ -9,7 +9,7 @@ import torch
 
 from conftest import assert_matches_reference, golden_file_order, unit
 from imagebind_sdk import ImageBind
-from imagebind_sdk.config import MODALITIES
+from imagebind_sdk.model.config import MODALITIES
 
 
 @pytest.mark.parametrize("modality", MODALITIES)

@@ -10,9 +10,9 @@ import sys
 import pytest
 import torch
 
-from imagebind_sdk.index import EmbeddingIndex
-from imagebind_sdk.moments import find_moments, format_timestamp
-from imagebind_sdk.windows import Windows
+from imagebind_sdk.search.index import EmbeddingIndex
+from imagebind_sdk.windows.moments import find_moments, format_timestamp
+from imagebind_sdk.windows.embed import Windows
 from .window_media import BURST_S, BURSTS, NOISE_MINUTES
 
 

@@ -60,7 +60,7 @@ exit status: 0 success, 1 unusable input or checkpoint, 2 usage error
 
 
 def _version() -> str:
-    from .. import __version__
+    from ..version import __version__
 
     return __version__
 

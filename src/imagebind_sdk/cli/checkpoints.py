@@ -62,7 +62,7 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 def run_convert(args: argparse.Namespace) -> int:
     """Call convert.convert_checkpoint and list the files written."""
-    from ..convert import convert_checkpoint
+    from ..weights.convert import convert_checkpoint
 
     modalities = [m.strip() for m in args.modalities.split(",") if m.strip()] if args.modalities else None
     files = convert_checkpoint(args.source, args.out_dir, dtype=args.dtype, shard=args.shard,
@@ -89,7 +89,7 @@ def _size(paths: list[Path]) -> int:
 
 def _describe(args: argparse.Namespace, source: str) -> dict[str, Any]:
     """Everything `info` reports, as a JSON-ready dict."""
-    from .. import hub
+    from ..weights import hub
     from ..api import ImageBind
 
     resolved = hub.resolve(source, local_files_only=local_files_only(args))
@@ -135,7 +135,7 @@ def run_info(args: argparse.Namespace) -> int:
 
 def run_download(args: argparse.Namespace) -> int:
     """hub.resolve with downloads allowed (or cache-only with --offline)."""
-    from .. import hub
+    from ..weights import hub
 
     source = args.source or checkpoint_of(args)
     if Path(os.path.expanduser(source)).exists():

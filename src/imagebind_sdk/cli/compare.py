@@ -37,7 +37,7 @@ Zero-shot classification: each input against text labels.
 Labels are embedded through prompt templates ("a photo of a {}.") and averaged;
 probabilities are softmax(text_logit_scale * cosine) over the labels, so each
 input's probabilities sum to 1. Default templates depend on the input kind (see
-imagebind_sdk.templates); --templates replaces them.
+imagebind_sdk.vectors.templates); --templates replaces them.
 """
 
 
@@ -158,11 +158,11 @@ def run_similarity(args: argparse.Namespace) -> int:
 # -- classify ----------------------------------------------------------------------
 def _classify_inputs(args: argparse.Namespace) -> tuple[dict[str, list[str]], list[str], list[str] | None]:
     """Inputs, labels and templates, validated before the model is loaded."""
-    from ..templates import templates_for
+    from ..vectors.templates import templates_for
 
     if not args.inputs:
         raise UsageError("nothing to classify: give inputs with --image/--audio/--video/...")
-    from ..zero_shot import MIN_LABELS
+    from ..vectors.zero_shot import MIN_LABELS
 
     templates = read_list(args.templates, split_commas=False) if args.templates else None
     if templates is not None:

@@ -31,7 +31,7 @@ stdout. With --out the format follows the extension: .npy (one modality only),
 
 Bulk mode: give files, directories or globs as positional arguments. Each file's
 kind comes from its extension (images -> vision, audio, video, .csv -> imu; depth
-and thermal need --modality). With --out DIR (no file extension above) every batch
+and thermal need --kind). With --out DIR (no file extension above) every batch
 is written to DIR as it is done, and re-running the same command resumes.
 """
 
@@ -59,7 +59,7 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
                      help=f"output file ({', '.join(FILE_FORMATS)}); in bulk mode also a directory")
     add_embed_options(out)
     bulk = p.add_argument_group("bulk mode")
-    bulk.add_argument("--modality", choices=FILE_KINDS,
+    bulk.add_argument("--kind", "--modality", dest="kind", choices=FILE_KINDS,
                       help="read every file as this kind instead of inferring it from the extension")
     bulk.add_argument("--num-workers", type=non_negative_int, default=0, metavar="N",
                       help="processes decoding files in parallel (default: 0, in-process)")
@@ -104,8 +104,8 @@ def run(args: argparse.Namespace) -> int:
         if args.inputs:
             raise UsageError("give either positional paths (bulk mode) or modality flags, not both")
         return run_bulk(args)
-    if args.modality:
-        raise UsageError("--modality applies to bulk mode (positional paths); use a modality flag instead")
+    if args.kind:
+        raise UsageError("--kind applies to bulk mode (positional paths); use an input flag (--text, --image, ...) instead")
     if not args.inputs:
         raise UsageError("nothing to embed: give inputs with --text/--image/--audio/... or paths (bulk mode)")
     inputs = expand_inputs(args.inputs)
@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _reorder(out: Any, kinds: list[str]) -> Any:
     """The same Embeddings with modalities in command-line order."""
-    from ..embeddings import Embeddings
+    from ..vectors.embeddings import Embeddings
 
     present = [k for k in kinds if k in out]
     sources = out.sources
@@ -183,16 +183,16 @@ def _write_parquet(emb: Any, path: Path) -> None:
 
 def _bulk_kinds(args: argparse.Namespace) -> list[str]:
     """The input kinds of the files bulk mode will embed (for choosing encoders)."""
-    from ..bulk import list_files
+    from ..bulk.files import list_files
 
     check_paths(args.paths)
-    if args.modality:
-        return [args.modality]
+    if args.kind:
+        return [args.kind]
     files = list_files(args.paths)
     kinds = list(dict.fromkeys(k for k in (infer_kind(p) for p in files) if k is not None))
     if not kinds:
         raise ValueError(f"no files with a known extension in {', '.join(args.paths)} "
-                         "(pass --modality to read them as one kind)")
+                         "(pass --kind to read them as one kind)")
     return kinds
 
 
@@ -205,7 +205,7 @@ def run_ray(args: argparse.Namespace) -> int:
         raise UsageError("--engine ray writes a folder: give --out DIR (no file extension)")
     paths = args.paths[0] if len(args.paths) == 1 else args.paths
     summary = embed_dataset(
-        paths, checkpoint=checkpoint_of(args), out=args.out, modality=args.modality,
+        paths, checkpoint=checkpoint_of(args), out=args.out, kind=args.kind,
         batch_size=args.batch_size, concurrency=args.concurrency or None,
         num_gpus_per_actor=args.gpus_per_actor, resume=args.resume, ray_address=args.ray_address,
     )
@@ -215,7 +215,7 @@ def run_ray(args: argparse.Namespace) -> int:
 
 def run_bulk(args: argparse.Namespace) -> int:
     """Embed files with bulk.embed_files; stream to --out DIR or write a file at the end."""
-    from ..bulk import embed_files
+    from ..bulk.files import embed_files
 
     if args.engine == "ray":
         return run_ray(args)
@@ -226,7 +226,7 @@ def run_bulk(args: argparse.Namespace) -> int:
     paths = args.paths[0] if len(args.paths) == 1 else args.paths
     with items_reported_here():
         result = embed_files(
-            model, paths, args.modality, batch_size=args.batch_size, num_workers=args.num_workers,
+            model, paths, args.kind, batch_size=args.batch_size, num_workers=args.num_workers,
             out=args.out if to_dir else None, resume=args.resume,
         )
     report_files(result)

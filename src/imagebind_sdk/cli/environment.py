@@ -31,7 +31,7 @@ class StderrHandler(logging.StreamHandler):
 
 # Loggers that report each bad item, and how those records begin; commands that print
 # each bad item themselves hold these back so that every failure is reported once.
-ITEM_LOGGERS = ("imagebind_sdk.bulk", "imagebind_sdk.preprocess", "imagebind_sdk.api")
+ITEM_LOGGERS = ("imagebind_sdk.bulk.files", "imagebind_sdk.preprocess", "imagebind_sdk.api")
 ITEM_MESSAGES = ("failed to embed ", "skipping ")
 
 

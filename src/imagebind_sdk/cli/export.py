@@ -6,7 +6,7 @@ import argparse
 import logging
 from typing import Any
 
-from ..config import MODALITIES
+from ..model.config import MODALITIES
 from .loading import load_model
 from .errors import UsageError
 

@@ -17,7 +17,7 @@ def _extensions(kind: str) -> tuple[str, ...]:
 
 def _walk(root: str, kind: str) -> list[str]:
     """Files of ``kind`` under ``root`` (recursive, hidden entries skipped), sorted."""
-    from ..bulk import walk  # lazily: bulk brings in torch's DataLoader
+    from ..bulk.files import walk  # lazily: bulk brings in torch's DataLoader
 
     exts = _extensions(kind)
     found = [path for path in walk(root, recursive=True) if os.path.splitext(path)[1].lower() in exts]
@@ -64,7 +64,3 @@ def expand_inputs(pairs: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
     for kind, value in pairs:
         grouped.setdefault(kind, []).extend(expand_value(kind, value))
     return grouped
-
-
-def count_items(inputs: dict[str, list[str]]) -> int:
-    return sum(len(v) for v in inputs.values())

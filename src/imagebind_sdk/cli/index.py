@@ -18,7 +18,7 @@ BUILD_DESCRIPTION = """\
 Embed the files of a directory into an EmbeddingIndex saved at --out.
 
 Each file's kind comes from its extension (images -> vision, audio, video,
-.csv -> imu); --modality reads every file as one kind (needed for depth and
+.csv -> imu); --kind reads every file as one kind (needed for depth and
 thermal images). Row ids are paths relative to DIR; each row's metadata is
 {"path": absolute path, "modality": kind}. Files that cannot be read are reported
 on stderr and left out.
@@ -47,7 +47,8 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
                        formatter_class=fmt, epilog="example:\n  imagebind-sdk index build photos/ --out photos.index\n")
     b.add_argument("directory", metavar="DIR", help="directory of files to index (walked recursively)")
     b.add_argument("--out", required=True, metavar="INDEX", help="index directory to write")
-    b.add_argument("--modality", choices=FILE_KINDS, help="read every file as this kind")
+    b.add_argument("--kind", "--modality", dest="kind", choices=FILE_KINDS,
+                   help="read every file as this kind (--modality: its 0.1 name)")
     b.add_argument("--num-workers", type=non_negative_int, default=0, metavar="N",
                    help="processes decoding files in parallel (default: 0)")
     add_embed_options(b, on_error=False)
@@ -72,17 +73,17 @@ def _search_args(s: argparse.ArgumentParser) -> None:
     s.set_defaults(func=run_search)
 
 
-def _kinds_in(directory: str, modality: str | None) -> list[str]:
+def _kinds_in(directory: str, kind: str | None) -> list[str]:
     """The input kinds of the files in ``directory`` (to load only their encoders)."""
-    from ..bulk import list_files
+    from ..bulk.files import list_files
 
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"no such directory: {directory}")
-    if modality:
-        return [modality]
+    if kind:
+        return [kind]
     kinds = list(dict.fromkeys(k for k in map(infer_kind, list_files(directory)) if k is not None))
     if not kinds:
-        raise ValueError(f"no files with a known extension in {directory} (pass --modality to read them as one kind)")
+        raise ValueError(f"no files with a known extension in {directory} (pass --kind to read them as one kind)")
     return kinds
 
 
@@ -101,12 +102,12 @@ def run_build(args: argparse.Namespace) -> int:
     """Embed a directory with bulk.embed_files and save it as an EmbeddingIndex."""
     import torch
 
-    from ..bulk import embed_files
-    from ..index import EmbeddingIndex
+    from ..bulk.files import embed_files
+    from ..search.index import EmbeddingIndex
 
-    model = load_model(args, [ENCODER_OF[k] for k in _kinds_in(args.directory, args.modality)])
+    model = load_model(args, [ENCODER_OF[k] for k in _kinds_in(args.directory, args.kind)])
     with items_reported_here():
-        result = embed_files(model, args.directory, args.modality, batch_size=args.batch_size,
+        result = embed_files(model, args.directory, args.kind, batch_size=args.batch_size,
                              num_workers=args.num_workers)
     report_files(result)
     rows = _rows(result, args.directory)
@@ -127,7 +128,7 @@ def run_build(args: argparse.Namespace) -> int:
 
 def _load_index(path: str) -> Any:
     """EmbeddingIndex.load; an unreadable index file is reported with the index's path."""
-    from ..index import EmbeddingIndex
+    from ..search.index import EmbeddingIndex
 
     try:
         return EmbeddingIndex.load(path)
@@ -169,7 +170,7 @@ def run_search(args: argparse.Namespace) -> int:
 
 def _composed(rows: list[tuple[str, str, Any]]) -> tuple[str, str, Any]:
     """``--compose``: every query as one (kinds joined by "+", sources by " + ", ops.compose vector)."""
-    from ..ops import compose
+    from ..vectors.ops import compose
 
     if len(rows) < 2:
         raise UsageError(f"--compose combines several queries, got {len(rows)}")

@@ -50,7 +50,7 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Embed the text and the recordings' windows; print the best moments."""
-    from ..moments import format_timestamp
+    from ..windows.moments import format_timestamp
 
     if not args.inputs:
         raise UsageError("no recording: give --audio/--video/--imu files")

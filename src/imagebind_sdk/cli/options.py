@@ -10,7 +10,7 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from ..dtypes import DTYPE_NAMES
+from ..weights.dtypes import DTYPE_NAMES
 from ..kinds import INPUT_KINDS
 from ..progress import CLI_HELP as PROGRESS_HELP
 from .loading import CHECKPOINT_ENV, DEFAULT_CHECKPOINT

@@ -44,7 +44,7 @@ def print_json(obj: Any, stream: TextIO | None = None) -> None:
 
 # Python spellings in library messages -> the command line's (name -> flag; a value follows).
 CLI_FLAGS = {
-    "out": "--out", "modality": "--modality", "batch_size": "--batch-size", "num_workers": "--num-workers",
+    "out": "--out", "kind": "--kind", "modality": "--kind", "batch_size": "--batch-size", "num_workers": "--num-workers",
     "on_error": "--on-error", "top_k": "--top-k", "device": "--device", "dtype": "--dtype",
     "quantize": "--quantize", "progress": "--progress",
 }
@@ -64,7 +64,7 @@ def _flag(match: re.Match[str]) -> str:
 
 
 def cli_spelling(message: str) -> str:
-    """A library message as the command line says it: ``resume=True`` -> ``--resume``, ``modality=`` -> ``--modality``."""
+    """A library message as the command line says it: ``resume=True`` -> ``--resume``, ``kind=`` -> ``--kind``."""
     return _FLAG.sub(_flag, _WORD.sub(lambda m: CLI_WORDS[m.group(0)], message))
 
 
@@ -79,8 +79,8 @@ def _one_line(exc: BaseException) -> str:
 
 def expected_errors() -> tuple[type[BaseException], ...]:
     """Exceptions whose message says it all; others are prefixed with their type."""
-    from ..checkpoint import CheckpointError
-    from ..hub import WeightsNotFoundError
+    from ..weights.checkpoint import CheckpointError
+    from ..weights.hub import WeightsNotFoundError
     from ..preprocess import InputError
     from .errors import CliError, UsageError
 

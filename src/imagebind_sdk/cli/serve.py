@@ -9,7 +9,7 @@ import os
 import signal
 from typing import Any
 
-from ..config import MODALITIES
+from ..model.config import MODALITIES
 from .loading import checkpoint_of, load_model
 from .errors import CliError, UsageError
 from .options import PROG

@@ -25,10 +25,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..bulk import check_bulk_args, list_files
-from ..bulk_format import checkpoint_identity
-from ..bulk_store import BulkStore
-from ..kinds import FILE_KINDS, infer_kind
+from ..bulk.files import check_bulk_args, list_files
+from ..bulk.format import checkpoint_identity
+from ..bulk.store import BulkStore
+from ..kinds import FILE_KINDS, infer_kind, kind_argument
 
 __all__ = ["DatasetSummary", "embed_dataset"]
 
@@ -44,12 +44,17 @@ class DatasetSummary:
     """What :func:`embed_dataset` returns: counts of this run, time, and items per node."""
 
     embedded: int
-    skipped: int
+    already_done: int  # in ``out`` before this run (resume), so not embedded again
     failed: int
     unsupported: int
     seconds: float
     out: str
     nodes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def skipped(self) -> int:
+        """The 0.1 name of :attr:`already_done` (``skipped`` means failed in ``Embeddings``)."""
+        return self.already_done
 
     @property
     def items_per_s(self) -> float:
@@ -101,7 +106,7 @@ def _to_dataset(ray: Any, source: Any, batch_size: int) -> tuple[Any, list[str] 
 
 def _open_output(checkpoint: str, out: Any, resume: bool) -> BulkStore:
     """Check the checkpoint on the driver (config only) and open ``out`` like embed_files does."""
-    from ..hub import resolve
+    from ..weights.hub import resolve
 
     resolved = resolve(checkpoint)
     identity = checkpoint_identity(resolved.source, resolved.details.get("revision"))
@@ -132,7 +137,7 @@ def embed_dataset(
     *,
     checkpoint: str | os.PathLike[str],
     out: str | os.PathLike[str],
-    modality: str | None = None,
+    kind: str | None = None,
     batch_size: int = 32,
     concurrency: int | tuple[int, int] | None = None,
     num_gpus_per_actor: float = 0,
@@ -140,13 +145,15 @@ def embed_dataset(
     preprocess: Mapping[str, Mapping[str, Any]] | None = None,
     resume: bool = True,
     ray_address: str | None = None,
+    modality: str | None = None,
 ) -> DatasetSummary:
-    """Embed many files on Ray into the bulk output folder ``out`` (see :mod:`imagebind_sdk.bulk_format`).
+    """Embed many files on Ray into the bulk output folder ``out`` (see :mod:`imagebind_sdk.bulk.format`).
 
     ``source``: a directory, glob, path or list of paths (as ``embed_files``), a
     Parquet/CSV file with a ``path`` column, or a ``ray.data.Dataset`` with ``path``
     (files each worker can open) or ``bytes`` + ``path`` (contents; ``path`` names
-    them). ``modality`` reads every file as that kind (default: from extensions).
+    them). ``kind`` reads every file as that input kind (default: from extensions;
+    ``modality=``, its 0.1 name, still works and warns).
     ``concurrency``: encoding actors, an int (fixed pool) or ``(min, max)``
     (autoscaling; default ``(1, unlimited)``), each with ``num_gpus_per_actor`` GPUs
     and ``num_cpus_per_actor`` CPUs. ``preprocess``: options per kind, e.g.
@@ -155,8 +162,9 @@ def embed_dataset(
     ``error`` column and never fail the job. Connects to ``ray_address`` (e.g.
     ``"auto"``) unless Ray is already initialised, else starts a local Ray.
     """
+    kind = kind_argument("embed_dataset", kind, modality)
     options = {k: dict(v) for k, v in (preprocess or {}).items()}
-    check_bulk_args(modality, batch_size, options)
+    check_bulk_args(kind, batch_size, options)
     try:
         import ray
     except ImportError:
@@ -169,7 +177,7 @@ def embed_dataset(
             ray.init(address=ray_address, logging_level=logging.WARNING)
         _check_cpus(ray, concurrency, num_cpus_per_actor)
         ds, paths = _to_dataset(ray, source, batch_size)
-        counts = _run(ray, ds, paths, store, os.fspath(checkpoint), modality, batch_size, options,
+        counts = _run(ray, ds, paths, store, os.fspath(checkpoint), kind, batch_size, options,
                       _actor_pool(ray, concurrency), num_gpus_per_actor, num_cpus_per_actor)
         store.refresh()
         store.compact()  # the job is complete: drop rows superseded by this run
@@ -182,18 +190,18 @@ def embed_dataset(
     return summary
 
 
-def _run(ray: Any, ds: Any, paths: list[str] | None, store: BulkStore, checkpoint: str, modality: str | None,
+def _run(ray: Any, ds: Any, paths: list[str] | None, store: BulkStore, checkpoint: str, kind: str | None,
          batch_size: int, options: dict, pool: Any, gpus: float, cpus: float) -> dict[str, Any]:
     """Build the pipeline, stream it to the end, and add up the writers' counts."""
     from .stages import Encoder, modalities_for, prepare, write
 
-    kinds = [modality] if modality else ([infer_kind(p) for p in paths] if paths is not None else list(FILE_KINDS))
+    kinds = [kind] if kind else ([infer_kind(p) for p in paths] if paths is not None else list(FILE_KINDS))
     done = frozenset((p, r["kind"], r["size"], r["mtime_ns"]) for p, r in store.latest.items() if r["error"] is None)
     # The memory reservation bounds how many decoding tasks share a node's RAM, and (as a
     # remote argument the actors lack) keeps Ray Data from fusing decoding into the
     # encoding actors, which would otherwise hold their GPU while decoding.
     ds = ds.map_batches(prepare, batch_size=batch_size, batch_format="pyarrow", memory=PREPARE_MEMORY,
-                        fn_kwargs={"modality": modality, "done": done, "options": options})
+                        fn_kwargs={"kind": kind, "done": done, "options": options})
     ds = ds.map_batches(
         Encoder, batch_size=batch_size, batch_format="pyarrow", compute=pool, num_gpus=gpus, num_cpus=cpus,
         fn_constructor_kwargs={"checkpoint": checkpoint, "modalities": modalities_for(kinds) or ["vision"],
@@ -201,9 +209,9 @@ def _run(ray: Any, ds: Any, paths: list[str] | None, store: BulkStore, checkpoin
     )
     ds = ds.map_batches(write, batch_size=None, batch_format="pyarrow",
                         fn_kwargs={"out": os.path.abspath(store.out_dir), "info": store.info})
-    totals: dict[str, Any] = {"embedded": 0, "failed": 0, "skipped": 0, "unsupported": 0, "nodes": {}}
+    totals: dict[str, Any] = {"embedded": 0, "failed": 0, "already_done": 0, "unsupported": 0, "nodes": {}}
     for row in ds.iter_rows():
-        for key in ("embedded", "failed", "skipped", "unsupported"):
+        for key in ("embedded", "failed", "already_done", "unsupported"):
             totals[key] += int(row[key])
         for node, n in json.loads(row["nodes"]).items():
             totals["nodes"][node] = totals["nodes"].get(node, 0) + n

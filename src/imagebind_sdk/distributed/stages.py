@@ -1,7 +1,7 @@
 """The three Ray Data stages of :func:`imagebind_sdk.distributed.embed_dataset`.
 
 Batches are ``pyarrow.Table``. Each row carries a ``status``: ``todo`` (to embed),
-``done`` (already in the output, skipped), ``unsupported`` (kind unknown) or
+``done`` (already in the output: counted as ``already_done``), ``unsupported`` (kind unknown) or
 ``failed`` (could not be read or embedded; ``error`` says why). Only this module's
 functions run on Ray workers; none of them imports ray, so they are plain functions
 that the tests can also call directly.
@@ -21,8 +21,8 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from ..bulk import Collated, encode_batch
-from ..bulk_format import FileStat, records_table, stat_file, write_part
+from ..bulk.files import Collated, encode_batch
+from ..bulk.format import FileStat, records_table, stat_file, write_part
 from ..kinds import ENCODER_OF, infer_kind
 from ..preprocess import preprocess_one
 
@@ -36,15 +36,15 @@ def _stat_row(path: str, data: bytes | None) -> FileStat:
     return FileStat(path, len(data), None) if data is not None else stat_file(path)
 
 
-def _prepare_row(path: str, data: bytes | None, modality: str | None, done: frozenset[Key],
+def _prepare_row(path: str, data: bytes | None, kind_of_all: str | None, done: frozenset[Key],
                  options: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     stat = _stat_row(path, data)
-    kind = modality or infer_kind(path)
+    kind = kind_of_all or infer_kind(path)
     row: dict[str, Any] = {"path": stat.path, "kind": kind, "size": stat.size, "mtime_ns": stat.mtime_ns,
                            "input": None, "error": None, "status": "todo"}
     if kind is None:
         ext = os.path.splitext(path)[1] or "(none)"
-        return dict(row, status="unsupported", error=f"unsupported file extension {ext}: pass modality=")
+        return dict(row, status="unsupported", error=f"unsupported file extension {ext}: pass kind=")
     if (stat.path, kind, stat.size, stat.mtime_ns) in done and stat.size is not None:
         return dict(row, status="done")
     try:
@@ -56,12 +56,12 @@ def _prepare_row(path: str, data: bytes | None, modality: str | None, done: froz
     return dict(row, input=buffer.getvalue())
 
 
-def prepare(batch: pa.Table, *, modality: str | None, done: frozenset[Key],
+def prepare(batch: pa.Table, *, kind: str | None, done: frozenset[Key],
             options: Mapping[str, Mapping[str, Any]]) -> pa.Table:
     """Stateless task: stat, kind, resume check and preprocessing of each row."""
     paths = batch.column("path").to_pylist()
     data = batch.column("bytes").to_pylist() if "bytes" in batch.column_names else [None] * len(paths)
-    rows = [_prepare_row(os.fspath(p), d, modality, done, options) for p, d in zip(paths, data)]
+    rows = [_prepare_row(os.fspath(p), d, kind, done, options) for p, d in zip(paths, data)]
     return pa.Table.from_pylist(rows, schema=PREPARED)
 
 
@@ -120,7 +120,7 @@ def write(batch: pa.Table, *, out: str, info: Mapping[str, Any]) -> pa.Table:
     counts = Counter(statuses)
     nodes = Counter(n for n in batch.column("node").to_pylist() if n)
     return pa.table({
-        "embedded": [counts["embedded"]], "failed": [counts["failed"]], "skipped": [counts["done"]],
+        "embedded": [counts["embedded"]], "failed": [counts["failed"]], "already_done": [counts["done"]],
         "unsupported": [counts["unsupported"]], "nodes": [json.dumps(dict(nodes))],
     })
 

@@ -32,8 +32,7 @@ from typing import Any, Iterable
 
 import torch
 
-from ..config import ImageBindConfig, check_modalities
-from ..model.stems import IMAGE_SIZE, IMU_CHANNELS, IMU_LENGTH
+from ..model.config import IMAGE_SIZE, IMU_CHANNELS, IMU_LENGTH, ImageBindConfig, check_modalities
 
 __all__ = ["OPSET", "MANIFEST", "export_onnx", "model_file", "example_input"]
 

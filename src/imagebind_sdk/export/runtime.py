@@ -18,8 +18,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 import torch
 
-from ..config import ImageBindConfig, check_modalities
-from ..model.stems import TEXT_CONTEXT_LENGTH
+from ..model.config import TEXT_CONTEXT_LENGTH, ImageBindConfig, check_modalities
 from .onnx import FORMAT, INSTALL_HINT, MANIFEST
 
 __all__ = ["OnnxEncoder", "OnnxModel", "load_onnx"]

@@ -79,7 +79,7 @@ class LoadOptions:
 def resolve_model(model: "ImageBind | None" = None, options: LoadOptions = LoadOptions()) -> "ImageBind":
     """``model`` itself, or the (shared) model that ``options`` load."""
     from ..api import ImageBind  # the core package: imported only when an adapter is built
-    from ..hub import DEFAULT_SOURCE
+    from ..weights.hub import DEFAULT_SOURCE
 
     if model is not None:
         if not isinstance(model, ImageBind):

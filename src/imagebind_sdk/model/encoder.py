@@ -9,8 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import MODALITIES, EncoderConfig, ImageBindConfig
-from ..deprecation import warn_once
+from .config import MODALITIES, EncoderConfig, ImageBindConfig
 from .heads import Head
 from .stems import ConvStem, IMUStem, TextStem, VisionStem
 from .transformer import Transformer
@@ -29,11 +28,8 @@ STEMS: dict[str, Callable[[EncoderConfig], nn.Module]] = {
 class ModalityEncoder(nn.Module):
     """One modality's tower: stem -> transformer -> head -> unit vector."""
 
-    def __init__(self, config: EncoderConfig, modality: str | None = None) -> None:
+    def __init__(self, config: EncoderConfig) -> None:
         super().__init__()
-        if isinstance(config, ImageBindConfig):  # the old signature (config, modality)
-            warn_once("ModalityEncoder(ImageBindConfig, modality)", "ModalityEncoder(config.encoder(modality))")
-            config = config.encoder(modality or "")
         self.modality = config.modality
         self.causal = config.causal
         # Text only: run up to the last end-of-text token of the batch (exact, see forward).

@@ -9,13 +9,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..config import IMAGE_SIZE, IMU_LENGTH
-from ..deprecation import warn_once
+from .config import IMAGE_SIZE, IMU_CHANNELS, IMU_LENGTH, TEXT_CONTEXT_LENGTH, TEXT_VOCAB_SIZE
 
 STEM_NORM_EPS = 1e-5  # nn.LayerNorm's default, as the reference stems use
-TEXT_VOCAB_SIZE = 49408
-TEXT_CONTEXT_LENGTH = 77
-IMU_CHANNELS = 6
 
 
 class TokenStem(nn.Module):
@@ -30,12 +26,6 @@ class TokenStem(nn.Module):
         """(B, N, D) patch tokens -> (B, N + 1, D): CLS token first, positional embedding added."""
         cls = self.cls_token.expand(patches.shape[0], -1, -1)
         return torch.cat([cls, patches], dim=1) + self.pos_embed
-
-    def finish(self, patches: torch.Tensor) -> torch.Tensor:
-        """Deprecated name of :meth:`add_cls_and_positions` (warns once)."""
-        warn_once("TokenStem.finish", "TokenStem.add_cls_and_positions")
-        return self.add_cls_and_positions(patches)
-
 
 class VisionStem(TokenStem):
     """Images (B,3,H,W) or clips (B,3,T,H,W) -> Conv3d patches; images repeat to T frames."""

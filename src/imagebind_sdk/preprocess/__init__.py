@@ -18,12 +18,13 @@ import inspect
 import logging
 import numbers
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Mapping, Sequence
+from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
 
 import numpy as np
 import torch
 
-from ..integrations.hf_datasets import dataset_value
+from ..kinds import INPUT_KINDS
+from .hf_datasets import dataset_value
 from . import audio, depth, imu, thermal, video, vision
 from .sources import InputError, check_finite, describe
 
@@ -166,7 +167,7 @@ def preprocess_batch(
     validate_options(kind, options)
     rows, sources, skipped = [], [], []
     for index, item in enumerate(items):
-        item = dataset_value(item)  # Hugging Face datasets feature values (integrations/hf_datasets.py)
+        item = dataset_value(item)  # Hugging Face datasets feature values (preprocess/hf_datasets.py)
         source = describe(item)
         try:
             rows.append(preprocess_one(kind, item, **options))
@@ -199,3 +200,45 @@ __all__ = [
     "preprocess_batch",
     "preprocess_one",
 ]
+
+
+# Checks of embed()'s arguments (not of items), raised before any item is read.
+
+
+def text_list(value: Any) -> list[str]:
+    """``embed(text=...)`` as a list of str; TypeError naming what was given otherwise."""
+    if isinstance(value, str):
+        return [value]
+    # bytes iterate as ints: never text (decode them first).
+    if isinstance(value, (bytes, bytearray, memoryview)) or not isinstance(value, Iterable):
+        raise TypeError(f"text must be a str or a list of str, got {type(value).__name__}")
+    texts = list(value)
+    bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
+    if bad is not None:
+        raise TypeError(f"text must be a str or a list of str, got text[{bad}] of type {type(texts[bad]).__name__}")
+    return texts
+
+
+def checked_options(preprocess: Mapping[str, Mapping[str, Any]] | None) -> dict[str, dict[str, Any]]:
+    """``embed(preprocess=...)`` checked before any item is read: a bad option is the
+    caller's error (ValueError), never a skipped item."""
+    if preprocess is None:
+        return {}
+    if not isinstance(preprocess, Mapping):
+        raise ValueError(f"preprocess must be a dict kind -> options, got {type(preprocess).__name__}")
+    unknown = sorted(set(preprocess) - set(INPUT_KINDS))
+    if unknown:
+        raise ValueError(f"preprocess options for unknown input kinds {unknown}; expected {INPUT_KINDS}")
+    options = {}
+    for kind, values in preprocess.items():
+        if not isinstance(values, Mapping):
+            raise ValueError(f"preprocess[{kind!r}] must be a dict of options, got {type(values).__name__}")
+        if kind == "text" and values:
+            raise ValueError(f"text takes no preprocess options, got {sorted(values)}")
+        if kind != "text":
+            try:
+                validate_options(kind, values)
+            except ValueError as exc:
+                raise ValueError(f"preprocess[{kind!r}]: {exc}") from exc
+        options[kind] = dict(values)
+    return options

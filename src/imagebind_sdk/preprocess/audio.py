@@ -22,6 +22,7 @@ import torch
 import torchaudio.compliance.kaldi as kaldi
 import torchaudio.functional
 
+from ..model.config import AUDIO_FRAMES, AUDIO_MEL_BINS
 from .audio_decode import ArrayReader, AudioReader, open_audio, read_whole
 from .options import is_real_number
 from .sources import InputError, check_finite, source_kind, tensor_to_numpy
@@ -31,8 +32,8 @@ logger = logging.getLogger(__name__)
 SAMPLE_RATE = 16000
 NUM_CLIPS = 3
 CLIP_SECONDS = 2
-NUM_MEL_BINS = 128
-TARGET_LEN = 204  # frames per clip: 2 s at a 10 ms shift gives 198; the model takes 204
+NUM_MEL_BINS = AUDIO_MEL_BINS
+TARGET_LEN = AUDIO_FRAMES  # frames per clip: 2 s at a 10 ms shift gives 198; the model takes 204
 FRAME_LENGTH_MS = 25
 FRAME_SHIFT_MS = 10
 MEAN = -4.268  # AudioSet log-mel statistics used by the reference

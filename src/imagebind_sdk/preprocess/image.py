@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageChops, ImageOps, ImageStat
 
-from ..model.stems import IMAGE_SIZE
+from ..model.config import IMAGE_SIZE
 from .sources import InputError, read_bytes, require_finite
 
 RESAMPLE = Image.Resampling.BICUBIC

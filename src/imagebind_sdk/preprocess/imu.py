@@ -28,6 +28,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from ..model.config import IMU_LENGTH
 from .options import positive_number
 from .sources import InputError, read_bytes, require_finite, source_kind, tensor_to_numpy
 
@@ -42,7 +43,7 @@ GYRO_PREFIXES = ("gyro", "gyr", "gyroscope", "angular_velocity", "g")
 CSV_DELIMITERS = ",;\t"
 
 NUM_CHANNELS = len(CHANNELS)
-WINDOW = 2000
+WINDOW = IMU_LENGTH
 ITEM_SHAPE = (NUM_CHANNELS, WINDOW)
 # Sampling rate (Hz) the 2000-step window is assumed to have (Ego4D IMU, ~200 Hz).
 MODEL_SAMPLE_RATE = 200.0

@@ -24,7 +24,6 @@ from typing import Any, Iterator
 import torch
 
 from . import imu
-from .sources import InputError
 
 
 @dataclass
@@ -121,9 +120,3 @@ def imu_windows(
         yield imu.preprocess(signal)[None]
         return
     yield from batched((imu.preprocess(signal[:, s : s + steps]) for s in starts), batch_size)
-
-
-def check_short(duration: Fraction, what: str) -> None:
-    """InputError for a recording with no samples at all."""
-    if duration <= 0:
-        raise InputError(f"{what} is empty: duration 0 s")

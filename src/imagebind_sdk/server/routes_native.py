@@ -105,8 +105,8 @@ def _top_k(payload: dict[str, Any], n_labels: int) -> int:
 
 @router.post("/v1/zero-shot")
 async def zero_shot(request: Request) -> FastJSONResponse:
-    from ..zero_shot import zero_shot_probs
-    from ..templates import templates_for
+    from ..vectors.zero_shot import zero_shot_probs
+    from ..vectors.templates import templates_for
 
     service = service_of(request)
     payload = parse_json_object(await request.body())

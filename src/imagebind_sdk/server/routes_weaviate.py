@@ -47,7 +47,7 @@ async def ready(request: Request) -> Response:
 
 @router.get("/meta")
 async def meta(request: Request) -> FastJSONResponse:
-    from .. import __version__
+    from ..version import __version__
 
     service = service_of(request)
     model = service.model

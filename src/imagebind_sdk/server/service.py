@@ -153,7 +153,7 @@ class Service:
     # -- zero-shot ----------------------------------------------------------------
     async def label_embeddings(self, labels: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
         """(L, D) unit label embeddings (templates averaged), cached; same math as ``ImageBind.zero_shot``."""
-        from ..zero_shot import build_label_embeddings
+        from ..vectors.zero_shot import build_label_embeddings
 
         key = (tuple(labels), tuple(templates))
         if key not in self._labels:

@@ -5,11 +5,6 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-API_KEY_ENV = "IMAGEBIND_API_KEY"
-DEFAULT_HOST = "127.0.0.1"  # never all interfaces unless asked
-DEFAULT_PORT = 8080
-
-
 @dataclass(frozen=True)
 class Settings:
     """Knobs of the batching engine, the request limits and security."""

@@ -23,8 +23,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .index_faiss import SearchBackend
-from .kinds import INPUT_KINDS
-from .ops import ArrayLike, as_matrix, check_top_k, normalize_rows, top_k_hits
+from ..kinds import INPUT_KINDS
+from ..vectors.ops import ArrayLike, as_matrix, check_top_k, normalize_rows, top_k_hits
 
 __all__ = ["EmbeddingIndex", "FORMAT_VERSION"]
 
@@ -85,7 +85,7 @@ class EmbeddingIndex:
     ``dim`` fixes the embedding size up front; otherwise the first :meth:`add` sets it.
     ``backend``: "auto" (FAISS from 50k rows when installed), "torch", "faiss" (exact)
     or "hnsw" (approximate; ``hnsw_m``/``ef_search``/``ef_construction``), see
-    :mod:`imagebind_sdk.index_faiss`.
+    :mod:`imagebind_sdk.search.index_faiss`.
 
     >>> index = EmbeddingIndex(dim=1024)
     >>> index.add(out.vision, ids=out.sources["vision"])  # doctest: +SKIP
@@ -196,7 +196,7 @@ class EmbeddingIndex:
     ) -> list[list[dict[str, Any]]]:
         """Per query, the ``top_k`` best rows as dicts ``corpus_id``, ``id``, ``score``, ``metadata``.
 
-        Sorted by score descending, ties by lower row first (as :func:`imagebind_sdk.ops.search`).
+        Sorted by score descending, ties by lower row first (as :func:`imagebind_sdk.vectors.ops.search`).
         ``kinds`` (e.g. ``["vision"]``) searches only rows of those input kinds (metadata
         ``"kind"``, or ``"modality"`` in indexes built by the CLI); exact search.
 

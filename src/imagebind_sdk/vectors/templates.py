@@ -1,7 +1,7 @@
 """Default text prompt templates for zero-shot classification, per input modality.
 
 Zero-shot classification embeds every class label through a few sentence templates
-("a photo of a {}.") and averages them (see :func:`imagebind_sdk.ops.build_label_embeddings`).
+("a photo of a {}.") and averages them (see :func:`imagebind_sdk.vectors.zero_shot.build_label_embeddings`).
 Averaging several phrasings is the prompt-ensembling trick popularised by CLIP: it
 is cheap and usually beats a bare label.
 

@@ -1,6 +1,6 @@
-"""Search backends of :class:`~imagebind_sdk.index.EmbeddingIndex`: brute force or FAISS.
+"""Search backends of :class:`~imagebind_sdk.search.index.EmbeddingIndex`: brute force or FAISS.
 
-``"torch"`` is the exact chunked matrix product of :mod:`imagebind_sdk.ops`.
+``"torch"`` is the exact chunked matrix product of :mod:`imagebind_sdk.vectors.ops`.
 ``"faiss"`` is FAISS's ``IndexFlatIP``: the same exact top-k (inner product of unit
 rows = cosine), faster on large corpora. ``"hnsw"`` is FAISS's approximate
 ``IndexHNSWFlat`` for millions of rows (recall, not exactness; see benchmarks/index.py).
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .ops import ArrayLike, as_matrix, check_same_dim, check_top_k, normalize_rows
+from ..vectors.ops import ArrayLike, as_matrix, check_same_dim, check_top_k, normalize_rows
 
 __all__ = ["BACKENDS", "AUTO_MIN_ROWS", "SearchBackend", "faiss_available", "import_faiss"]
 
@@ -118,7 +118,7 @@ class SearchBackend:
         self._faiss_index = None
 
     def top_k_hits(self, query: ArrayLike, corpus: torch.Tensor, k: int) -> list[list[dict[str, Any]]] | None:
-        """As :func:`imagebind_sdk.ops.top_k_hits` (``corpus_id``/``score`` dicts), searched by FAISS;
+        """As :func:`imagebind_sdk.vectors.ops.top_k_hits` (``corpus_id``/``score`` dicts), searched by FAISS;
         None when the torch path should search."""
         if self.active(corpus.shape[0]) == "torch":
             return None

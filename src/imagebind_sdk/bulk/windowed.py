@@ -1,17 +1,17 @@
 """``embed_files(..., windows=True)``: every long recording of a folder as windows with timestamps.
 
-Each audio, video or IMU file becomes one :class:`~imagebind_sdk.windows.Windows`
-(see :func:`~imagebind_sdk.windows.embed_windows`); ``result.windows.add_to(index)``
+Each audio, video or IMU file becomes one :class:`~imagebind_sdk.windows.embed.Windows`
+(see :func:`~imagebind_sdk.windows.embed.embed_windows`); ``result.windows.add_to(index)``
 stores one row per window with ``source``, ``kind``, ``start_s``, ``end_s`` metadata.
 
 With ``out=DIR`` each file's windows are committed as one Parquet part (one row per
-window, ``start_s``/``end_s`` columns: :mod:`imagebind_sdk.bulk_format`) as soon as the
+window, ``start_s``/``end_s`` columns: :mod:`imagebind_sdk.bulk.format`) as soon as the
 file is done, and ``DIR/_info.json`` records the window spans. Re-running with the same
 ``out`` skips files already windowed there, unchanged (same path, size and mtime);
 resuming with other spans, or a whole-file output with windows, is refused.
 ``load_bulk_output(DIR)`` returns the windows as a ``WindowEmbeddings``.
 Files are embedded one after the other, each decoded by one background thread
-(:mod:`imagebind_sdk.windows`); ``num_workers`` (decoding processes) is refused.
+(:mod:`imagebind_sdk.windows.embed`); ``num_workers`` (decoding processes) is refused.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .bulk_format import FileStat, stat_file
-from .bulk_store import BulkStore, open_store
-from .kinds import infer_kind
-from .preprocess.sources import InputError
-from .windows import WINDOW_KINDS, WindowEmbeddings, Windows, window_spans
+from .format import FileStat, stat_file
+from .store import BulkStore, open_store
+from ..kinds import infer_kind
+from ..preprocess.sources import InputError
+from ..windows.embed import WINDOW_KINDS, WindowEmbeddings, Windows, window_spans
 
 logger = logging.getLogger(__name__)
 
@@ -52,11 +52,11 @@ class WindowFilesResult:
         return {"files": sum(counts.values()), **counts, "windows": int(self.windows.vectors.shape[0])}
 
 
-def _plan(files: Sequence[str], modality: str | None) -> tuple[list[tuple[FileStat, str]], list[tuple[str, str]]]:
+def _plan(files: Sequence[str], kind_of_all: str | None) -> tuple[list[tuple[FileStat, str]], list[tuple[str, str]]]:
     """(stat, kind) of the files that have windows; the others with a reason."""
     planned, unsupported = [], []
     for path in files:
-        kind = modality or infer_kind(path)
+        kind = kind_of_all or infer_kind(path)
         if kind in WINDOW_KINDS:
             planned.append((stat_file(path), kind))
         else:
@@ -83,7 +83,7 @@ def _embed_one(model: Any, stat: FileStat, kind: str, store: BulkStore | None, *
 def embed_files_windows(
     model: Any,
     files: Sequence[str],
-    modality: str | None = None,
+    kind: str | None = None,
     *,
     out: str | os.PathLike[str] | None = None,
     resume: bool = True,
@@ -104,7 +104,7 @@ def embed_files_windows(
     if unknown:
         raise ValueError(f"options with windows=True are taken for imu only, got them for {unknown}")
     extra = {"imu": dict((options or {})["imu"])} if options and "imu" in options else None
-    planned, unsupported = _plan(files, modality)
+    planned, unsupported = _plan(files, kind)
     spans = window_spans(window_s, hop_s)  # checks window_s/hop_s before anything is written
     store = open_store(model, out, resume, windows=spans) if out is not None else None
     items: list[Windows] = []

@@ -19,8 +19,8 @@ from typing import Any, Sequence
 
 import torch
 
-from .ops import ArrayLike, as_matrix, normalize_rows
-from .windows import WindowEmbeddings, Windows
+from ..vectors.ops import ArrayLike, as_matrix, normalize_rows
+from .embed import WindowEmbeddings, Windows
 
 __all__ = ["find_moments", "find_moments_in", "format_timestamp"]
 
@@ -86,7 +86,7 @@ def find_moments_in(
     **inputs: Any,
 ) -> list[dict[str, Any]]:
     """Embed ``text`` (or take ``query``, a vector) and the recordings in ``inputs``
-    (``audio=``, ``video=``, ``imu=`` and :func:`~imagebind_sdk.windows.embed_windows`
+    (``audio=``, ``video=``, ``imu=`` and :func:`~imagebind_sdk.windows.embed.embed_windows`
     options), then :func:`find_moments`."""
     if (text is None) == (query is None):
         raise ValueError("give exactly one of text= (a string) or query= (a vector)")

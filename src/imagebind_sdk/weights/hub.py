@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .checkpoint import INDEX_NAME, PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES
-from .config import ImageBindConfig
+from ..model.config import ImageBindConfig
 
 logger = logging.getLogger(__name__)
 

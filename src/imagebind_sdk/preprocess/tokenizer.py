@@ -19,11 +19,13 @@ import ftfy
 import regex
 import torch
 
+from ..model.config import TEXT_CONTEXT_LENGTH
+
 VOCAB_FILE = "assets/bpe_simple_vocab_16e6.txt.gz"
 NUM_MERGES = 49152 - 256 - 2
 START_OF_TEXT = "<|startoftext|>"
 END_OF_TEXT = "<|endoftext|>"
-CONTEXT_LENGTH = 77
+CONTEXT_LENGTH = TEXT_CONTEXT_LENGTH
 TOKEN_PATTERN = regex.compile(
     r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+""",
     regex.IGNORECASE,

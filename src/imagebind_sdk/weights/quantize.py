@@ -78,3 +78,30 @@ def quantize_int8(model: nn.Module, *, inplace: bool = True) -> nn.Module:
         warnings.filterwarnings("ignore", message=r".*deprecated", category=DeprecationWarning)
         warnings.filterwarnings("ignore", message=r".*deprecated", category=UserWarning)
         return quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8, inplace=inplace)
+
+
+# Checks of load(quantize=..., compile=...), raised before any weight is read.
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def compile_mode(compile: bool | str, quantize: str | None) -> str | None:
+    """The torch.compile mode for ``load(compile=...)``; None when not compiling."""
+    if compile is False:
+        return None
+    mode = "default" if compile is True else compile
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"compile must be True, False or one of {list(COMPILE_MODES)}, got {compile!r}")
+    if quantize is not None:
+        raise ValueError("compile and quantize cannot be combined: dynamic int8 layers run eagerly")
+    return mode
+
+
+def check_quantize(quantize: str | None, device: torch.device, dtype: torch.dtype | None) -> None:
+    if quantize is None:
+        return
+    if quantize != "int8":
+        raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
+    if device.type != "cpu":
+        raise ValueError(f"quantize='int8' runs on the CPU only, got device={device}; on a GPU use dtype=torch.bfloat16")
+    if dtype not in (None, torch.float32):
+        raise ValueError(f"quantize='int8' needs float32 weights, got dtype={dtype}; leave dtype unset")

@@ -1,7 +1,7 @@
 """Embed many files: a folder, a glob or a list, optionally streamed to disk and resumable.
 
 >>> from imagebind_sdk import ImageBind
->>> from imagebind_sdk.bulk import embed_files, load_bulk_output
+>>> from imagebind_sdk.bulk.files import embed_files, load_bulk_output
 >>> model = ImageBind.load()  # doctest: +SKIP
 >>> result = embed_files(model, "photos/", out="photos.emb", num_workers=4)  # doctest: +SKIP
 >>> result.summary()  # doctest: +SKIP
@@ -12,7 +12,7 @@ torch.Size([1187, 1024])
 Files are decoded in a ``torch.utils.data.DataLoader`` (``num_workers`` processes
 overlap decoding with the model) and embedded batch by batch, each input kind with
 its encoder. With ``out=DIR`` each batch is committed to disk as soon as it is
-embedded as a Parquet part file (layout in :mod:`imagebind_sdk.bulk_format`), so an interrupted job re-run
+embedded as a Parquet part file (layout in :mod:`imagebind_sdk.bulk.format`), so an interrupted job re-run
 with the same ``out`` continues where it stopped.
 """
 
@@ -29,13 +29,13 @@ from typing import Any, NamedTuple
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .kinds import ENCODER_OF, FILE_KINDS, GLOB_CHARS, KIND_OF_EXTENSION, infer_kind
-from .progress import progress_bar
-from .bulk_format import FileStat, assemble, load_bulk_output, stat_file
-from .bulk_store import BulkStore, open_store
-from .bulk_windows import WindowFilesResult, embed_files_windows
-from .embeddings import Embeddings
-from .preprocess import preprocess_one, validate_options
+from ..kinds import ENCODER_OF, FILE_KINDS, GLOB_CHARS, KIND_OF_EXTENSION, infer_kind, kind_argument
+from ..progress import progress_bar
+from .format import FileStat, assemble, load_bulk_output, stat_file
+from .store import BulkStore, open_store
+from .windowed import WindowFilesResult, embed_files_windows
+from ..vectors.embeddings import Embeddings
+from ..preprocess import preprocess_one, validate_options
 
 __all__ = [
     "BulkResult",
@@ -229,14 +229,14 @@ def _run(
     return results
 
 
-def _plan(files: Sequence[str], modality: str | None) -> tuple[list[tuple[FileStat, str]], list[tuple[str, str]]]:
+def _plan(files: Sequence[str], kind_of_all: str | None) -> tuple[list[tuple[FileStat, str]], list[tuple[str, str]]]:
     """Each file's stat and kind; files whose kind is unknown are set aside with a reason."""
     planned, unsupported = [], []
     for path in files:
-        kind = modality or infer_kind(path)
+        kind = kind_of_all or infer_kind(path)
         if kind is None:
             ext = os.path.splitext(path)[1] or "(none)"
-            reason = f"unsupported file extension {ext}: pass modality= to embed it as one kind"
+            reason = f"unsupported file extension {ext}: pass kind= to embed it as one kind"
             unsupported.append((path, reason))
             logger.warning("skipping %s: unsupported file extension %s", path, ext)
         else:
@@ -244,14 +244,14 @@ def _plan(files: Sequence[str], modality: str | None) -> tuple[list[tuple[FileSt
     return planned, unsupported
 
 
-def check_bulk_args(modality: str | None, batch_size: int, options: Mapping, num_workers: int = 0) -> None:
+def check_bulk_args(kind: str | None, batch_size: int, options: Mapping, num_workers: int = 0) -> None:
     """ValueError for a bad argument of a bulk job (local or Ray), before any file is read.
 
     Per-kind options are checked here too (names and values): they apply to every file,
     so a bad one is the caller's error, never one failed file after another.
     """
-    if modality is not None and modality not in FILE_KINDS:
-        raise ValueError(f"modality must be one of {FILE_KINDS} or None (from extensions), got {modality!r}")
+    if kind is not None and kind not in FILE_KINDS:
+        raise ValueError(f"kind must be one of {FILE_KINDS} or None (from extensions), got {kind!r}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if num_workers < 0:
@@ -282,7 +282,7 @@ def _outcomes(
 def embed_files(
     model: Any,
     paths_or_dir: Any,
-    modality: str | None = None,
+    kind: str | None = None,
     *,
     batch_size: int = 32,
     num_workers: int = 0,
@@ -292,13 +292,14 @@ def embed_files(
     progress: bool | None = None,
     options: Mapping[str, Mapping[str, Any]] | None = None,
     windows: bool = False,
+    modality: str | None = None,
     **window_options: Any,
 ) -> BulkResult | WindowFilesResult:
     """Embed files with an ``ImageBind`` model; optionally stream the results to ``out``.
 
     ``paths_or_dir``: a directory (walked in sorted order, hidden entries skipped), a
-    glob, a path, or a list of these. ``modality`` reads every file as that input
-    kind; by default it is inferred from each extension (images -> vision, audio,
+    glob, a path, or a list of these. ``kind`` reads every file as that input
+    kind (``modality=``, its 0.1 name, still works and warns); by default it is inferred from each extension (images -> vision, audio,
     video, ``.csv`` -> imu; depth and thermal must be named) and files with other
     extensions are reported in ``unsupported``. ``options`` passes preprocessing
     options per kind, e.g. ``{"imu": {"sample_rate": 400}}``. ``num_workers``
@@ -306,31 +307,32 @@ def embed_files(
     image 0.6 MB, audio 1 MB, video 18 MB); ``progress``: a tqdm bar (default: on a tty).
 
     With ``out=DIR`` every batch is written to ``DIR`` as a Parquet part file as soon
-    as it is embedded (see :mod:`imagebind_sdk.bulk_format`). Re-running with the same ``out`` (``resume=True``,
+    as it is embedded (see :mod:`imagebind_sdk.bulk.format`). Re-running with the same ``out`` (``resume=True``,
     the default) skips files already embedded there, unchanged (same absolute path,
     size and mtime); changed files are embedded again and their new rows win. Files
     that failed are tried again on every run. ``resume=False`` refuses a non-empty
     ``out``. The result always covers all the given files in input order.
     ``windows=True`` (``window_s``/``hop_s``): long recordings as windows with timestamps,
-    a :class:`~imagebind_sdk.bulk_windows.WindowFilesResult` (see :mod:`imagebind_sdk.bulk_windows`).
+    a :class:`~imagebind_sdk.bulk.windowed.WindowFilesResult` (see :mod:`imagebind_sdk.bulk.windowed`).
     """
+    kind = kind_argument("embed_files", kind, modality)
     files = list_files(paths_or_dir, recursive=recursive)
     common = dict(out=out, resume=resume, batch_size=batch_size, num_workers=num_workers, progress=progress)
     if windows:
-        return embed_files_windows(model, files, modality, options=options, **common, **window_options)
+        return embed_files_windows(model, files, kind, options=options, **common, **window_options)
     if window_options:
         raise TypeError(f"embed_files() got unexpected keyword arguments {sorted(window_options)} "
                         "(window_s/hop_s go with windows=True)")
-    return _embed_whole_files(model, files, modality, options=dict(options or {}), **common)
+    return _embed_whole_files(model, files, kind, options=dict(options or {}), **common)
 
 
 def _embed_whole_files(
-    model: Any, files: list[str], modality: str | None, *, out: str | os.PathLike[str] | None, resume: bool,
+    model: Any, files: list[str], kind: str | None, *, out: str | os.PathLike[str] | None, resume: bool,
     batch_size: int, num_workers: int, progress: bool | None, options: dict[str, Mapping[str, Any]],
 ) -> BulkResult:
     """:func:`embed_files` of whole files, one row each."""
-    check_bulk_args(modality, batch_size, options, num_workers)
-    planned, unsupported = _plan(files, modality)
+    check_bulk_args(kind, batch_size, options, num_workers)
+    planned, unsupported = _plan(files, kind)
     for kind in dict.fromkeys(kind for _, kind in planned):
         model.encoder(ENCODER_OF[kind])  # fail fast on an encoder that is not loaded
     dim = int(model.embedding_dim)

@@ -1,7 +1,7 @@
 """An output folder opened by one job: lock, resume checks, part commits, clean-up.
 
 The format itself (``info.json`` + Parquet part files) is described in
-:mod:`imagebind_sdk.bulk_format`. One job at a time may write to a folder (an
+:mod:`imagebind_sdk.bulk.format`. One job at a time may write to a folder (an
 advisory lock on ``DIR/.lock`` where the platform has ``fcntl``); the local engine
 writes parts from its process, the Ray engine from its workers while the driver
 holds the lock. Opening a folder to resume removes temp files of killed writers,
@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from .bulk_format import (
+from .format import (
     DAMAGED_PREFIX,
     INFO,
     OLD_INFO,

@@ -30,12 +30,12 @@ from typing import Any, Callable, Iterator, Mapping
 import numpy as np
 import torch
 
-from .kinds import ENCODER_OF
-from .preprocess.audio_windows import audio_windows
-from .preprocess.sources import InputError, describe
-from .preprocess.video_windows import video_windows
-from .preprocess.windowing import WindowPlan, as_fraction, imu_windows
-from .progress import progress_bar
+from ..kinds import ENCODER_OF
+from ..preprocess.audio_windows import audio_windows
+from ..preprocess.sources import InputError, describe
+from ..preprocess.video_windows import video_windows
+from ..preprocess.windowing import WindowPlan, as_fraction, imu_windows
+from ..progress import progress_bar
 
 __all__ = ["DEFAULT_HOP_S", "DEFAULT_WINDOW_S", "WindowEmbeddings", "Windows", "embed_windows"]
 
@@ -129,7 +129,7 @@ class WindowEmbeddings(Sequence[Windows]):
         return ids
 
     def add_to(self, index: Any) -> list[str]:
-        """Add every window to an :class:`~imagebind_sdk.index.EmbeddingIndex`, timestamps in metadata."""
+        """Add every window to an :class:`~imagebind_sdk.search.index.EmbeddingIndex`, timestamps in metadata."""
         return index.add(self.vectors, ids=self.ids(), metadata=self.metadata())
 
 

@@ -38,9 +38,9 @@ import torch
 from safetensors import SafetensorError, safe_open
 
 from . import keymap
-from .config import ImageBindConfig, regular_file_problem
+from ..model.config import ImageBindConfig, regular_file_problem
 from .dtypes import WEIGHT_DTYPES
-from .model import ImageBindModel
+from ..model import ImageBindModel
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ Layout of an output folder ``DIR`` (written by ``embed_files(..., out=DIR)`` and
 
 An output of ``embed_files(..., windows=True)`` holds one row per window (the rows of
 one file in one part) and records its window spans in ``_info.json`` (``windows``);
-:func:`load_bulk_output` then returns a :class:`~imagebind_sdk.windows.WindowEmbeddings`.
+:func:`load_bulk_output` then returns a :class:`~imagebind_sdk.windows.embed.WindowEmbeddings`.
 Parts without ``start_s``/``end_s`` (whole files, and every part of older versions) read them as nulls.
 
 Any Parquet reader takes ``DIR/*.parquet`` as one table (pyarrow, pandas, DuckDB,
@@ -48,8 +48,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .embeddings import Embeddings
-from .preprocess import Skipped
+from ..vectors.embeddings import Embeddings
+from ..preprocess import Skipped
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -119,7 +119,7 @@ def checkpoint_identity(source: str | os.PathLike[str], revision: str | None = N
     if os.path.exists(text):
         return {"source": os.path.abspath(text), "revision": revision}
     if revision is None:
-        from .hub import registry  # local: hub is only needed for aliases
+        from ..weights.hub import registry  # local: hub is only needed for aliases
 
         revision = registry().get(text, {}).get("revision")
     return {"source": text, "revision": revision}
@@ -389,7 +389,7 @@ def load_bulk_output(out_dir: str | os.PathLike[str]) -> Any:
         hint = "; re-run the job with the same out to redo its items" if exc.damaged else ""
         raise PartError(exc.path, str(exc).split(": ", 1)[1] + hint, damaged=exc.damaged) from None
     if info.get("windows") is not None:
-        from .windows import windows_from_records  # the windowed result type lives with windows
+        from ..windows.embed import windows_from_records  # the windowed result type lives with windows
 
         return windows_from_records(records)
     outcomes = [

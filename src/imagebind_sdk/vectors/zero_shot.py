@@ -4,7 +4,7 @@
 model; here nothing needs the model.
 
 >>> import torch
->>> from imagebind_sdk.zero_shot import zero_shot_probs
+>>> from imagebind_sdk.vectors.zero_shot import zero_shot_probs
 >>> zero_shot_probs(torch.eye(2), torch.tensor([[1.0, 0.0]]), logit_scale=100.0).argmax().item()
 0
 """
@@ -92,7 +92,7 @@ def build_label_embeddings(
     if bad:
         raise TypeError(f"labels must be strings, got {bad[0]!r}")
     if templates is None:
-        raise ValueError("templates is required; see imagebind_sdk.templates.templates_for")
+        raise ValueError("templates is required; see imagebind_sdk.vectors.templates.templates_for")
     temps = templates_for("", templates)
     texts = [t.format(label) for label in labels for t in temps]
     encoded = as_matrix(encode_text(texts), "encode_text output")

@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .config import MODALITIES
-from .deprecation import deprecated_alias
+from ..model.config import MODALITIES
 
 PLACEHOLDERS = {
     "m": "|".join(MODALITIES),
@@ -104,9 +103,6 @@ def to_sdk(official_key: str) -> str | None:
 def to_official(sdk_key: str) -> str | None:
     """The official name of an SDK key, or None if no rule covers it."""
     return _apply(sdk_key, _BACKWARD)
-
-
-to_clean = deprecated_alias(to_sdk, "keymap.to_clean", "keymap.to_sdk")
 
 
 def modality_of(official_key: str) -> str | None:

@@ -25,8 +25,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from . import checkpoint, dtypes, hub, keymap
-from .config import MODALITIES, ImageBindConfig, check_modalities
-from .model import ImageBindModel
+from ..model.config import MODALITIES, ImageBindConfig, check_modalities
+from ..model import ImageBindModel
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ Every function accepts torch tensors, numpy arrays, 1-D vectors (one row) or lis
 of those, normalises rows itself (cosine similarity), and never needs the model.
 
 >>> import torch
->>> from imagebind_sdk.ops import similarity, search
+>>> from imagebind_sdk.vectors.ops import similarity, search
 >>> similarity(torch.tensor([1.0, 0.0]), torch.tensor([[1.0, 0.0], [0.0, 2.0]]))
 tensor([[1., 0.]])
 """
@@ -19,8 +19,6 @@ from typing import Any, Protocol, Sequence, Union
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-from .model_inputs import all_finite
 
 __all__ = [
     "ArrayLike",
@@ -41,6 +39,12 @@ ArrayLike = Union[torch.Tensor, np.ndarray, Sequence[Any]]
 
 QUERY_CHUNK = 256  # queries scored at once
 CORPUS_CHUNK = 65_536  # corpus rows scored at once (bounds the score matrix)
+
+
+def all_finite(x: torch.Tensor) -> bool:
+    """No NaN or inf in ``x``. One pass in the common case: a finite float64 sum means
+    none (they propagate); only a non-finite sum needs the exact, slower test."""
+    return bool(torch.isfinite(x.sum(dtype=torch.float64))) or bool(torch.isfinite(x).all())
 
 
 def as_matrix(x: ArrayLike, name: str = "input") -> torch.Tensor:
@@ -232,7 +236,7 @@ def search(
     Mirrors sentence-transformers' ``util.semantic_search``. Equal scores are ordered
     by lower ``corpus_id`` first. ``top_k`` above the corpus size returns every row.
     The corpus is scored ``chunk_size`` rows at a time to bound memory. If ``corpus``
-    is an :class:`~imagebind_sdk.index.EmbeddingIndex`, its ``search`` is used and hits
+    is an :class:`~imagebind_sdk.search.index.EmbeddingIndex`, its ``search`` is used and hits
     also carry ``"id"`` and ``"metadata"``.
 
     >>> hits = search(out.text, out.vision, top_k=3)  # doctest: +SKIP

@@ -27,8 +27,15 @@ from typing import Any, Iterable, Mapping
 logger = logging.getLogger(__name__)
 
 MODALITIES = ("vision", "text", "audio", "depth", "thermal", "imu")
+# Input geometry of the released models: the one place these sizes are defined. The
+# stems, the preprocessors, the tokenizer, the input checks and the ONNX export read them here.
 IMAGE_SIZE = 224  # side of the square vision/depth/thermal model inputs
-IMU_LENGTH = 2000  # samples per IMU model input
+TEXT_CONTEXT_LENGTH = 77  # token positions of a text input (CLIP's context)
+TEXT_VOCAB_SIZE = 49408  # CLIP BPE vocabulary
+AUDIO_MEL_BINS = 128  # mel bins of one audio clip (default of ImageBindConfig.audio_num_mel_bins)
+AUDIO_FRAMES = 204  # filterbank frames of one audio clip (default of ImageBindConfig.audio_target_len)
+IMU_CHANNELS = 6  # accelerometer + gyroscope, three axes each
+IMU_LENGTH = 2000  # samples per IMU model input (10 s at 200 Hz)
 # Documented upper bounds of config fields: far above any released model, low enough
 # that a typo ("vision_num_blocks": 10000000) is refused instead of building for minutes.
 MAX_WIDTH = 8192
@@ -41,8 +48,6 @@ DROP_PATH_FIELDS = ("audio_drop_path", "depth_drop_path", "thermal_drop_path", "
 # Initial (and, but for text, fixed) logit scales of the reference postprocessors;
 # vision has none (a constant 1, not stored in checkpoints).
 LOGIT_SCALE_INIT = {"vision": None, "text": 1 / 0.07, "audio": 20.0, "depth": 5.0, "thermal": 10.0, "imu": 5.0}
-# Modalities whose trunk attention has a learned extra key/value token.
-BIAS_KV = frozenset({"audio", "depth", "thermal", "imu"})
 
 
 class ConfigError(ValueError):
@@ -178,8 +183,8 @@ class ImageBindConfig:
     audio_embed_dim: int = 768
     audio_num_blocks: int = 12
     audio_num_heads: int = 12
-    audio_num_mel_bins: int = 128
-    audio_target_len: int = 204
+    audio_num_mel_bins: int = AUDIO_MEL_BINS
+    audio_target_len: int = AUDIO_FRAMES
     audio_drop_path: float = 0.1
     text_embed_dim: int = 768
     text_num_blocks: int = 12

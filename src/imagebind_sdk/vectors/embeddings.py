@@ -22,15 +22,14 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from .deprecation import warn_once
-from .preprocess import Skipped
+from ..preprocess import Skipped
 
 __all__ = ["Embeddings", "FORMAT_VERSION"]
 
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-_METADATA_KEY = "imagebind_sdk.embeddings"
+_METADATA_KEY = "imagebind_sdk.vectors.embeddings"
 
 
 def _as_tensor(name: str, value: Any) -> torch.Tensor:
@@ -172,11 +171,6 @@ class Embeddings(Mapping[str, torch.Tensor]):
         dtype('float32')
         """
         return {k: _to_numpy(v) for k, v in self._data.items()}
-
-    def to_numpy(self) -> dict[str, np.ndarray]:
-        """Deprecated: use :meth:`numpy` (warns once)."""
-        warn_once("Embeddings.to_numpy()", "Embeddings.numpy()")
-        return self.numpy()
 
     def to(self, *args: Any, **kwargs: Any) -> Embeddings:
         """A new ``Embeddings`` with every tensor moved/cast by ``Tensor.to(*args, **kwargs)``.

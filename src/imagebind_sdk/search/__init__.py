@@ -1,0 +1,1 @@
+"""Vector search: the exact in-memory index and its optional FAISS backend."""

@@ -1,0 +1,1 @@
+"""Weights: checkpoint reading, key mapping, the Hub registry, conversion, dtypes and int8 quantisation."""

@@ -1,0 +1,1 @@
+"""Windows of long recordings: windowed embeddings and the moments found in them."""
