@@ -55,7 +55,7 @@ def test_modality_encoder_old_signature() -> None:
 @pytest.mark.parametrize(
     ("old", "new", "names"),
     [
-        ("imagebind_sdk.inputs", "imagebind_sdk.model_inputs", ["check_model_input", "all_finite"]),
+        ("imagebind_sdk.inputs", "imagebind_sdk.pipeline.model_inputs", ["check_model_input", "all_finite"]),
     ],
 )
 def test_old_modules(old: str, new: str, names: list[str]) -> None:

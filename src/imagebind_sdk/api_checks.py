@@ -1,4 +1,4 @@
-"""Checks of the facade's arguments (not of items): names, text lists, options, load flags.
+"""Checks of the facade's arguments (not of items): names, options, load flags (text lists: :func:`imagebind_sdk.pipeline.text_list`).
 
 Everything here raises before any input item is read or any weight is loaded.
 """
@@ -26,20 +26,6 @@ def unexpected_kinds(function: str, names: Iterable[str]) -> TypeError:
     return TypeError(
         f"{function}() got an unexpected keyword argument {name!r}{hint} (input kinds: {', '.join(INPUT_KINDS)})"
     )
-
-
-def text_list(value: Any) -> list[str]:
-    """``embed(text=...)`` as a list of str; TypeError naming what was given otherwise."""
-    if isinstance(value, str):
-        return [value]
-    # bytes iterate as ints: never text (decode them first).
-    if isinstance(value, (bytes, bytearray, memoryview)) or not isinstance(value, Iterable):
-        raise TypeError(f"text must be a str or a list of str, got {type(value).__name__}")
-    texts = list(value)
-    bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
-    if bad is not None:
-        raise TypeError(f"text must be a str or a list of str, got text[{bad}] of type {type(texts[bad]).__name__}")
-    return texts
 
 
 def checked_options(preprocess: Mapping[str, Mapping[str, Any]] | None) -> dict[str, dict[str, Any]]:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from .config import IMAGE_SIZE, ImageBindConfig
-from .model.stems import IMU_CHANNELS, IMU_LENGTH, TEXT_CONTEXT_LENGTH, TEXT_VOCAB_SIZE
+from ..config import IMAGE_SIZE, ImageBindConfig
+from ..model.stems import IMU_CHANNELS, IMU_LENGTH, TEXT_CONTEXT_LENGTH, TEXT_VOCAB_SIZE
+from ..ops import all_finite
+
+__all__ = ["all_finite", "check_model_input", "expected_shapes", "nonfinite_message", "nonfinite_rows"]
 
 
 def expected_shapes(modality: str, config: ImageBindConfig) -> list[tuple]:
@@ -35,12 +38,6 @@ def _fits(shape: tuple[int, ...], pattern: tuple, frames: int) -> bool:
 
 def _fmt(pattern: tuple) -> str:
     return "(" + ", ".join(str(p) for p in pattern) + ")"
-
-
-def all_finite(x: torch.Tensor) -> bool:
-    """No NaN or inf in ``x``. One pass in the common case: a finite float64 sum means
-    none (they propagate); only a non-finite sum needs the exact, slower test."""
-    return bool(torch.isfinite(x.sum(dtype=torch.float64))) or bool(torch.isfinite(x).all())
 
 
 def nonfinite_rows(rows: torch.Tensor) -> list[int]:
