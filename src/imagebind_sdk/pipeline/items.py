@@ -70,6 +70,7 @@ def embed_kind(
     check_on_error(on_error)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    pipeline.loaded(ENCODER_OF[kind])  # fail fast on an unloaded encoder, before any item is read
     if kind == "text":
         return _embed_text(pipeline, text_list(value), batch_size, progress, normalize, on_error)
     return _embed_items(pipeline, kind, value, batch_size, on_error, progress, dict(options or {}), normalize)
