@@ -143,7 +143,9 @@ class Pipeline:
 
         ``isolate``: an exception from the encoder on the batch is retried item by item, so
         only the items that fail alone are failed (with the error); otherwise it propagates.
+        An encoder that is not loaded or whose weights are not finite is never an item's fault.
         """
+        self.encoder(modality)  # raises outside the isolation below
         try:
             out = self.run(modality, x, batch_size, normalize)
         except Exception as exc:  # noqa: BLE001 - any encoder error is an item's outcome when isolating
