@@ -40,9 +40,8 @@ LAYERS: list[set[str]] = [
     {"model"},  # the network and its config: the one place of input geometry
     {"weights", "preprocess"},  # checkpoints -> a model; items -> model inputs
     {"vectors", "export"},  # vectors once made (Embeddings, ops, zero-shot); ONNX export and runtime
-    # items of one kind -> vectors with per-item outcomes (batching.py and model_inputs.py
-    # move into pipeline/ on another branch); vector search
-    {"pipeline", "batching", "model_inputs", "search"},
+    # items of one kind -> vectors with per-item outcomes; vector search
+    {"pipeline", "search"},
     {"windows"},  # windowed embeddings of long recordings, moments
     {"bulk"},  # many files -> an output folder (can be windowed)
     {"api"},  # the facade: ImageBind

@@ -27,11 +27,11 @@ import sys, time
 from imagebind_sdk import ImageBind
 from imagebind_sdk.bulk.files import embed_files
 model = ImageBind.load(sys.argv[1], device="cpu", modalities=["vision"])
-encode = model.encode
+encode = model.pipeline.encode_rows
 def slow_encode(*args, **kwargs):
     time.sleep(0.1)
     return encode(*args, **kwargs)
-model.encode = slow_encode
+model.pipeline.encode_rows = slow_encode
 embed_files(model, sys.argv[2], out=sys.argv[3], batch_size=4)
 """
 

@@ -9,21 +9,16 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 import torch
 
 from .weights import hub
-from .batching import chunks, closing_bar
-from .weights.quantize import check_quantize, compile_mode
-from .preprocess import checked_options, text_list
-from .kinds import unexpected_kinds
+from .weights.quantize import check_quantize, compile_mode, quantize_int8
+from .preprocess import OnError, checked_options
+from .kinds import ENCODER_OF, INPUT_KINDS, unexpected_kinds
 from .weights.checkpoint import load_model
 from .model.config import MODALITIES, ImageBindConfig, check_modalities
 from .weights.dtypes import as_dtype
 from .vectors.embeddings import Embeddings
-from .model_inputs import check_model_input, nonfinite_message, nonfinite_rows
-from .kinds import ENCODER_OF, INPUT_KINDS
 from .model import ImageBindModel
-from .weights.quantize import quantize_int8
-from .preprocess import InputError, OnError, Skipped, as_item_list, preprocess_batch
+from .pipeline import Pipeline, check_on_error, embed_kind, text_list
 from .vectors.templates import templates_for
-from .preprocess.tokenizer import default_tokenizer
 from .vectors.zero_shot import ZeroShotResult, build_label_embeddings, parse_labels, zero_shot_probs
 
 if TYPE_CHECKING:
@@ -52,10 +47,8 @@ class ImageBind:
     """
 
     def __init__(self, model: ImageBindModel, *, device: torch.device, source: str = "") -> None:
-        self.model = model
-        self.device = device
+        self.pipeline = Pipeline(model, device=device)  # every embedding goes through it
         self.source = source
-        self.tokenizer = default_tokenizer()
         self._label_cache: dict[tuple[tuple[str, ...], tuple[str, ...]], torch.Tensor] = {}
 
     @property
@@ -118,20 +111,32 @@ class ImageBind:
 
     # -- properties ---------------------------------------------------------
     @property
+    def model(self) -> ImageBindModel:
+        return self.pipeline.model
+
+    @property
+    def device(self) -> torch.device:
+        return self.pipeline.device
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.pipeline.tokenizer
+
+    @property
     def config(self) -> ImageBindConfig:
-        return self.model.config
+        return self.pipeline.config
 
     @property
     def modalities(self) -> tuple[str, ...]:
-        return self.model.modalities
+        return self.pipeline.modalities
 
     @property
     def embedding_dim(self) -> int:
-        return self.config.out_embed_dim
+        return self.pipeline.embedding_dim
 
     @property
     def dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
+        return self.pipeline.dtype
 
     def __repr__(self) -> str:
         return (
@@ -142,10 +147,7 @@ class ImageBind:
     def encoder(self, modality: str) -> torch.nn.Module:
         """The loaded encoder of a modality, once its weights are checked finite (CheckpointError
         naming the tensor otherwise, see :meth:`check_weights`); a clear error if it was not loaded."""
-        encoder = self._loaded(modality)
-        if hasattr(self.model, "check_weights"):  # not on the onnxruntime backend
-            self.model.check_weights(modality)
-        return encoder
+        return self.pipeline.encoder(modality)
 
     def check_weights(self) -> None:
         """Scan every loaded weight for NaN/inf now (``load()`` defers it to each encoder's
@@ -153,22 +155,11 @@ class ImageBind:
         if hasattr(self.model, "check_weights"):
             self.model.check_weights()
 
-    def _loaded(self, modality: str) -> torch.nn.Module:
-        if modality not in MODALITIES:
-            raise ValueError(f"unknown modality {modality!r}; expected one of {list(MODALITIES)}")
-        if modality not in self.model.encoders:
-            raise ValueError(
-                f"the {modality} encoder is not loaded (loaded: {list(self.modalities)}); "
-                f"load it with ImageBind.load(..., modalities=[..., {modality!r}]) or modalities=None for all"
-            )
-        return self.model.encoders[modality]
-
     def logit_scale(self, modality: str) -> float:
         """The reference's per-modality output scale (text: learned, clipped at 100)."""
         return self.encoder(modality).logit_scale()
 
     # -- embedding ----------------------------------------------------------
-    @torch.inference_mode()
     def encode(
         self, modality: str, x: torch.Tensor, *, batch_size: int | None = None, normalize: bool = True
     ) -> torch.Tensor:
@@ -181,31 +172,7 @@ class ImageBind:
         Every row is finite: an input whose row comes out NaN/inf (finite values too large
         for the encoder) raises :class:`InputError` naming its index.
         """
-        out = self._encode(modality, x, batch_size, normalize)
-        bad = nonfinite_rows(out)
-        if bad:
-            more = f" (and {len(bad) - 1} more rows: {bad[1:11]})" if len(bad) > 1 else ""
-            raise InputError(f"{modality}[{bad[0]}]: {nonfinite_message(self.dtype)}{more}")
-        return out
-
-    @torch.inference_mode()
-    def _encode(self, modality: str, x: torch.Tensor, batch_size: int | None, normalize: bool) -> torch.Tensor:
-        """:meth:`encode` without the finiteness check (callers that know the sources check)."""
-        encoder = self.encoder(modality)
-        clips = check_model_input(modality, x, self.config)
-        flat = x.reshape(-1, *x.shape[2:]) if clips else x
-        if flat.is_floating_point():
-            flat = flat.to(self.dtype)
-        step = batch_size or max(len(flat), 1)
-        parts = [encoder(flat[i : i + step].to(self.device)).cpu() for i in range(0, len(flat), step)]
-        out = torch.cat(parts) if parts else torch.empty(0, self.embedding_dim)
-        if not normalize:
-            out = out * self.logit_scale(modality)
-        if clips:
-            out = out.view(x.shape[0], x.shape[1], -1).mean(dim=1)
-            if normalize:
-                out = torch.nn.functional.normalize(out, dim=-1)
-        return out
+        return self.pipeline.encode(modality, x, batch_size=batch_size, normalize=normalize)
 
     def embed(
         self,
@@ -244,23 +211,21 @@ class ImageBind:
         if not given:
             raise ValueError(f"nothing to embed: pass at least one of {', '.join(INPUT_KINDS)}")
         for kind in given:  # fail fast on an unloaded encoder (its weights are scanned at first use)
-            self._loaded(ENCODER_OF[kind])
-        if on_error not in ("raise", "skip"):
-            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+            self.pipeline.loaded(ENCODER_OF[kind])
+        check_on_error(on_error)
         options = checked_options(preprocess)
         if "text" in given:
             given["text"] = text_list(given["text"])
-        data, sources, skipped = {}, {}, {}
-        for kind, value in given.items():
-            if kind == "text":
-                data[kind], sources[kind], skipped[kind] = self._embed_text(
-                    value, batch_size, progress, normalize, on_error
-                )
-            else:
-                data[kind], sources[kind], skipped[kind] = self._embed_items(
-                    kind, value, batch_size, on_error, progress, options.get(kind, {}), normalize
-                )
-        return Embeddings(data, sources=sources, skipped={k: v for k, v in skipped.items() if v})
+        results = {
+            kind: embed_kind(self.pipeline, kind, value, batch_size=batch_size, on_error=on_error,
+                             progress=progress, options=options.get(kind), normalize=normalize)
+            for kind, value in given.items()
+        }
+        return Embeddings(
+            {kind: r.vectors for kind, r in results.items()},
+            sources={kind: r.sources for kind, r in results.items()},
+            skipped={kind: r.skipped for kind, r in results.items() if r.skipped},
+        )
 
     def label_embeddings(self, labels: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
         """(L, D) text embeddings of labels averaged over prompt templates (cached)."""
@@ -335,65 +300,3 @@ class ImageBind:
         from .windows.moments import find_moments_in
 
         return find_moments_in(self, text, **options)
-
-    def _embed_text(
-        self, texts: list[str], batch_size: int, progress: bool | None, normalize: bool, on_error: OnError
-    ) -> tuple[torch.Tensor, list[str], list[Skipped]]:
-        if not texts:
-            return torch.empty(0, self.embedding_dim), [], []
-        # Sorting by length keeps trimmed batches short (text trimming is exact).
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        out = torch.empty(len(texts), self.embedding_dim)
-        keep = torch.ones(len(texts), dtype=torch.bool)
-        skipped: list[Skipped] = []
-        with closing_bar(len(texts), "embedding text", progress) as bar:
-            for _, chunk in chunks(order, batch_size):
-                chunk_texts = [texts[i] for i in chunk]
-                rows = self._encode("text", self.tokenizer(chunk_texts), None, normalize)
-                good = self._keep_finite("text", rows, list(chunk), chunk_texts, on_error, skipped)
-                keep[[i for j, i in enumerate(chunk) if j not in good]] = False
-                out[list(chunk)] = rows
-                bar.update(len(chunk))
-        skipped.sort(key=lambda s: s.index)
-        return out[keep], [t for t, k in zip(texts, keep.tolist()) if k], skipped
-
-    def _embed_items(
-        self,
-        kind: str,
-        value: Any,
-        batch_size: int,
-        on_error: OnError,
-        progress: bool | None,
-        options: Mapping,
-        normalize: bool = True,
-    ) -> tuple[torch.Tensor, list[str], list[Skipped]]:
-        items = as_item_list(kind, value)
-        rows, sources, skipped = [], [], []
-        with closing_bar(len(items), f"embedding {kind}", progress) as bar:
-            for start, chunk in chunks(items, batch_size):
-                batch = preprocess_batch(kind, chunk, on_error=on_error, start=start, **options)
-                lost = {s.index for s in batch.skipped}  # indices in the whole list, as reported
-                skipped += batch.skipped
-                if batch.tensor is not None:
-                    out = self._encode(ENCODER_OF[kind], batch.tensor, batch_size, normalize)
-                    kept = [i for i in range(start, start + len(chunk)) if i not in lost]
-                    good = self._keep_finite(kind, out, kept, batch.sources, on_error, skipped)
-                    rows.append(out[good])
-                    sources += [batch.sources[j] for j in good]
-                bar.update(len(chunk))
-        out = torch.cat(rows) if rows else torch.empty(0, self.embedding_dim)
-        skipped.sort(key=lambda s: s.index)
-        return out, sources, skipped
-
-    def _keep_finite(
-        self, kind: str, rows: torch.Tensor, indices: list[int], sources: list[str], on_error: OnError,
-        skipped: list[Skipped],
-    ) -> list[int]:
-        """Positions of the finite rows; a NaN/inf row raises naming its item, or is skipped (listed)."""
-        bad = nonfinite_rows(rows)
-        if bad and on_error == "raise":
-            raise InputError(f"{kind}[{indices[bad[0]]}] ({sources[bad[0]]}): {nonfinite_message(self.dtype)}")
-        for j in bad:
-            logger.warning("skipping %s[%d] (%s): %s", kind, indices[j], sources[j], nonfinite_message(self.dtype))
-            skipped.append(Skipped(indices[j], sources[j], nonfinite_message(self.dtype)))
-        return [j for j in range(len(rows)) if j not in set(bad)]

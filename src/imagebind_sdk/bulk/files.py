@@ -35,6 +35,7 @@ from .format import FileStat, assemble, load_bulk_output, stat_file
 from .store import BulkStore, open_store
 from .windowed import WindowFilesResult, embed_files_windows
 from ..vectors.embeddings import Embeddings
+from ..pipeline import pipeline_of
 from ..preprocess import preprocess_one, validate_options
 
 __all__ = [
@@ -173,21 +174,13 @@ Errors = list[tuple[int, str]]
 
 
 def encode_batch(model: Any, kind: str, batch: Collated, batch_size: int) -> tuple[Rows, Errors]:
-    """Embed a batch; if the model rejects it, retry item by item to isolate the bad ones."""
+    """Embed a batch with an outcome per item (:meth:`Pipeline.encode_rows`, isolated): a
+    NaN/inf row or an item the encoder fails on alone is that file's error, not the job's."""
     if batch.tensor is None:
         return [], list(batch.errors)
-    try:
-        out = model.encode(ENCODER_OF[kind], batch.tensor, batch_size=batch_size).float()
-        return list(zip(batch.indices, out.unbind(0))), list(batch.errors)
-    except ValueError as exc:  # the model's input checks (shape, NaN, ...)
-        if len(batch.indices) == 1:
-            return [], list(batch.errors) + [(batch.indices[0], f"{type(exc).__name__}: {exc}")]
-    rows, errors = [], list(batch.errors)
-    for i, x in zip(batch.indices, batch.tensor.unbind(0)):
-        one_rows, one_errors = encode_batch(model, kind, Collated([i], x[None], []), batch_size)
-        rows += one_rows
-        errors += one_errors
-    return rows, errors
+    out = pipeline_of(model).encode_rows(ENCODER_OF[kind], batch.tensor, batch_size=batch_size, isolate=True)
+    rows = [(batch.indices[j], out.vectors[j].float()) for j in out.good()]
+    return rows, list(batch.errors) + [(batch.indices[j], message) for j, message in sorted(out.failed.items())]
 
 
 def _run(

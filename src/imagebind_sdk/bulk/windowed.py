@@ -26,7 +26,7 @@ from .format import FileStat, stat_file
 from .store import BulkStore, open_store
 from ..kinds import infer_kind
 from ..preprocess.sources import InputError
-from ..windows.embed import WINDOW_KINDS, WindowEmbeddings, Windows, window_spans
+from ..windows.embed import WINDOW_KINDS, WindowEmbeddings, Windows, embed_windows, window_spans
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def _plan(files: Sequence[str], kind_of_all: str | None) -> tuple[list[tuple[Fil
 def _embed_one(model: Any, stat: FileStat, kind: str, store: BulkStore | None, **options: Any) -> Windows | str:
     """One file's windows (committed to ``store``), or its error message (recorded there too)."""
     try:
-        windows = model.embed_windows(**{kind: stat.path}, **options)[0]
+        windows = embed_windows(model, **{kind: stat.path}, **options)[0]
     except (InputError, OSError) as exc:  # one unreadable file must not end the job
         logger.warning("failed %s: %s", stat.path, exc)
         message = f"{type(exc).__name__}: {exc}"

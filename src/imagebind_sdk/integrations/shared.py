@@ -114,9 +114,11 @@ def _given(options: LoadOptions) -> str:
 def embed_rows(
     model: "ImageBind", kind: str, items: Sequence[Any], *, normalize: bool = True, batch_size: int = 32
 ) -> list[list[float]]:
-    """Vectors of ``items`` of one input kind as plain float lists, in input order."""
+    """Vectors of ``items`` of one input kind as plain float lists, in input order
+    (the embedding pipeline's :func:`~imagebind_sdk.pipeline.embed_kind`; a bad item raises naming it)."""
+    from ..pipeline import embed_kind, pipeline_of
+
     items = list(items)
     if not items:
         return []
-    out = model.embed(**{kind: items}, normalize=normalize, batch_size=batch_size)
-    return out[kind].tolist()
+    return embed_kind(pipeline_of(model), kind, items, normalize=normalize, batch_size=batch_size).vectors.tolist()

@@ -205,20 +205,6 @@ __all__ = [
 # Checks of embed()'s arguments (not of items), raised before any item is read.
 
 
-def text_list(value: Any) -> list[str]:
-    """``embed(text=...)`` as a list of str; TypeError naming what was given otherwise."""
-    if isinstance(value, str):
-        return [value]
-    # bytes iterate as ints: never text (decode them first).
-    if isinstance(value, (bytes, bytearray, memoryview)) or not isinstance(value, Iterable):
-        raise TypeError(f"text must be a str or a list of str, got {type(value).__name__}")
-    texts = list(value)
-    bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
-    if bad is not None:
-        raise TypeError(f"text must be a str or a list of str, got text[{bad}] of type {type(texts[bad]).__name__}")
-    return texts
-
-
 def checked_options(preprocess: Mapping[str, Mapping[str, Any]] | None) -> dict[str, dict[str, Any]]:
     """``embed(preprocess=...)`` checked before any item is read: a bad option is the
     caller's error (ValueError), never a skipped item."""

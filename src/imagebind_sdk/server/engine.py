@@ -7,6 +7,9 @@ Why this shape:
 - Kinds never share a batch (video and vision use the same encoder but not the same
   batch), and one request's items of a kind enter their queue in one step: a request
   served alone is always cut into the same batches and gets bit-identical vectors.
+- A batch yields one outcome per item (:meth:`Pipeline.encode_rows` with isolation): an
+  item whose vector is NaN/inf, or that the encoder fails on alone, fails only itself;
+  the other items of the batch keep their vectors.
 - Model calls run in one worker thread per device (PyTorch releases the GIL), never on
   the event loop; decoding and preprocessing run in a thread pool, one task per item,
   so a long video never holds up health checks or text requests.
@@ -27,6 +30,7 @@ from typing import Any, Iterator
 import torch
 
 from ..kinds import ENCODER_OF, INPUT_KINDS
+from ..pipeline import Rows, pipeline_of
 from .errors import ApiError, overloaded
 from .metrics import Metrics
 from .settings import Settings
@@ -60,6 +64,7 @@ class Engine:
 
     def __init__(self, model: Any, settings: Settings, metrics: Metrics) -> None:
         self.model = model
+        self.pipeline = pipeline_of(model)
         self.settings = settings
         self.metrics = metrics
         self._queues: dict[str, deque[_Item]] = {kind: deque() for kind in INPUT_KINDS}
@@ -100,10 +105,11 @@ class Engine:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
     # -- encoding -------------------------------------------------------------
-    async def encode(self, kind: str, tensors: list[torch.Tensor]) -> torch.Tensor:
-        """Preprocessed items of one kind -> (N, D) raw model outputs (normalize=False)."""
+    async def encode(self, kind: str, tensors: list[torch.Tensor]) -> Rows:
+        """Preprocessed items of one kind -> their (N, D) raw model outputs (normalize=False),
+        with the positions of the items that have no vector and why."""
         if not tensors:
-            return torch.empty(0, self.model.embedding_dim)
+            return Rows(torch.empty(0, self.pipeline.embedding_dim), {})
         loop = asyncio.get_running_loop()
         now = time.monotonic()
         items = [_Item(t, loop.create_future(), loop, now) for t in tensors]
@@ -114,12 +120,14 @@ class Engine:
             self.metrics.queue_depth.labels(kind).set(len(self._queues[kind]))
             self._cond.notify()
         try:
-            rows = await asyncio.gather(*(item.future for item in items))
+            outcomes = await asyncio.gather(*(item.future for item in items))
         except BaseException:
             for item in items:  # the worker skips what nobody waits for any more
                 item.cancelled = True
             raise
-        return torch.stack(rows)
+        failed = {i: row for i, row in enumerate(outcomes) if isinstance(row, str)}
+        zeros = torch.zeros(self.pipeline.embedding_dim)
+        return Rows(torch.stack([zeros if isinstance(row, str) else row for row in outcomes]), failed)
 
     def _run(self) -> None:
         """The model worker: take the next batch, encode it, hand out the rows; until stopped."""
@@ -159,11 +167,13 @@ class Engine:
             return
         started = time.perf_counter()
         try:
-            out = self.model.encode(
+            # Per-item outcomes: a bad item (NaN/inf vector, or an encoder error on it alone,
+            # found by retrying item by item) fails only its own request.
+            rows = self.pipeline.encode_rows(
                 ENCODER_OF[kind], torch.stack([item.tensor for item in batch]),
-                batch_size=self.settings.max_batch_size, normalize=False,
+                batch_size=self.settings.max_batch_size, normalize=False, isolate=True,
             )
-        except Exception as exc:  # a model fault: every waiting request gets a 500
+        except Exception as exc:  # outside the encoder (e.g. weights): every waiting request fails
             logger.exception("encoding a %s batch of %d failed", kind, len(batch))
             for item in batch:
                 item.loop.call_soon_threadsafe(_resolve, item.future, exc, True)
@@ -171,8 +181,9 @@ class Engine:
         self.metrics.batch_seconds.labels(kind).observe(time.perf_counter() - started)
         self.metrics.batch_size.labels(kind).observe(len(batch))
         self.metrics.items.labels(kind).inc(len(batch))
-        for item, row in zip(batch, out):
-            item.loop.call_soon_threadsafe(_resolve, item.future, row.clone(), False)
+        for position, (item, row) in enumerate(zip(batch, rows.vectors)):
+            outcome = rows.failed.get(position)  # why this item has no vector, else its row
+            item.loop.call_soon_threadsafe(_resolve, item.future, row.clone() if outcome is None else outcome, False)
 
     # -- lifecycle ------------------------------------------------------------
     def stop(self) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from fastapi import APIRouter, Request
 from starlette.datastructures import UploadFile
 
@@ -86,10 +85,8 @@ async def embed(request: Request) -> FastJSONResponse:
         skip_bad = _on_error(payload.get("on_error", "raise"))
     if not any(inputs.values()):
         raise bad_request(f"nothing to embed: give at least one item of {', '.join(INPUT_KINDS)}")
-    result = await service.run(service.embed(inputs, {k: k for k in inputs}, skip_bad=skip_bad))
-    embeddings = {}
-    for kind, vectors in result.vectors.items():
-        embeddings[kind] = rows(torch.nn.functional.normalize(vectors, dim=-1) if normalize else vectors)
+    result = await service.run(service.embed(inputs, {k: k for k in inputs}, skip_bad=skip_bad, normalize=normalize))
+    embeddings = {kind: rows(vectors) for kind, vectors in result.vectors.items()}
     return FastJSONResponse({
         "model": service.name, "dim": service.model.embedding_dim, "normalize": normalize,
         "embeddings": embeddings, "skipped": result.skipped,
@@ -129,8 +126,8 @@ async def zero_shot(request: Request) -> FastJSONResponse:
 
     async def work() -> FastJSONResponse:
         label_emb = await service.label_embeddings(labels, chosen)
-        vectors = (await service.embed(inputs, {kind: kind})).vectors[kind]
-        probs = zero_shot_probs(label_emb, torch.nn.functional.normalize(vectors, dim=-1), service.logit_scale_text)
+        vectors = (await service.embed(inputs, {kind: kind}, normalize=True)).vectors[kind]
+        probs = zero_shot_probs(label_emb, vectors, service.logit_scale_text)
         results = []
         for index, row in enumerate(probs.tolist()):
             order = sorted(range(len(labels)), key=lambda j: -row[j])[:top_k]

@@ -63,8 +63,8 @@ async def embeddings(request: Request) -> FastJSONResponse:
     texts = _texts(payload)
     service.require_engine()
     encoding = _check_options(payload, service.model.embedding_dim)
-    result = await service.run(service.embed({"text": texts}, {"text": "input"}))
-    unit = torch.nn.functional.normalize(result.vectors["text"], dim=-1).to(torch.float32)
+    result = await service.run(service.embed({"text": texts}, {"text": "input"}, normalize=True))
+    unit = result.vectors["text"].to(torch.float32)
     data = [{"object": "embedding", "index": i, "embedding": _encode(v, encoding)} for i, v in enumerate(unit)]
     usage = {"prompt_tokens": result.text_tokens, "total_tokens": result.text_tokens}
     return FastJSONResponse({"object": "list", "data": data, "model": service.name, "usage": usage})

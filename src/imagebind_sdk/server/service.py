@@ -10,6 +10,7 @@ from typing import Any, Awaitable, Callable, Sequence, TypeVar
 import torch
 
 from ..kinds import ENCODER_OF, INPUT_KINDS
+from ..pipeline import finish
 from .engine import Engine
 from .errors import ApiError, bad_request
 from .metrics import Metrics
@@ -23,7 +24,7 @@ LABEL_CACHE_SIZE = 32
 
 @dataclass
 class Embedded:
-    """A request's vectors by kind (raw model outputs), the items left out, and its text tokens."""
+    """A request's vectors by kind (unit or raw model outputs, as asked), the items left out, and its text tokens."""
 
     vectors: dict[str, torch.Tensor]
     kept: dict[str, list[int]] = field(default_factory=dict)  # input index of each row
@@ -103,8 +104,12 @@ class Service:
             logger.exception("request failed")
             raise ApiError(500, f"internal error: {type(exc).__name__}: {exc}") from exc
 
-    async def embed(self, inputs: dict[str, list[Any]], fields: dict[str, str], *, skip_bad: bool = False) -> Embedded:
-        """Embed a request's items by kind (text: str, others: file bytes) -> raw vectors."""
+    async def embed(
+        self, inputs: dict[str, list[Any]], fields: dict[str, str], *, skip_bad: bool = False, normalize: bool = False
+    ) -> Embedded:
+        """Embed a request's items by kind (text: str, others: file bytes) -> unit vectors
+        (``normalize``) or raw model outputs. A bad item (unreadable, or no finite vector)
+        is a 400 naming ``field[index]`` of this request, or is skipped (``skip_bad``)."""
         engine = self.require_engine()
         self._check_loaded(inputs, fields)
         kinds = [kind for kind in INPUT_KINDS if inputs.get(kind)]
@@ -117,7 +122,7 @@ class Service:
         for kind, result in zip(kinds, results):  # the first failing kind, in a fixed order
             if isinstance(result, BaseException):
                 raise result
-            out.vectors[kind] = result
+            out.vectors[kind] = finish(result, normalize)
         return out
 
     def _check_loaded(self, inputs: dict[str, list[Any]], fields: dict[str, str]) -> None:
@@ -132,23 +137,25 @@ class Service:
         self, engine: Engine, kind: str, items: list[Any], field_name: str, skip_bad: bool, out: Embedded
     ) -> torch.Tensor:
         if kind == "text":
-            tokens = await engine.in_pool(self.model.tokenizer, list(items))
+            tokens = await engine.in_pool(engine.pipeline.tokenize, list(items))
             out.text_tokens += int((tokens != 0).sum())
-            out.kept[kind] = list(range(len(items)))
-            return await engine.encode(kind, list(tokens.unbind(0)))
-        results = await asyncio.gather(*(engine.in_pool(_preprocess, kind, item) for item in items))
-        tensors, kept = [], []
-        for index, result in enumerate(results):
-            if isinstance(result, Exception):
-                message = f"{field_name}[{index}]: could not read this {kind} input: {result}"
-                if not skip_bad:
-                    raise bad_request(message)
-                out.skipped.append({"kind": kind, "index": index, "error": message})
-                continue
-            tensors.append(result)
-            kept.append(index)
-        out.kept[kind] = kept
-        return await engine.encode(kind, tensors)
+            tensors, kept = list(tokens.unbind(0)), list(range(len(items)))
+        else:
+            results = await asyncio.gather(*(engine.in_pool(_preprocess, kind, item) for item in items))
+            tensors, kept = [], []
+            for index, result in enumerate(results):
+                if isinstance(result, Exception):
+                    _skip(out, kind, index, f"{field_name}[{index}]: could not read this {kind} input: {result}",
+                          skip_bad)
+                    continue
+                tensors.append(result)
+                kept.append(index)
+        rows = await engine.encode(kind, tensors)
+        for position in sorted(rows.failed):  # this request's own items only, named by its own field
+            _skip(out, kind, kept[position], f"{field_name}[{kept[position]}]: {rows.failed[position]}", skip_bad)
+        good = rows.good()
+        out.kept[kind] = [kept[p] for p in good]
+        return rows.vectors[good]
 
     # -- zero-shot ----------------------------------------------------------------
     async def label_embeddings(self, labels: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
@@ -158,12 +165,18 @@ class Service:
         key = (tuple(labels), tuple(templates))
         if key not in self._labels:
             texts = [template.format(label) for label in labels for template in templates]
-            raw = (await self.embed({"text": texts}, {"text": "labels"})).vectors["text"]
-            unit = torch.nn.functional.normalize(raw, dim=-1)
+            unit = (await self.embed({"text": texts}, {"text": "labels"}, normalize=True)).vectors["text"]
             if len(self._labels) >= LABEL_CACHE_SIZE:
                 self._labels.pop(next(iter(self._labels)))
             self._labels[key] = build_label_embeddings(list(labels), list(templates), _given(unit))
         return self._labels[key]
+
+
+def _skip(out: Embedded, kind: str, index: int, message: str, skip_bad: bool) -> None:
+    """A bad item: the request fails with 400 naming it, or (``skip_bad``) it is listed as skipped."""
+    if not skip_bad:
+        raise bad_request(message)
+    out.skipped.append({"kind": kind, "index": index, "error": message})
 
 
 def _given(vectors: torch.Tensor) -> Callable[[list[str]], torch.Tensor]:

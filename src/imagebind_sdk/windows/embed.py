@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from ..kinds import ENCODER_OF
+from ..pipeline import Pipeline, pipeline_of
 from ..preprocess.audio_windows import audio_windows
 from ..preprocess.sources import InputError, describe
 from ..preprocess.video_windows import video_windows
@@ -256,16 +257,17 @@ def embed_windows(
     unknown = sorted(set(options) - {"imu"})
     if unknown:
         raise ValueError(f"preprocess options are taken for imu only, got them for {unknown}")
+    pipeline = pipeline_of(model)
     jobs, streams = [], []
     for kind, value in given.items():
-        model.encoder(ENCODER_OF[kind])  # fail fast on an unloaded encoder
+        pipeline.encoder(ENCODER_OF[kind])  # fail fast on an unloaded encoder
         window, hop = _spans(kind, window_s, hop_s)
         for index, item in enumerate(_as_items(value)):
             extra = options.get(kind, {})
-            jobs.append((kind, describe(item)))
+            jobs.append((kind, index, describe(item)))
             streams.append(lambda k=kind, i=index, it=item, w=window, h=hop, x=extra: _named(
                 k, i, it, STREAMS[k](it, w, h, batch_size, **x)))
-    return _collect(model, jobs, _messages(streams, prefetch), progress)
+    return _collect(pipeline, jobs, _messages(streams, prefetch), progress)
 
 
 @functools.lru_cache(maxsize=1)
@@ -291,8 +293,21 @@ def _trim_heap() -> None:
         trim(0)
 
 
+def _encode(pipeline: Pipeline, job: tuple[str, int, str], batch: torch.Tensor, plan: WindowPlan,
+            first: int) -> torch.Tensor:
+    """One batch of an input's windows -> unit vectors; a window whose vector is NaN/inf
+    raises :class:`InputError` naming the input and the window (``first``: its number)."""
+    kind, index, source = job
+    rows = pipeline.encode_rows(ENCODER_OF[kind], batch, batch_size=ENCODER_CHUNK)
+    if rows.failed:
+        bad = first + min(rows.failed)
+        raise InputError(f"{kind}[{index}] ({source}): window {bad} ({plan.starts[bad]:g}-{plan.ends[bad]:g} s): "
+                         f"{rows.failed[bad - first]}")
+    return rows.vectors
+
+
 def _collect(
-    model: Any, jobs: list[tuple[str, str]], messages: Iterator[tuple[int, Any]], progress: bool | None
+    pipeline: Pipeline, jobs: list[tuple[str, int, str]], messages: Iterator[tuple[int, Any]], progress: bool | None
 ) -> WindowEmbeddings:
     """Encode the batches as they come; one :class:`Windows` per input."""
     plans: dict[int, WindowPlan] = {}
@@ -301,12 +316,13 @@ def _collect(
     encoded = 0
     try:
         for number, message in messages:
-            kind, source = jobs[number]
+            kind, _, source = jobs[number]
             if isinstance(message, WindowPlan):
                 plans[number] = message
                 bars[number] = progress_bar(len(message.starts), f"{kind} windows {source}", "window", progress)
                 continue
-            parts[number].append(model.encode(ENCODER_OF[kind], message, batch_size=ENCODER_CHUNK))
+            done = sum(len(part) for part in parts[number])
+            parts[number].append(_encode(pipeline, jobs[number], message, plans[number], done))
             del message  # the batch is freed before the heap is trimmed
             encoded += 1
             if encoded % TRIM_EVERY_BATCHES == 0:
@@ -318,9 +334,9 @@ def _collect(
             if bar is not None:
                 bar.close()
     items = []
-    for number, (kind, source) in enumerate(jobs):
+    for number, (kind, _, source) in enumerate(jobs):
         plan = plans[number]
-        vectors = torch.cat(parts[number]) if parts[number] else torch.empty(0, model.embedding_dim)
+        vectors = torch.cat(parts[number]) if parts[number] else torch.empty(0, pipeline.embedding_dim)
         items.append(Windows(kind, source, vectors, torch.tensor(plan.starts, dtype=torch.float64),
                              torch.tensor(plan.ends, dtype=torch.float64)))
     return WindowEmbeddings(items)

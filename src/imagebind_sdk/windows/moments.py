@@ -20,7 +20,8 @@ from typing import Any, Sequence
 import torch
 
 from ..vectors.ops import ArrayLike, as_matrix, normalize_rows
-from .embed import WindowEmbeddings, Windows
+from ..pipeline import embed_kind, pipeline_of
+from .embed import WindowEmbeddings, Windows, embed_windows
 
 __all__ = ["find_moments", "find_moments_in", "format_timestamp"]
 
@@ -93,8 +94,8 @@ def find_moments_in(
     if text is not None:
         if not isinstance(text, str):
             raise TypeError(f"text must be one string, got {type(text).__name__}")
-        query = model.embed(text=[text]).text[0]
-    windows = model.embed_windows(**inputs)
+        query = embed_kind(pipeline_of(model), "text", [text]).vectors[0]
+    windows = embed_windows(model, **inputs)
     return find_moments(query, windows, top_k=top_k, merge_gap_s=merge_gap_s, min_score=min_score)
 
 

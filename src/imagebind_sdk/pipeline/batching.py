@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any, Iterator, Sequence
 
-from .progress import progress_bar
+from ..progress import progress_bar
 
 
 @contextlib.contextmanager

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from .model.config import IMAGE_SIZE, IMU_CHANNELS, IMU_LENGTH, TEXT_CONTEXT_LENGTH, TEXT_VOCAB_SIZE, ImageBindConfig
-from .vectors.ops import all_finite
+from ..model.config import IMAGE_SIZE, IMU_CHANNELS, IMU_LENGTH, TEXT_CONTEXT_LENGTH, TEXT_VOCAB_SIZE, ImageBindConfig
+from ..vectors.ops import all_finite
+
+__all__ = ["all_finite", "check_model_input", "expected_shapes", "nonfinite_message", "nonfinite_rows"]
 
 
 def expected_shapes(modality: str, config: ImageBindConfig) -> list[tuple]:
