@@ -21,6 +21,7 @@ from typing import Any, BinaryIO, Iterator, Protocol
 import numpy as np
 import soundfile
 
+from .containers import AUDIO_FORMATS, open_container
 from .sources import InputError, as_binary_stream
 
 logger = logging.getLogger(__name__)
@@ -120,9 +121,6 @@ class PyAVReader:
     """An FFmpeg-readable container: decodes from the start for every request (exact)."""
 
     def __init__(self, stream: BinaryIO) -> None:
-        import av  # lazily: only containers soundfile cannot read need it
-
-        self._av = av
         self._stream = stream
         self._start = stream.tell()
         self._frames: int | None = None
@@ -134,7 +132,7 @@ class PyAVReader:
     @contextlib.contextmanager
     def _container(self) -> Iterator[tuple[Any, Any]]:
         self._stream.seek(self._start)
-        with self._av.open(self._stream, mode="r") as container:
+        with open_container(self._stream, AUDIO_FORMATS, "audio") as container:
             if not container.streams.audio:
                 raise InputError("expected a file with an audio stream, found none")
             yield container, container.streams.audio[0]

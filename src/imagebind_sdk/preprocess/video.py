@@ -21,6 +21,7 @@ import av
 import numpy as np
 import torch
 
+from .containers import VIDEO_FORMATS, open_container
 from .image import IMAGE_SIZE, check_size
 from .options import positive_number
 from .sources import InputError, as_binary_stream, source_kind, tensor_to_numpy
@@ -231,10 +232,7 @@ def decode_in_order(stream: BinaryIO, wanted: list[int]) -> Iterator[tuple[int, 
 
 def _open(stream: BinaryIO) -> tuple[Any, Any]:
     """Open a container and its first video stream, or raise InputError."""
-    try:
-        container = av.open(stream, mode="r")
-    except (av.FFmpegError, OSError, ValueError) as exc:
-        raise InputError(f"could not open video: corrupt or unsupported container ({exc})") from exc
+    container = open_container(stream, VIDEO_FORMATS, "video")
     if not container.streams.video:
         container.close()
         raise InputError("expected a file with a video stream, found none")
