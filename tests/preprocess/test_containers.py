@@ -48,12 +48,13 @@ CONCAT = b"ffconcat version 1.0\nfile 'http://127.0.0.1:9/x.mp4'\n"
 _CHILD = """
 import sys
 from imagebind_sdk.preprocess import audio, video
+from imagebind_sdk.preprocess.sources import InputError
 data = open(sys.argv[2], "rb").read()
 try:
     (video if sys.argv[1] == "video" else audio).preprocess(data)
     print("accepted")
-except Exception as exc:
-    print(type(exc).__name__, exc)
+except InputError as exc:
+    print("InputError", exc)
 """
 
 

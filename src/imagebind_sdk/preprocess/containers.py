@@ -40,6 +40,10 @@ AUDIO_FORMATS = (
 PROTOCOL_WHITELIST = "none"
 
 
+class UnreadableContainer(InputError):
+    """FFmpeg could not open the input as one of the allowed container formats."""
+
+
 def open_container(stream: BinaryIO, formats: tuple[str, ...], what: str) -> Any:
     """``av.open`` over a binary stream, restricted to the demuxers ``formats``.
 
@@ -53,12 +57,12 @@ def open_container(stream: BinaryIO, formats: tuple[str, ...], what: str) -> Any
     try:
         container = av.open(stream, mode="r", options=options)
     except (av.FFmpegError, OSError, ValueError) as exc:
-        raise InputError(
+        raise UnreadableContainer(
             f"could not open {what}: corrupt, or not one of the accepted container formats "
             f"({', '.join(formats)}) ({exc})"
         ) from exc
     names = set(container.format.name.split(","))
     if not names & set(formats):
         container.close()
-        raise InputError(f"expected a {what} file in one of the formats {', '.join(formats)}, found {container.format.name!r}")
+        raise UnreadableContainer(f"expected a {what} file in one of the formats {', '.join(formats)}, found {container.format.name!r}")
     return container

@@ -54,15 +54,13 @@ def preprocess(item: Any, *, fps: float | None = None) -> torch.Tensor:
         if fps is None:
             raise InputError("decoded frames need their frame rate: pass fps=<frames per second>")
         indices = clip_frame_indices(frames.shape[0], float(fps))
-        selected = frames[indices]
-    elif source_kind(item) is not None:
-        selected = decode_clip_frames(item)
-    else:
-        raise InputError(
-            "expected a video path, bytes, file object or (T, H, W, 3) uint8 frames, "
-            f"got {type(item).__name__}"
-        )
-    return frames_to_model_input(np.asarray(selected))
+        return frames_to_model_input(np.asarray(frames[indices]))
+    if source_kind(item) is not None:  # each frame scaled as soon as it is decoded
+        return scaled_to_model_input(decode_frames(item, clip_frame_indices, transform=scaled_frame))
+    raise InputError(
+        "expected a video path, bytes, file object or (T, H, W, 3) uint8 frames, "
+        f"got {type(item).__name__}"
+    )
 
 
 def check_options(*, fps: float | None = None) -> None:
@@ -101,18 +99,37 @@ def clip_indices(start: Fraction, fps: float, num_frames: int) -> list[int]:
 def frames_to_model_input(frames: np.ndarray) -> torch.Tensor:
     """(NUM_CLIPS * FRAMES_PER_CLIP, H, W, 3) uint8 -> (15, 3, 2, 224, 224).
 
-    Clip by clip (keeps peak memory to one clip in float32), as the reference:
-    scale to [0, 1], short side to 224, normalise, three crops.
+    As the reference: scale to [0, 1], short side to 224, normalise, three crops.
     """
-    return torch.stack([crop for clip in np.split(frames, NUM_CLIPS) for crop in clip_crops(clip)])
+    return scaled_to_model_input([scaled_frame(frame) for frame in frames])
+
+
+def scaled_to_model_input(scaled: list[torch.Tensor]) -> torch.Tensor:
+    """NUM_CLIPS * FRAMES_PER_CLIP frames from :func:`scaled_frame` -> (15, 3, 2, 224, 224)."""
+    clips = [torch.stack(scaled[k : k + FRAMES_PER_CLIP], dim=1) for k in range(0, len(scaled), FRAMES_PER_CLIP)]
+    return torch.stack([crop for clip in clips for crop in normalised_crops(clip)])
 
 
 def clip_crops(clip_frames: np.ndarray) -> list[torch.Tensor]:
     """One clip's (FRAMES_PER_CLIP, H, W, 3) uint8 frames -> its NUM_CROPS (3, 2, 224, 224) crops."""
+    return normalised_crops(torch.stack([scaled_frame(frame) for frame in clip_frames], dim=1))
+
+
+def scaled_frame(frame: np.ndarray) -> torch.Tensor:
+    """One (H, W, 3) uint8 frame -> float (3, h, w) in [0, 1], short side 224.
+
+    Frame by frame, as soon as it is decoded: a frame costs its own float copy, never a
+    whole clip's (the reference scales the clip (C, T, H, W) at once; bilinear scaling
+    treats T as a batch, so each frame's numbers are the same to the last bit).
+    """
+    pixels = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[:, None]  # C, 1, H, W
+    return short_side_scale(pixels.float().div_(255.0), CROP_SIZE)[:, 0]
+
+
+def normalised_crops(clip: torch.Tensor) -> list[torch.Tensor]:
+    """A scaled clip (3, T, h, w) -> its NUM_CROPS normalised (3, T, 224, 224) crops."""
     mean = torch.tensor(MEAN, dtype=torch.float32)[:, None, None, None]
     std = torch.tensor(STD, dtype=torch.float32)[:, None, None, None]
-    clip = torch.from_numpy(np.ascontiguousarray(clip_frames)).permute(3, 0, 1, 2)  # C, T, H, W
-    clip = short_side_scale(clip.float() / 255.0, CROP_SIZE)
     return three_crops((clip - mean) / std, CROP_SIZE)
 
 
@@ -178,13 +195,19 @@ def probe(item: Any) -> tuple[float, int]:
             stream.close()
 
 
-def decode_frames(item: Any, indices: list[int] | Callable[[int, float], list[int]]) -> np.ndarray:
+def decode_frames(
+    item: Any,
+    indices: list[int] | Callable[[int, float], list[int]],
+    transform: Callable[[np.ndarray], Any] | None = None,
+) -> Any:
     """Frames ``indices`` (display order) of an encoded video: ``(len(indices), H, W, 3)`` uint8.
 
     ``indices`` may be a function of (frame count, frame rate), evaluated after the
     demux pass. Only the frames up to the last wanted are decoded, seeking to a
-    keyframe over long gaps; frame sizes are checked (``image.check_size``) from the
-    stream header before anything is decoded.
+    keyframe over long gaps; frame sizes are checked (:func:`check_frame_size`) from
+    the stream header before anything is decoded. With ``transform``, each wanted RGB
+    frame is handed to it as soon as it is decoded and the list of its results is
+    returned (so no full-size frame outlives its transform).
     """
     stream = as_binary_stream(item)
     start = stream.tell()
@@ -193,14 +216,15 @@ def decode_frames(item: Any, indices: list[int] | Callable[[int, float], list[in
         wanted = indices(index.count, fps) if callable(indices) else list(indices)
         if not wanted or min(wanted) < 0 or max(wanted) >= index.count:
             raise InputError(f"expected frame indices in 0..{index.count - 1}, got {wanted}")
+        convert = transform or (lambda rgb: rgb)
         frames = None
         if index.pts is not None:
             stream.seek(start)
-            frames = _decode_by_pts(stream, index, sorted(set(wanted)))
+            frames = _decode_by_pts(stream, index, sorted(set(wanted)), convert)
         if frames is None:
             stream.seek(start)
-            frames = _decode_by_count(stream, sorted(set(wanted)))
-        return np.stack([frames[i] for i in wanted])
+            frames = _decode_by_count(stream, sorted(set(wanted)), convert)
+        return [frames[i] for i in wanted] if transform else np.stack([frames[i] for i in wanted])
     finally:
         if stream is not item:
             stream.close()
@@ -287,7 +311,9 @@ def _to_rgb(frame: Any, size: tuple[int, int] | None) -> np.ndarray:
     return frame.to_ndarray(format="rgb24", width=size[0], height=size[1])
 
 
-def _decode_by_pts(stream: BinaryIO, index: _PacketIndex, wanted: list[int]) -> dict[int, np.ndarray] | None:
+def _decode_by_pts(
+    stream: BinaryIO, index: _PacketIndex, wanted: list[int], convert: Callable[[np.ndarray], Any]
+) -> dict[int, Any] | None:
     """Decode the wanted frames, naming frames by pts and seeking over long gaps.
 
     Returns None when decoded timestamps do not match the packet index (the caller
@@ -296,7 +322,7 @@ def _decode_by_pts(stream: BinaryIO, index: _PacketIndex, wanted: list[int]) -> 
     container, video = _open(stream)
     lookup = {p: i for i, p in enumerate(index.pts)}
     size = _stream_size(video)
-    found: dict[int, np.ndarray] = {}
+    found: dict[int, Any] = {}
     position, decoder = -1, None
     with container:
         try:
@@ -312,7 +338,7 @@ def _decode_by_pts(stream: BinaryIO, index: _PacketIndex, wanted: list[int]) -> 
                     if position == -2:
                         return None
                     if position in wanted:
-                        found[position] = _to_rgb(frame, size)
+                        found[position] = convert(_to_rgb(frame, size))
                     if position >= target:
                         break
                 if target not in found:
@@ -322,17 +348,17 @@ def _decode_by_pts(stream: BinaryIO, index: _PacketIndex, wanted: list[int]) -> 
     return found
 
 
-def _decode_by_count(stream: BinaryIO, wanted: list[int]) -> dict[int, np.ndarray]:
+def _decode_by_count(stream: BinaryIO, wanted: list[int], convert: Callable[[np.ndarray], Any]) -> dict[int, Any]:
     """Decode from the start, numbering frames in display order; stop after the last wanted."""
     container, video = _open(stream)
     size = _stream_size(video)
-    found: dict[int, np.ndarray] = {}
+    found: dict[int, Any] = {}
     last, count = None, 0
     with container:
         try:
             for count, frame in enumerate(container.decode(video)):
                 if count in wanted:
-                    found[count] = _to_rgb(frame, size)
+                    found[count] = convert(_to_rgb(frame, size))
                 last = frame
                 if count >= wanted[-1]:
                     break
@@ -343,6 +369,6 @@ def _decode_by_count(stream: BinaryIO, wanted: list[int]) -> dict[int, np.ndarra
         missing = [i for i in wanted if i not in found]
         if missing:  # fewer frames decode than packets were indexed: reuse the last one
             logger.warning("video decoded only %d frames; reusing the last for %s", count + 1, missing)
-            fill = _to_rgb(last, size)
+            fill = convert(_to_rgb(last, size))
             found.update({i: fill for i in missing})
     return found
