@@ -13,15 +13,15 @@ import numpy as np
 from PIL import Image
 
 
-def one_frame_video(path: Path, size: int, codec: str = "libx264") -> Path:
-    """A single flat grey frame of size x size pixels (H.264 compresses it to a few hundred KB)."""
+def one_frame_video(path: Path, size: int, codec: str = "libx264", height: int | None = None) -> Path:
+    """A single flat grey frame of size x size (or x height) pixels: a few hundred KB at 8192²."""
     with av.open(str(path), "w") as out:
         stream = out.add_stream(codec, rate=1)
-        stream.width = stream.height = size
+        stream.width, stream.height = size, height or size
         stream.pix_fmt = "yuv420p"
         if codec == "libx264":
             stream.options = {"preset": "ultrafast"}
-        frame = av.VideoFrame(size, size, "yuv420p")
+        frame = av.VideoFrame(size, height or size, "yuv420p")
         for plane in frame.planes:  # flat mid-grey: nearly nothing to encode
             plane.update(np.full(plane.buffer_size, 128, dtype=np.uint8))
         for packet in [*stream.encode(frame), *stream.encode(None)]:

@@ -37,6 +37,10 @@ NUM_CROPS = 3
 ITEM_SHAPE = (NUM_CLIPS * NUM_CROPS, 3, FRAMES_PER_CLIP, CROP_SIZE, CROP_SIZE)
 # Seek to a keyframe instead of decoding on only when that skips at least this many frames.
 SEEK_MIN_FRAMES = 64
+# Refuse video frames with more pixels than this (DCI 4K, 4096 x 2304 at most), read from the
+# stream header before any frame is decoded: a one-frame 8192 x 8192 H.264 file of 198 KB
+# decoded to 3-5 GB. Up to this size a decode stays under ~300 MB (one frame at a time).
+MAX_VIDEO_PIXELS = 4096 * 2304
 # Frame rates above this are a unit mistake (fps given in frames per ms, ...), not a camera.
 MAX_FPS = 1_000_000.0
 
@@ -67,6 +71,17 @@ def check_options(*, fps: float | None = None) -> None:
     """ValueError for an invalid option value (checked before any item is read)."""
     if fps is not None and positive_number("fps", fps, "frames per second") > MAX_FPS:
         raise ValueError(f"fps must be at most {MAX_FPS:g} frames per second, got {fps!r}")
+
+
+def check_frame_size(width: int, height: int) -> None:
+    """InputError for a frame :func:`.image.check_size` refuses or over ``MAX_VIDEO_PIXELS``."""
+    check_size(width, height, "video frame")
+    if width * height > MAX_VIDEO_PIXELS:
+        raise InputError(
+            f"video frame is {width}x{height} = {width * height} pixels, over the {MAX_VIDEO_PIXELS}-pixel "
+            "limit for videos (checked before decoding); raise "
+            "imagebind_sdk.preprocess.video.MAX_VIDEO_PIXELS to allow it"
+        )
 
 
 def clip_frame_indices(num_frames: int, fps: float) -> list[int]:
@@ -166,7 +181,7 @@ def _frames_from_array(frames: np.ndarray | torch.Tensor) -> np.ndarray:
         raise InputError(f"expected decoded frames of dtype uint8, found dtype {frames.dtype}")
     if 0 in frames.shape:
         raise InputError(f"decoded frames are empty: shape {tuple(frames.shape)}")
-    check_size(frames.shape[2], frames.shape[1], "video frame")  # before any frame is scaled
+    check_size(frames.shape[2], frames.shape[1], "video frame")  # already in memory: the image guards only
     return frames
 
 
@@ -264,7 +279,7 @@ def _open(stream: BinaryIO) -> tuple[Any, Any]:
     size = _stream_size(video)
     if size is not None:
         try:
-            check_size(*size, "video frame")  # from the header: before demuxing or decoding
+            check_frame_size(*size)  # from the header: before demuxing or decoding
         except InputError:
             container.close()
             raise
@@ -304,7 +319,7 @@ def _stream_size(video: Any) -> tuple[int, int] | None:
 def _to_rgb(frame: Any, size: tuple[int, int] | None) -> np.ndarray:
     """A decoded frame -> (H, W, 3) uint8 RGB, scaled to the stream's size if it differs."""
     if size is None:
-        check_size(frame.width, frame.height, "video frame")
+        check_frame_size(frame.width, frame.height)
         return frame.to_ndarray(format="rgb24")
     if (frame.width, frame.height) == size:
         return frame.to_ndarray(format="rgb24")

@@ -1,11 +1,12 @@
 """A long video -> windows of 2-frame clips x 3 crops, decoded once, in order.
 
 Each window's clip is selected and transformed exactly like one of the reference's
-clips (:func:`.video.clip_indices`, :func:`.video.clip_crops`): the frames
+clips (:func:`.video.clip_indices`, :func:`.video.scaled_frame`, :func:`.video.normalised_crops`): the frames
 ``ceil(fps * start)`` and ``min(ceil(fps * (start + 2)), n) - 1``, short side to 224,
 CLIP normalisation, 3 crops along the long side. The stream is indexed by demuxing
 (:func:`.video.probe`: frame count and rate, nothing decoded), then decoded once from
-the start; only the RGB frames of windows not yet emitted are kept.
+the start; each wanted frame is scaled (short side 224) as soon as it is decoded, and
+only the scaled frames of windows not yet emitted are kept.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 
 from .sources import InputError, as_binary_stream, source_kind
-from .video import CLIP_SECONDS, clip_crops, clip_indices, decode_in_order, preprocess, probe
+from .video import CLIP_SECONDS, clip_indices, decode_in_order, normalised_crops, preprocess, probe, scaled_frame
 from .windowing import WindowPlan, clip_offsets, window_starts
 
 logger = logging.getLogger(__name__)
@@ -61,13 +62,13 @@ def _batches(
     Each batch is allocated once and the crops are written into it (no list of rows
     stacked into a second copy), so a batch costs its own size and no more.
     """
-    kept: dict[int, np.ndarray] = {}
+    kept: dict[int, torch.Tensor] = {}
     batch: torch.Tensor | None = None
     done = 0
     for index, frame in frames:
-        kept[index] = frame
+        kept[index] = scaled_frame(frame)  # ~1 MB, whatever the frame's size
         while done < len(picks) and max(i for c in picks[done] for i in c) <= index:
-            crops = [crop for clip in picks[done] for crop in clip_crops(np.stack([kept[i] for i in clip]))]
+            crops = [crop for clip in picks[done] for crop in normalised_crops(torch.stack([kept[i] for i in clip], 1))]
             if batch is None:
                 batch = torch.empty(min(size, len(picks) - done), len(crops), *crops[0].shape)
             row = done % size
