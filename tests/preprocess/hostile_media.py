@@ -35,6 +35,12 @@ def palette_png(path: Path, size: int) -> Path:
     return path
 
 
+def depth_png_16bit(path: Path, size: int) -> Path:
+    """A size x size 16-bit depth PNG (1.5 m everywhere): 42 KB at 4096²."""
+    Image.fromarray(np.full((size, size), 1500, dtype=np.uint16)).save(path)
+    return path
+
+
 def wav_declaring_rate(path: Path, rate: int, samples: int, channels: int = 1) -> Path:
     """A 16-bit PCM WAV whose header declares ``rate`` Hz (1 Hz: 32000 samples last 9 hours)."""
     data = (np.sin(np.arange(samples * channels) / 7.0) * 8000).astype("<i2").tobytes()
