@@ -50,15 +50,28 @@ def wav_declaring_rate(path: Path, rate: int, samples: int, channels: int = 1) -
     return path
 
 
-def flac_in_matroska_without_duration(path: Path, seconds: int, channels: int = 8, rate: int = 48000) -> Path:
-    """``seconds`` of quiet 8-channel FLAC in Matroska written as a live stream: no duration."""
+def tone(start: int, count: int, channels: int, rate: int) -> np.ndarray:
+    """int16 (count, channels): a different sweep per channel, samples ``start`` onwards."""
+    t = np.arange(start, start + count)[:, None] / rate
+    freq = 200.0 * np.arange(1, channels + 1)[None, :] * (1 + t / 50)
+    return (3000 * np.sin(2 * np.pi * freq * t)).astype(np.int16)
+
+
+def flac_in_matroska_without_duration(
+    path: Path, seconds: int, channels: int = 8, rate: int = 48000, silent: bool = True
+) -> Path:
+    """``seconds`` of FLAC in Matroska written as a live stream: no duration in the header.
+
+    Silent (default): 77 KB for 3 minutes of 8 channels; else :func:`tone`.
+    """
     layout = {1: "mono", 2: "stereo", 8: "7.1"}[channels]
     with av.open(str(path), "w", format="matroska", options={"live": "1"}) as out:
         stream = out.add_stream("flac", rate=rate, layout=layout)
         block = 4096
-        zeros = np.zeros((1, block * channels), dtype=np.int16)  # packed s16: interleaved
         for start in range(0, seconds * rate, block):
-            frame = av.AudioFrame.from_ndarray(zeros, format="s16", layout=layout)
+            count = min(block, seconds * rate - start)
+            samples = np.zeros((count, channels), np.int16) if silent else tone(start, count, channels, rate)
+            frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout=layout)  # interleaved
             frame.sample_rate, frame.pts = rate, start
             for packet in stream.encode(frame):
                 out.mux(packet)
