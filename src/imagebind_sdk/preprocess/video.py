@@ -25,13 +25,11 @@ from .containers import VIDEO_FORMATS, open_container
 from .image import IMAGE_SIZE, check_size
 from .options import positive_number
 from .sources import InputError, as_binary_stream, source_kind, tensor_to_numpy
+from .video_timeline import CLIP_SECONDS, FRAMES_PER_CLIP, NUM_CLIPS, Timeline, clip_indices, timeline_of  # noqa: F401 (re-exported)
 from .vision import MEAN, STD
 
 logger = logging.getLogger(__name__)
 
-NUM_CLIPS = 5
-CLIP_SECONDS = 2
-FRAMES_PER_CLIP = 2
 CROP_SIZE = IMAGE_SIZE
 NUM_CROPS = 3
 ITEM_SHAPE = (NUM_CLIPS * NUM_CROPS, 3, FRAMES_PER_CLIP, CROP_SIZE, CROP_SIZE)
@@ -60,7 +58,7 @@ def preprocess(item: Any, *, fps: float | None = None) -> torch.Tensor:
         indices = clip_frame_indices(frames.shape[0], float(fps))
         return frames_to_model_input(np.asarray(frames[indices]))
     if source_kind(item) is not None:  # each frame scaled as soon as it is decoded
-        return scaled_to_model_input(decode_frames(item, clip_frame_indices, transform=scaled_frame))
+        return scaled_to_model_input(decode_frames(item, Timeline.clip_frames, transform=scaled_frame))
     raise InputError(
         "expected a video path, bytes, file object or (T, H, W, 3) uint8 frames, "
         f"got {type(item).__name__}"
@@ -85,30 +83,9 @@ def check_frame_size(width: int, height: int) -> None:
 
 
 def clip_frame_indices(num_frames: int, fps: float) -> list[int]:
-    """Indices of the frames kept, clip by clip (NUM_CLIPS * FRAMES_PER_CLIP of them).
-
-    As pytorchvideo with decord: the duration is the float ``num_frames / fps``;
-    clip k starts at ``k * max(duration - 2, 0) / 4`` (a Fraction) and covers frames
-    ``ceil(fps * start)`` up to ``ceil(fps * end)`` (exclusive, capped at the end);
-    of those, ``linspace(0, n - 1, 2)`` picks the first and the last.
-    """
-    if num_frames <= 0:
-        raise InputError("video holds no frames")
-    duration = num_frames / fps
-    step = Fraction(max(duration - CLIP_SECONDS, 0)) / max(NUM_CLIPS - 1, 1)
-    return [i for k in range(NUM_CLIPS) for i in clip_indices(step * k, fps, num_frames)]
-
-
-def clip_indices(start: Fraction, fps: float, num_frames: int) -> list[int]:
-    """The FRAMES_PER_CLIP frames kept of the clip starting at ``start`` seconds (see above)."""
-    first = math.ceil(fps * start)
-    stop = min(math.ceil(fps * (start + CLIP_SECONDS)), num_frames)
-    if stop <= first:
-        raise InputError(
-            f"frame rate {fps:g} is too low: the {CLIP_SECONDS} s clip at {float(start):g} s holds no frame"
-        )
-    picks = torch.linspace(0, stop - first - 1, FRAMES_PER_CLIP).long().tolist()
-    return [first + p for p in picks]
+    """Indices of the frames kept, clip by clip, frames placed at the rate ``fps`` (the
+    reference's placement, see :mod:`.video_timeline`)."""
+    return Timeline(fps, num_frames).clip_frames()
 
 
 def frames_to_model_input(frames: np.ndarray) -> torch.Tensor:
@@ -192,19 +169,30 @@ class _PacketIndex:
     count: int
     pts: list[int] | None  # sorted presentation timestamps; None if any is missing/duplicated
     keyframes: list[int]  # display-order indices of keyframes (empty without pts)
+    time_base: Fraction | None = None
+
+    def timeline(self, fps: float) -> Timeline:
+        return timeline_of(fps, self.pts, self.time_base, self.count)
 
 
 def decode_clip_frames(item: Any) -> np.ndarray:
     """Encoded video -> the wanted frames (NUM_CLIPS * FRAMES_PER_CLIP, H, W, 3) uint8."""
-    return decode_frames(item, clip_frame_indices)
+    return decode_frames(item, Timeline.clip_frames)
 
 
 def probe(item: Any) -> tuple[float, int]:
     """(frame rate, frame count) of an encoded video, from demuxing only (no decoding)."""
+    timeline = probe_timeline(item)
+    return timeline.fps, timeline.count
+
+
+def probe_timeline(item: Any) -> Timeline:
+    """The :class:`Timeline` (frame rate, count, timestamps if the rate varies) of an
+    encoded video, from demuxing only (no decoding)."""
     stream = as_binary_stream(item)
     try:
         fps, index = _scan(stream)
-        return fps, index.count
+        return index.timeline(fps)
     finally:
         if stream is not item:
             stream.close()
@@ -212,14 +200,14 @@ def probe(item: Any) -> tuple[float, int]:
 
 def decode_frames(
     item: Any,
-    indices: list[int] | Callable[[int, float], list[int]],
+    indices: list[int] | Callable[[Timeline], list[int]],
     transform: Callable[[np.ndarray], Any] | None = None,
 ) -> Any:
     """Frames ``indices`` (display order) of an encoded video: ``(len(indices), H, W, 3)`` uint8.
 
-    ``indices`` may be a function of (frame count, frame rate), evaluated after the
-    demux pass. Only the frames up to the last wanted are decoded, seeking to a
-    keyframe over long gaps; frame sizes are checked (:func:`check_frame_size`) from
+    ``indices`` may be a function of the stream's :class:`Timeline` (frame count, rate
+    and, for a variable frame rate, timestamps), evaluated after the demux pass. Only
+    the frames up to the last wanted are decoded, seeking to a keyframe over long gaps; frame sizes are checked (:func:`check_frame_size`) from
     the stream header before anything is decoded. With ``transform``, each wanted RGB
     frame is handed to it as soon as it is decoded and the list of its results is
     returned (so no full-size frame outlives its transform).
@@ -228,7 +216,7 @@ def decode_frames(
     start = stream.tell()
     try:
         fps, index = _scan(stream)
-        wanted = indices(index.count, fps) if callable(indices) else list(indices)
+        wanted = indices(index.timeline(fps)) if callable(indices) else list(indices)
         if not wanted or min(wanted) < 0 or max(wanted) >= index.count:
             raise InputError(f"expected frame indices in 0..{index.count - 1}, got {wanted}")
         convert = transform or (lambda rgb: rgb)
@@ -291,6 +279,7 @@ def _scan(stream: BinaryIO) -> tuple[float, _PacketIndex]:
     container, video = _open(stream)
     with container:
         rate = video.average_rate or video.guessed_rate or video.base_rate
+        time_base = video.time_base
         if not rate or rate <= 0:
             raise InputError("video stream has no usable frame rate")
         pts, keys = [], []
@@ -308,7 +297,7 @@ def _scan(stream: BinaryIO) -> tuple[float, _PacketIndex]:
     order = sorted(pts)
     position = {p: i for i, p in enumerate(order)}
     keyframes = sorted(position[p] for p, key in zip(pts, keys) if key)
-    return float(rate), _PacketIndex(len(pts), order, keyframes)
+    return float(rate), _PacketIndex(len(pts), order, keyframes, time_base)
 
 
 def _stream_size(video: Any) -> tuple[int, int] | None:

@@ -1,10 +1,10 @@
 """A long video -> windows of 2-frame clips x 3 crops, decoded once, in order.
 
 Each window's clip is selected and transformed exactly like one of the reference's
-clips (:func:`.video.clip_indices`, :func:`.video.scaled_frame`, :func:`.video.normalised_crops`): the frames
+clips (:meth:`.video_timeline.Timeline.clip`, :func:`.video.scaled_frame`, :func:`.video.normalised_crops`): the frames
 ``ceil(fps * start)`` and ``min(ceil(fps * (start + 2)), n) - 1``, short side to 224,
 CLIP normalisation, 3 crops along the long side. The stream is indexed by demuxing
-(:func:`.video.probe`: frame count and rate, nothing decoded), then decoded once from
+(:func:`.video.probe_timeline`: frame count, rate and, for a variable frame rate, timestamps; nothing decoded), then decoded once from
 the start; each wanted frame is scaled (short side 224) as soon as it is decoded, and
 only the scaled frames of windows not yet emitted are kept.
 """
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .sources import InputError, as_binary_stream, source_kind
-from .video import CLIP_SECONDS, clip_indices, decode_in_order, normalised_crops, preprocess, probe, scaled_frame
+from .video import CLIP_SECONDS, decode_in_order, normalised_crops, preprocess, probe_timeline, scaled_frame
 from .windowing import WindowPlan, clip_offsets, window_starts
 
 logger = logging.getLogger(__name__)
@@ -38,15 +38,15 @@ def video_windows(item: Any, window: Fraction, hop: Fraction, batch_size: int) -
     stream = as_binary_stream(item)
     origin = stream.tell()
     try:
-        fps, count = probe(stream)
+        timeline = probe_timeline(stream)  # frames at the average rate, or at their timestamps if it varies
         stream.seek(origin)
-        duration = Fraction(count / fps)  # the float duration, as the reference's sampler
+        duration = Fraction(timeline.count / timeline.fps)  # the float duration, as the reference's sampler
         starts = window_starts(duration, window, hop)
         yield WindowPlan.of(starts, window, duration)
         if not starts:  # shorter than a window: the reference's 5 clips of the whole video
             yield preprocess(stream)[None]
             return
-        picks = [[clip_indices(s + o, fps, count) for o in offsets] for s in starts]
+        picks = [[timeline.clip(s + o) for o in offsets] for s in starts]
         size = max(1, min(batch_size, MAX_CLIPS_PER_BATCH // len(offsets)))
         yield from _batches(decode_in_order(stream, sorted({i for w in picks for c in w for i in c})), picks, size)
     finally:
