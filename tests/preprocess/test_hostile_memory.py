@@ -127,11 +127,11 @@ def warm(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 CASES: dict[str, tuple[str, Callable[[Path], Path], str]] = {
-    # id: (kind, builder, what must happen: "refused" or "accepted")
-    "video-8192sq-h264": ("video", lambda p: media.one_frame_video(p / "big.mp4", 8192), "refused"),
+    # id: (kind, builder, what must happen: "accepted", or refused naming the limit to raise)
+    "video-8192sq-h264": ("video", lambda p: media.one_frame_video(p / "big.mp4", 8192), "video.MAX_VIDEO_PIXELS"),
     "video-4096x2304-at-limit": ("video", lambda p: media.one_frame_video(p / "dci.mp4", 4096, height=2304), "accepted"),
-    "depth-13000sq-palette-png": ("depth", lambda p: media.palette_png(p / "bomb.png", 13000), "refused"),
-    "vision-13000sq-palette-png": ("vision", lambda p: media.palette_png(p / "bomb.png", 13000), "refused"),
+    "depth-13000sq-palette-png": ("depth", lambda p: media.palette_png(p / "bomb.png", 13000), "image.MAX_MAP_PIXELS"),
+    "vision-13000sq-palette-png": ("vision", lambda p: media.palette_png(p / "bomb.png", 13000), "image.MAX_PIXELS"),
     "depth-4096sq-16bit-png": ("depth", lambda p: media.depth_png_16bit(p / "depth16.png", 4096), "accepted"),
     "audio-wav-1hz-32000-samples": ("audio", lambda p: media.wav_declaring_rate(p / "slow.wav", 1, 32000), "accepted"),
     "audio-3min-8ch-flac-mkv-no-duration": (
@@ -146,10 +146,10 @@ def test_small_input_stays_under_the_memory_bound(case: str, tmp_path: Path, war
     assert path.stat().st_size < 1_000_000
     got = worker(kind, path, warm["image" if kind in ("depth", "vision") else kind])
     assert "added_mb" in got and got["added_mb"] < BOUND_MB, f"{case}: {got}"
-    if expected == "refused":
-        assert str(got["result"]).startswith("InputError") and "limit" in got["result"], got
-    else:
+    if expected == "accepted":
         assert isinstance(got["result"], list), got
+    else:
+        assert str(got["result"]).startswith("InputError") and f"preprocess.{expected} to allow" in got["result"], got
 
 
 def test_video_item_size_is_known_before_decoding(warm: dict[str, Path]) -> None:

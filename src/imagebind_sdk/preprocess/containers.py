@@ -44,16 +44,20 @@ class UnreadableContainer(InputError):
     """FFmpeg could not open the input as one of the allowed container formats."""
 
 
-def open_container(stream: BinaryIO, formats: tuple[str, ...], what: str) -> Any:
+def open_container(stream: BinaryIO, formats: tuple[str, ...], what: str, max_pixels: int | None = None) -> Any:
     """``av.open`` over a binary stream, restricted to the demuxers ``formats``.
 
     InputError (naming the format when FFmpeg found one) for anything else, corrupt
     data included. ``what`` names the media in messages ("video", "audio").
+    ``max_pixels`` keeps FFmpeg's probing from decoding larger frames (an 8192²
+    frame cost 140 MB before its size could be read and refused).
     """
     import av  # lazily: audio that soundfile reads never needs FFmpeg
 
     allowed = ",".join(formats)
     options = {"format_whitelist": allowed, "protocol_whitelist": PROTOCOL_WHITELIST}
+    if max_pixels is not None:
+        options["max_pixels"] = str(max_pixels)
     try:
         container = av.open(stream, mode="r", options=options)
     except (av.FFmpegError, OSError, ValueError) as exc:

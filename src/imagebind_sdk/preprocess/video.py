@@ -72,14 +72,14 @@ def check_options(*, fps: float | None = None) -> None:
 
 
 def check_frame_size(width: int, height: int) -> None:
-    """InputError for a frame :func:`.image.check_size` refuses or over ``MAX_VIDEO_PIXELS``."""
-    check_size(width, height, "video frame")
+    """InputError for a frame over ``MAX_VIDEO_PIXELS`` or one :func:`.image.check_size` refuses."""
     if width * height > MAX_VIDEO_PIXELS:
         raise InputError(
             f"video frame is {width}x{height} = {width * height} pixels, over the {MAX_VIDEO_PIXELS}-pixel "
             "limit for videos (checked before decoding); raise "
             "imagebind_sdk.preprocess.video.MAX_VIDEO_PIXELS to allow it"
         )
+    check_size(width, height, "video frame")
 
 
 def clip_frame_indices(num_frames: int, fps: float) -> list[int]:
@@ -259,7 +259,7 @@ def decode_in_order(stream: BinaryIO, wanted: list[int]) -> Iterator[tuple[int, 
 
 def _open(stream: BinaryIO) -> tuple[Any, Any]:
     """Open a container and its first video stream, or raise InputError."""
-    container = open_container(stream, VIDEO_FORMATS, "video")
+    container = open_container(stream, VIDEO_FORMATS, "video", max_pixels=MAX_VIDEO_PIXELS)
     if not container.streams.video:
         container.close()
         raise InputError("expected a file with a video stream, found none")
