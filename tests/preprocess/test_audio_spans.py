@@ -34,7 +34,7 @@ def _encoded(rate: int, channels: int, fmt: str, seconds: float = 9.0) -> bytes:
 def test_span_decoding_equals_whole_decoding(rate: int, channels: int, fmt: str, monkeypatch) -> None:
     data = _encoded(rate, channels, fmt)
     whole = audio.preprocess(data)  # 9 s: under the threshold, decoded whole
-    monkeypatch.setattr(audio, "WHOLE_DECODE_MAX_FRAMES", 0)  # now: only the clips' spans
+    monkeypatch.setattr(audio, "WHOLE_DECODE_MAX_SAMPLES", 0)  # now: only the clips' spans
     spans = audio.preprocess(data)
     if rate >= audio.SAMPLE_RATE:
         assert torch.equal(spans, whole)
@@ -61,7 +61,7 @@ def test_pyav_container_spans_equal_whole(tmp_path: Path, monkeypatch) -> None:
         for packet in [*stream.encode(frame), *stream.encode(None)]:
             out.mux(packet)
     whole = audio.preprocess(path)
-    monkeypatch.setattr(audio, "WHOLE_DECODE_MAX_FRAMES", 0)
+    monkeypatch.setattr(audio, "WHOLE_DECODE_MAX_SAMPLES", 0)
     assert torch.equal(audio.preprocess(path), whole)
 
 

@@ -14,7 +14,7 @@ from imagebind_sdk.preprocess import InputError, audio, imu, video, vision
 def test_long_resampled_array_uses_clip_spans_with_the_same_numbers(
     monkeypatch: pytest.MonkeyPatch, rate: int, atol: float
 ) -> None:
-    # Same tolerance as for long files (audio.WHOLE_DECODE_MAX_FRAMES): exact when
+    # Same tolerance as for long files (audio.WHOLE_DECODE_MAX_SAMPLES): exact when
     # downsampling, about 1e-4 upsampled under MKL_CBWR (shorter convolution input).
     wave = np.random.default_rng(0).standard_normal(rate * 20).astype(np.float32) * 0.1
     whole = audio.preprocess((wave, rate))

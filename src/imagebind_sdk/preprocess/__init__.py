@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
 import numbers
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
@@ -83,6 +84,13 @@ def item_shape(kind: str) -> tuple[int, ...]:
     if kind not in ITEM_SHAPES:
         raise ValueError(f"unknown input kind {kind!r}; expected one of {sorted(ITEM_SHAPES)}")
     return ITEM_SHAPES[kind]
+
+
+def item_nbytes(kind: str) -> int:
+    """Bytes of one preprocessed item of ``kind`` (float32): known before anything is decoded,
+    whatever the input holds (a one-frame 16x16 video still becomes 15 clips-crops: 18 MB).
+    What a request of N items costs at least, for admission against a memory budget."""
+    return 4 * math.prod(item_shape(kind))
 
 
 def option_names(kind: str) -> list[str]:
@@ -194,6 +202,7 @@ __all__ = [
     "as_item_list",
     "check_finite",
     "describe",
+    "item_nbytes",
     "item_shape",
     "option_names",
     "validate_options",

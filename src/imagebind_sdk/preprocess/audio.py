@@ -23,7 +23,7 @@ import torchaudio.compliance.kaldi as kaldi
 import torchaudio.functional
 
 from ..model.config import AUDIO_FRAMES, AUDIO_MEL_BINS
-from .audio_decode import ArrayReader, AudioReader, open_audio, read_whole
+from .audio_decode import MAX_CHANNELS, MAX_SAMPLE_RATE, ArrayReader, AudioReader, open_audio, read_whole
 from .options import is_real_number
 from .sources import InputError, check_finite, source_kind, tensor_to_numpy
 
@@ -43,19 +43,18 @@ ITEM_SHAPE = (NUM_CLIPS, 1, NUM_MEL_BINS, TARGET_LEN)
 # torchaudio.functional.resample's defaults, which the reference uses.
 RESAMPLE_FILTER_WIDTH = 6
 RESAMPLE_ROLLOFF = 0.99
-# Files longer than this (samples per channel at their own rate, ~95 s at 44.1 kHz) are
-# not decoded whole: only the three clips' spans are read (bounded memory). The numbers
-# are bit-identical for rates >= 16 kHz; upsampled ones (8 kHz) differ by up to 1e-4
-# under MKL_CBWR, whose convolution rounds differently on a shorter input.
-WHOLE_DECODE_MAX_FRAMES = 2**22
+# Files holding more samples than this (all channels at their own rate: 32 MB as float32,
+# ~95 s of 44.1 kHz stereo) are not decoded whole: only the three clips' spans are read
+# (bounded memory). The numbers are bit-identical for rates >= 16 kHz; upsampled ones
+# (8 kHz) differ by up to 1e-4 under MKL_CBWR, whose convolution rounds differently on a
+# shorter input. Counted from what is decoded, not from the header (which may lie or be absent).
+WHOLE_DECODE_MAX_SAMPLES = 2**23
 # A decoded waveform is resampled whole only up to this many output samples (all channels;
 # ~35 min mono, ~270 MB with torchaudio's intermediate). Longer ones (e.g. 32000 samples
 # declared at 1 Hz: 512M output samples, 2 GB) are resampled only around the clips' spans.
 WHOLE_RESAMPLE_MAX_SAMPLES = 2**25
 
 MIN_SAMPLES = SAMPLE_RATE * FRAME_LENGTH_MS // 1000  # one analysis frame (400)
-MAX_SAMPLE_RATE = 1_000_000
-MAX_CHANNELS = 64  # more than this in dim 0 almost surely means (samples, channels)
 
 # Integer PCM is scaled to [-1, 1) the way soundfile reads it: divide by 2**(bits-1);
 # unsigned 8-bit is offset by 128 first. int64 and other integer types are refused.
@@ -75,10 +74,7 @@ def preprocess(item: Any) -> torch.Tensor:
         with open_audio(source) as reader:
             return _reader_to_fbanks(reader)
     waveform, sample_rate = load_waveform(item)
-    channels, samples = waveform.shape
-    if channels * resampled_length(samples, sample_rate) > WHOLE_RESAMPLE_MAX_SAMPLES:
-        return _span_fbanks(ArrayReader(waveform.numpy(), sample_rate))
-    return clips_to_fbanks(resample(waveform, sample_rate))
+    return _waveform_to_fbanks(waveform, sample_rate)
 
 
 def check_options() -> None:
@@ -235,13 +231,32 @@ def read_16k(reader: AudioReader, spans: list[tuple[int, int]]) -> list[torch.Te
 
 
 def _reader_to_fbanks(reader: AudioReader) -> torch.Tensor:
-    """An opened source -> fbanks, decoding only the clips' spans when the file is long."""
+    """An opened source -> fbanks, decoding only the clips' spans when the file is long.
+
+    Memory follows what the file really holds, never what its header claims: at most
+    ``WHOLE_DECODE_MAX_SAMPLES`` are decoded at once (a container without a duration is
+    read in blocks and given up past that), longer files are read span by span.
+    """
     rate = _integer_sample_rate(reader.sample_rate)
-    if reader.estimated_frames > WHOLE_DECODE_MAX_FRAMES:
-        length = resampled_length(reader.frames, rate)
-        if length >= NUM_CLIPS * CLIP_SECONDS * SAMPLE_RATE:  # clips do not overlap
-            return _span_fbanks(reader)
-    waveform = _check_waveform(torch.from_numpy(read_whole(reader)))
+    waveform = read_whole(reader, WHOLE_DECODE_MAX_SAMPLES)
+    if waveform is None:  # longer than the whole-decode limit
+        if resampled_length(reader.frames, rate) >= NUM_CLIPS * CLIP_SECONDS * SAMPLE_RATE:
+            return _span_fbanks(reader)  # the clips do not overlap
+        if reader.channels * reader.frames > WHOLE_RESAMPLE_MAX_SAMPLES:
+            raise InputError(
+                f"audio holds {reader.channels} channels x {reader.frames} samples at {rate} Hz: under "
+                f"{NUM_CLIPS * CLIP_SECONDS} s, yet over the {WHOLE_RESAMPLE_MAX_SAMPLES}-sample limit"
+            )
+        waveform = read_whole(reader)
+    return _waveform_to_fbanks(_check_waveform(torch.from_numpy(waveform)), rate)
+
+
+def _waveform_to_fbanks(waveform: torch.Tensor, rate: int) -> torch.Tensor:
+    """A whole (channels, samples) waveform -> fbanks; resampled around the clips only when
+    resampling it whole would be huge (e.g. 32000 samples declared at 1 Hz: 2 GB at 16 kHz)."""
+    channels, samples = waveform.shape
+    if channels * resampled_length(samples, rate) > WHOLE_RESAMPLE_MAX_SAMPLES:
+        return _span_fbanks(ArrayReader(waveform.numpy(), rate))
     return clips_to_fbanks(resample(waveform, rate))
 
 

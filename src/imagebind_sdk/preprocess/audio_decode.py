@@ -16,11 +16,13 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import re
 from typing import Any, BinaryIO, Iterator, Protocol
 
 import numpy as np
 import soundfile
 
+from .containers import AUDIO_FORMATS, UnreadableContainer, open_container
 from .sources import InputError, as_binary_stream
 
 logger = logging.getLogger(__name__)
@@ -28,6 +30,10 @@ logger = logging.getLogger(__name__)
 Range = tuple[int, int]
 # libsndfile formats whose seek lands exactly on the requested sample.
 EXACT_SEEK_FORMATS = ("WAV", "WAVEX", "W64", "RF64", "AIFF", "AU", "CAF", "FLAC", "RAW")
+# libsndfile reports a length it does not know (a streamed FLAC's "0 samples") as 2**63 - 1.
+UNKNOWN_FRAMES = 2**62
+MAX_SAMPLE_RATE = 1_000_000
+MAX_CHANNELS = 64  # more than this in dim 0 almost surely means (samples, channels)
 # Frames per read when reading sequentially (bounded memory, few calls).
 READ_BLOCK_FRAMES = 1 << 16
 
@@ -120,9 +126,6 @@ class PyAVReader:
     """An FFmpeg-readable container: decodes from the start for every request (exact)."""
 
     def __init__(self, stream: BinaryIO) -> None:
-        import av  # lazily: only containers soundfile cannot read need it
-
-        self._av = av
         self._stream = stream
         self._start = stream.tell()
         self._frames: int | None = None
@@ -134,7 +137,7 @@ class PyAVReader:
     @contextlib.contextmanager
     def _container(self) -> Iterator[tuple[Any, Any]]:
         self._stream.seek(self._start)
-        with self._av.open(self._stream, mode="r") as container:
+        with open_container(self._stream, AUDIO_FORMATS, "audio") as container:
             if not container.streams.audio:
                 raise InputError("expected a file with an audio stream, found none")
             yield container, container.streams.audio[0]
@@ -154,8 +157,14 @@ class PyAVReader:
             self._frames = sum(chunk.shape[1] for chunk in self._chunks())
         return self._frames
 
-    def read_all(self) -> np.ndarray:
-        chunks = list(self._chunks())
+    def read_all(self, limit: int | None = None) -> np.ndarray | None:
+        """The whole stream; None once it holds more than ``limit`` samples (all channels)."""
+        chunks, held = [], 0
+        for chunk in self._chunks():
+            chunks.append(chunk)
+            held += chunk.size
+            if limit is not None and held > limit:
+                return None
         if not chunks:
             raise InputError("audio stream holds no samples")
         self._frames = sum(chunk.shape[1] for chunk in chunks)
@@ -199,7 +208,11 @@ def _estimated_frames(container: Any, audio: Any, rate: int) -> int:
 
 @contextlib.contextmanager
 def open_audio(item: Any) -> Iterator[SoundFileReader | PyAVReader]:
-    """A reader over a path, bytes or binary file object: soundfile, else PyAV."""
+    """A reader over a path, bytes or binary file object: soundfile, else PyAV.
+
+    Its header is checked first (:func:`check_header`): a hostile rate or channel count
+    is refused before a sample is decoded.
+    """
     stream = as_binary_stream(item)
     start = stream.tell()
     try:
@@ -211,32 +224,73 @@ def open_audio(item: Any) -> Iterator[SoundFileReader | PyAVReader]:
             with _ffmpeg_errors(sf_error):
                 reader = PyAVReader(stream)
             with _ffmpeg_errors(sf_error):
-                yield reader
+                yield check_header(reader)
+            return
+        if handle.frames >= UNKNOWN_FRAMES:  # a streamed FLAC's header says "0 samples": length unknown
+            handle.close()
+            logger.debug("audio header does not give its length; decoding it with PyAV")
+            stream.seek(start)
+            unknown = InputError(f"the {handle.format} header gives no length")
+            with _ffmpeg_errors(unknown):
+                reader = PyAVReader(stream)
+            with _ffmpeg_errors(unknown):
+                yield check_header(reader)
             return
         with handle:
-            yield SoundFileReader(handle)
+            yield check_header(SoundFileReader(handle))
     finally:
         if stream is not item:
             stream.close()
+
+
+def check_header(reader: Any) -> Any:
+    """``reader`` if its sample rate and channel count are plausible, else InputError.
+
+    The same guards as for waveform arrays: a file declaring 1e9 Hz, 0 Hz or 5000
+    channels is refused before anything is decoded or resampled.
+    """
+    if not 0 < reader.sample_rate <= MAX_SAMPLE_RATE:
+        raise InputError(f"expected a sample rate in 1..{MAX_SAMPLE_RATE} Hz, the file declares {reader.sample_rate}")
+    if not 0 < reader.channels <= MAX_CHANNELS:
+        raise InputError(f"expected 1..{MAX_CHANNELS} audio channels, the file declares {reader.channels}")
+    return reader
 
 
 @contextlib.contextmanager
 def _ffmpeg_errors(sf_error: Exception) -> Iterator[None]:
     try:
         yield
-    except InputError:
-        raise
+    except InputError as error:
+        if not isinstance(error, UnreadableContainer):
+            raise
+        raise InputError(
+            f"could not decode audio: not a format soundfile reads ({_no_address(sf_error)}), and FFmpeg {error}"
+        ) from error
     except Exception as av_error:  # FFmpeg raises many kinds for bad data
         raise InputError(
-            f"could not decode audio: not a format soundfile reads ({sf_error}) and "
+            f"could not decode audio: not a format soundfile reads ({_no_address(sf_error)}) and "
             f"FFmpeg failed too ({type(av_error).__name__}: {av_error})"
         ) from av_error
 
 
-def read_whole(reader: SoundFileReader | PyAVReader) -> np.ndarray:
-    """Every sample of the source as float32 ``(channels, frames)``."""
+def _no_address(error: Exception) -> str:
+    """An error's text without Python object addresses (soundfile names ``<_io.BytesIO object at 0x..>``)."""
+    return re.sub(r" object at 0x[0-9a-fA-F]+", " object", str(error))
+
+
+def read_whole(reader: SoundFileReader | PyAVReader, limit: int | None = None) -> np.ndarray | None:
+    """Every sample of the source as float32 ``(channels, frames)``.
+
+    With ``limit``: None instead when the source holds more than ``limit`` samples (all
+    channels), found from the header when it gives the length, else by decoding in
+    blocks and giving up past the limit (nothing beyond it is kept).
+    """
     if isinstance(reader, PyAVReader):
-        return reader.read_all()
+        if limit is not None and reader.channels * reader.estimated_frames > limit:
+            return None
+        return reader.read_all(limit)
+    if limit is not None and reader.channels * reader.frames > limit:
+        return None
     return reader.read([(0, reader.frames)])[0]
 
 

@@ -120,18 +120,40 @@ def normalized_disparity(
     depth: np.ndarray, baseline: float, focal_length: float, max_disparity: float
 ) -> np.ndarray:
     """``min(baseline * focal / depth, max_disparity) / max_disparity``; 0 where depth is 0."""
-    valid = depth > 0
-    safe = np.where(valid, depth, 1.0).astype(np.float64)
-    disparity = np.minimum(baseline * focal_length / safe, max_disparity) / max_disparity
-    return np.where(valid, disparity, 0.0).astype(np.float32)
+
+    def disparity(block: np.ndarray) -> np.ndarray:
+        valid = block > 0
+        safe = np.where(valid, block, 1.0).astype(np.float64)
+        values = np.minimum(baseline * focal_length / safe, max_disparity) / max_disparity
+        return np.where(valid, values, 0.0)
+
+    return _by_rows(depth, disparity)
 
 
 def normalized_inverse_depth(depth: np.ndarray) -> np.ndarray:
     """``1 / depth`` divided by its maximum (nearest pixel -> 1); 0 where depth is 0."""
-    valid = depth > 0
-    inverse = np.where(valid, 1.0 / np.where(valid, depth, 1.0).astype(np.float64), 0.0)
-    peak = inverse.max(initial=0.0)
-    return (inverse / peak if peak > 0 else inverse).astype(np.float32)
+
+    def inverse(block: np.ndarray) -> np.ndarray:
+        valid = block > 0
+        return np.where(valid, 1.0 / np.where(valid, block, 1.0).astype(np.float64), 0.0)
+
+    peak = max((float(inverse(depth[a:b]).max(initial=0.0)) for a, b in _row_blocks(depth)), default=0.0)
+    return _by_rows(depth, lambda block: inverse(block) / peak if peak > 0 else inverse(block))
+
+
+def _row_blocks(array: np.ndarray) -> list[tuple[int, int]]:
+    """Row ranges of about a million pixels: float64 work on a large map stays ~8 MB a copy."""
+    rows = max(1, (1 << 20) // max(array.shape[1], 1))
+    return [(a, min(a + rows, array.shape[0])) for a in range(0, array.shape[0], rows)]
+
+
+def _by_rows(array: np.ndarray, elementwise: Any) -> np.ndarray:
+    """float32 ``elementwise(array)``, computed a block of rows at a time (same numbers, no
+    whole-map float64 temporaries: a 4096² 16-bit PNG took 0.5 GB)."""
+    out = np.empty(array.shape, dtype=np.float32)
+    for a, b in _row_blocks(array):
+        out[a:b] = elementwise(array[a:b])
+    return out
 
 
 def load_depth(item: Any, *, depth_scale: float = DEFAULT_DEPTH_SCALE) -> tuple[np.ndarray, bool]:
@@ -145,9 +167,9 @@ def load_depth(item: Any, *, depth_scale: float = DEFAULT_DEPTH_SCALE) -> tuple[
     if isinstance(item, np.ndarray):
         values, relative = _from_array(item, depth_scale)
     elif isinstance(item, Image.Image):
-        values, relative = _from_image(decoded(item), depth_scale)
+        values, relative = _from_image(decoded(item, limit="MAX_MAP_PIXELS"), depth_scale)
     elif source_kind(item) is not None:
-        values, relative = _from_image(open_image(item), depth_scale)
+        values, relative = _from_image(open_image(item, limit="MAX_MAP_PIXELS"), depth_scale)
     else:
         raise InputError(f"expected {_ACCEPTED}, got {type(item).__name__}")
     if not relative:
@@ -162,7 +184,7 @@ def _from_array(array: np.ndarray, depth_scale: float) -> tuple[np.ndarray, bool
     if array.dtype == np.uint8:
         return array.astype(np.float32) / np.float32(EIGHT_BIT_MAX), True
     if array.dtype.kind in "iu":
-        return (array.astype(np.float64) / depth_scale).astype(np.float32), False
+        return _by_rows(array, lambda block: block.astype(np.float64) / depth_scale), False
     if array.dtype.kind == "f":
         return array.astype(np.float32), False
     raise InputError(

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from typing import Any, Iterator
+from typing import Any, Iterator, Literal
 
 import numpy as np
 import torch
@@ -30,9 +30,14 @@ from .sources import InputError, read_bytes, require_finite
 
 RESAMPLE = Image.Resampling.BICUBIC
 # Refuse images with more pixels than this, checked from the header before decoding:
-# guards against decompression bombs. It equals the size at which PIL itself raises
-# DecompressionBombError (twice its default).
-MAX_PIXELS = 178_956_970
+# guards against decompression bombs. PIL's own limit (178,956,970 pixels) is not enough:
+# a 20 KB 13000 x 13000 palette PNG passed it and took 0.8 GB as vision, 1.6 GB as depth.
+# 8192 x 6144 (50 MP photos) decodes in under ~250 MB.
+MAX_PIXELS = 8192 * 6144
+# Depth and thermal maps cost more per pixel (float copies): their limit is 4096 x 4096
+# (~160 MB at most). Depth and thermal sensors give about 1 MP.
+MAX_MAP_PIXELS = 4096 * 4096
+PixelLimit = Literal["MAX_PIXELS", "MAX_MAP_PIXELS"]
 # Refuse images so elongated that resizing the short side to 224 explodes the long side.
 MAX_ASPECT_RATIO = 100.0
 # PIL modes of 16/32-bit integer images (16-bit PNG depth, for instance).
@@ -41,6 +46,7 @@ WIDE_INTEGER_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 __all__ = [
     "IMAGE_SIZE",
     "MAX_ASPECT_RATIO",
+    "MAX_MAP_PIXELS",
     "MAX_PIXELS",
     "WIDE_INTEGER_MODES",
     "channel_spread",
@@ -53,15 +59,17 @@ __all__ = [
 ]
 
 
-def check_size(width: int, height: int, what: str = "image") -> None:
-    """InputError for an empty ``what``, one over ``MAX_PIXELS`` or over ``MAX_ASPECT_RATIO``."""
+def check_size(width: int, height: int, what: str = "image", limit: PixelLimit = "MAX_PIXELS") -> None:
+    """InputError for an empty ``what``, one over the pixel ``limit`` (the name of this
+    module's constant: ``MAX_PIXELS`` or ``MAX_MAP_PIXELS``) or over ``MAX_ASPECT_RATIO``."""
     if width <= 0 or height <= 0:
         raise InputError(f"expected a non-empty {what}, found a zero-size {what} ({width}x{height})")
-    if width * height > MAX_PIXELS:
+    max_pixels = globals()[limit]  # read at call time: the constants may be raised
+    if width * height > max_pixels:
         raise InputError(
-            f"{what} is {width}x{height} = {width * height} pixels, over the {MAX_PIXELS}-pixel "
-            "limit (possible decompression bomb); raise imagebind_sdk.preprocess.image.MAX_PIXELS "
-            "to allow it"
+            f"{what} is {width}x{height} = {width * height} pixels, over the {max_pixels}-pixel "
+            f"limit (possible decompression bomb), checked before decoding; raise "
+            f"imagebind_sdk.preprocess.image.{limit} to allow it"
         )
     short, long = min(width, height), max(width, height)
     if long / short > MAX_ASPECT_RATIO:
@@ -71,21 +79,24 @@ def check_size(width: int, height: int, what: str = "image") -> None:
         )
 
 
-def open_image(item: Any, *, exif_transpose: bool = False) -> Image.Image:
-    """Decode a path, bytes or binary file object into a loaded PIL image (its own mode)."""
+def open_image(item: Any, *, exif_transpose: bool = False, limit: PixelLimit = "MAX_PIXELS") -> Image.Image:
+    """Decode a path, bytes or binary file object into a loaded PIL image (its own mode).
+
+    ``limit`` names the pixel limit checked from the header (see :func:`check_size`).
+    """
     data = read_bytes(item)  # FileNotFoundError / InputError for bad sources
     with decoder_errors(len(data)):
-        return _finish(Image.open(io.BytesIO(data)), exif_transpose)
+        return _finish(Image.open(io.BytesIO(data)), exif_transpose, limit)
 
 
-def decoded(image: Image.Image, *, exif_transpose: bool = False) -> Image.Image:
+def decoded(image: Image.Image, *, exif_transpose: bool = False, limit: PixelLimit = "MAX_PIXELS") -> Image.Image:
     """A caller's PIL image, size-checked and loaded (it may be lazily backed by a bad file)."""
     with decoder_errors():
-        return _finish(image, exif_transpose)
+        return _finish(image, exif_transpose, limit)
 
 
-def _finish(image: Image.Image, exif_transpose: bool) -> Image.Image:
-    check_size(*image.size)  # from the header: before decoding
+def _finish(image: Image.Image, exif_transpose: bool, limit: str) -> Image.Image:
+    check_size(*image.size, limit=limit)  # from the header: before decoding
     image.load()  # decodes now, so corrupt data fails here
     if image.mode == "F":  # float pixels (TIFF, PIL "F"): NaN/inf would be clamped to a silent grey
         require_finite(np.asarray(image), "float image")

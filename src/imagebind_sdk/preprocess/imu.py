@@ -8,7 +8,8 @@ rad/s (Ego4D's units); nothing is rescaled.
 
 Inputs: (6, T) or (T, 6) numpy arrays / torch tensors (a 6 x 6 array is read as
 channels-first, the model's layout), or CSV files with a header row naming the
-channels (see ``CHANNEL_ALIASES``; other columns such as timestamps are ignored).
+channels (see ``CHANNEL_ALIASES``; other columns are ignored, except one timestamp
+column: rows are then placed at their timestamps, see :mod:`.imu_timing`).
 With ``sample_rate`` given, the log is linearly resampled to ``target_rate``
 (default ``MODEL_SAMPLE_RATE`` = 200 Hz, Ego4D's rate: 2000 steps = 10 s). Then a
 sequence shorter than 2000 steps is zero-padded on the right and a longer one is
@@ -29,6 +30,7 @@ import numpy as np
 import torch
 
 from ..model.config import IMU_LENGTH
+from . import imu_timing
 from .options import positive_number
 from .sources import InputError, read_bytes, require_finite, source_kind, tensor_to_numpy
 
@@ -230,7 +232,22 @@ def read_csv(item: Any) -> np.ndarray:
     columns = _match_columns(header)
     if len(records) < 2:
         raise InputError("expected at least one data row after the CSV header, found none")
-    return _parse_rows(records[1:], header, columns).T
+    signal = _parse_rows(records[1:], header, columns).T
+    times = _timestamps(records[1:], header)
+    return signal if times is None else imu_timing.regular_steps(signal, times)
+
+
+def _timestamps(records: list[tuple[int, list[str]]], header: list[str]) -> np.ndarray | None:
+    """The values of the CSV's one timestamp column (see ``imu_timing.TIME_COLUMNS``), or None."""
+    names = [_normalise(cell) for cell in header]
+    found = [i for i, name in enumerate(names) if name in imu_timing.TIME_COLUMNS]
+    if len(found) != 1:
+        return None
+    try:
+        return np.array([row[found[0]] if len(row) > found[0] else "" for _, row in records], dtype=np.float64)
+    except ValueError:
+        logger.warning("IMU CSV column %r does not hold numbers: rows are taken as uniform steps", header[found[0]])
+        return None
 
 
 def _read_text(item: Any) -> str:

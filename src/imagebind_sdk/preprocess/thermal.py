@@ -88,9 +88,9 @@ def load_thermal(item: Any) -> Image.Image:
     if isinstance(item, np.ndarray):
         return _from_array(item)
     if isinstance(item, Image.Image):
-        return _from_image(decoded(item))
+        return _from_image(decoded(item, limit="MAX_MAP_PIXELS"))
     if source_kind(item) is not None:
-        return _from_image(open_image(item))
+        return _from_image(open_image(item, limit="MAX_MAP_PIXELS"))
     raise InputError(f"expected {_ACCEPTED}, got {type(item).__name__}")
 
 

@@ -21,21 +21,24 @@ import av
 import numpy as np
 import torch
 
+from .containers import VIDEO_FORMATS, open_container
 from .image import IMAGE_SIZE, check_size
 from .options import positive_number
 from .sources import InputError, as_binary_stream, source_kind, tensor_to_numpy
+from .video_timeline import CLIP_SECONDS, FRAMES_PER_CLIP, NUM_CLIPS, Timeline, clip_indices, timeline_of  # noqa: F401 (re-exported)
 from .vision import MEAN, STD
 
 logger = logging.getLogger(__name__)
 
-NUM_CLIPS = 5
-CLIP_SECONDS = 2
-FRAMES_PER_CLIP = 2
 CROP_SIZE = IMAGE_SIZE
 NUM_CROPS = 3
 ITEM_SHAPE = (NUM_CLIPS * NUM_CROPS, 3, FRAMES_PER_CLIP, CROP_SIZE, CROP_SIZE)
 # Seek to a keyframe instead of decoding on only when that skips at least this many frames.
 SEEK_MIN_FRAMES = 64
+# Refuse video frames with more pixels than this (DCI 4K, 4096 x 2304 at most), read from the
+# stream header before any frame is decoded: a one-frame 8192 x 8192 H.264 file of 198 KB
+# decoded to 3-5 GB. Up to this size a decode stays under ~300 MB (one frame at a time).
+MAX_VIDEO_PIXELS = 4096 * 2304
 # Frame rates above this are a unit mistake (fps given in frames per ms, ...), not a camera.
 MAX_FPS = 1_000_000.0
 
@@ -53,15 +56,13 @@ def preprocess(item: Any, *, fps: float | None = None) -> torch.Tensor:
         if fps is None:
             raise InputError("decoded frames need their frame rate: pass fps=<frames per second>")
         indices = clip_frame_indices(frames.shape[0], float(fps))
-        selected = frames[indices]
-    elif source_kind(item) is not None:
-        selected = decode_clip_frames(item)
-    else:
-        raise InputError(
-            "expected a video path, bytes, file object or (T, H, W, 3) uint8 frames, "
-            f"got {type(item).__name__}"
-        )
-    return frames_to_model_input(np.asarray(selected))
+        return frames_to_model_input(np.asarray(frames[indices]))
+    if source_kind(item) is not None:  # each frame scaled as soon as it is decoded
+        return scaled_to_model_input(decode_frames(item, Timeline.clip_frames, transform=scaled_frame))
+    raise InputError(
+        "expected a video path, bytes, file object or (T, H, W, 3) uint8 frames, "
+        f"got {type(item).__name__}"
+    )
 
 
 def check_options(*, fps: float | None = None) -> None:
@@ -70,48 +71,57 @@ def check_options(*, fps: float | None = None) -> None:
         raise ValueError(f"fps must be at most {MAX_FPS:g} frames per second, got {fps!r}")
 
 
-def clip_frame_indices(num_frames: int, fps: float) -> list[int]:
-    """Indices of the frames kept, clip by clip (NUM_CLIPS * FRAMES_PER_CLIP of them).
-
-    As pytorchvideo with decord: the duration is the float ``num_frames / fps``;
-    clip k starts at ``k * max(duration - 2, 0) / 4`` (a Fraction) and covers frames
-    ``ceil(fps * start)`` up to ``ceil(fps * end)`` (exclusive, capped at the end);
-    of those, ``linspace(0, n - 1, 2)`` picks the first and the last.
-    """
-    if num_frames <= 0:
-        raise InputError("video holds no frames")
-    duration = num_frames / fps
-    step = Fraction(max(duration - CLIP_SECONDS, 0)) / max(NUM_CLIPS - 1, 1)
-    return [i for k in range(NUM_CLIPS) for i in clip_indices(step * k, fps, num_frames)]
-
-
-def clip_indices(start: Fraction, fps: float, num_frames: int) -> list[int]:
-    """The FRAMES_PER_CLIP frames kept of the clip starting at ``start`` seconds (see above)."""
-    first = math.ceil(fps * start)
-    stop = min(math.ceil(fps * (start + CLIP_SECONDS)), num_frames)
-    if stop <= first:
+def check_frame_size(width: int, height: int) -> None:
+    """InputError for a frame over ``MAX_VIDEO_PIXELS`` or one :func:`.image.check_size` refuses."""
+    if width * height > MAX_VIDEO_PIXELS:
         raise InputError(
-            f"frame rate {fps:g} is too low: the {CLIP_SECONDS} s clip at {float(start):g} s holds no frame"
+            f"video frame is {width}x{height} = {width * height} pixels, over the {MAX_VIDEO_PIXELS}-pixel "
+            "limit for videos (checked before decoding); raise "
+            "imagebind_sdk.preprocess.video.MAX_VIDEO_PIXELS to allow it"
         )
-    picks = torch.linspace(0, stop - first - 1, FRAMES_PER_CLIP).long().tolist()
-    return [first + p for p in picks]
+    check_size(width, height, "video frame")
+
+
+def clip_frame_indices(num_frames: int, fps: float) -> list[int]:
+    """Indices of the frames kept, clip by clip, frames placed at the rate ``fps`` (the
+    reference's placement, see :mod:`.video_timeline`)."""
+    return Timeline(fps, num_frames).clip_frames()
 
 
 def frames_to_model_input(frames: np.ndarray) -> torch.Tensor:
     """(NUM_CLIPS * FRAMES_PER_CLIP, H, W, 3) uint8 -> (15, 3, 2, 224, 224).
 
-    Clip by clip (keeps peak memory to one clip in float32), as the reference:
-    scale to [0, 1], short side to 224, normalise, three crops.
+    As the reference: scale to [0, 1], short side to 224, normalise, three crops.
     """
-    return torch.stack([crop for clip in np.split(frames, NUM_CLIPS) for crop in clip_crops(clip)])
+    return scaled_to_model_input([scaled_frame(frame) for frame in frames])
+
+
+def scaled_to_model_input(scaled: list[torch.Tensor]) -> torch.Tensor:
+    """NUM_CLIPS * FRAMES_PER_CLIP frames from :func:`scaled_frame` -> (15, 3, 2, 224, 224)."""
+    clips = [torch.stack(scaled[k : k + FRAMES_PER_CLIP], dim=1) for k in range(0, len(scaled), FRAMES_PER_CLIP)]
+    return torch.stack([crop for clip in clips for crop in normalised_crops(clip)])
 
 
 def clip_crops(clip_frames: np.ndarray) -> list[torch.Tensor]:
     """One clip's (FRAMES_PER_CLIP, H, W, 3) uint8 frames -> its NUM_CROPS (3, 2, 224, 224) crops."""
+    return normalised_crops(torch.stack([scaled_frame(frame) for frame in clip_frames], dim=1))
+
+
+def scaled_frame(frame: np.ndarray) -> torch.Tensor:
+    """One (H, W, 3) uint8 frame -> float (3, h, w) in [0, 1], short side 224.
+
+    Frame by frame, as soon as it is decoded: a frame costs its own float copy, never a
+    whole clip's (the reference scales the clip (C, T, H, W) at once; bilinear scaling
+    treats T as a batch, so each frame's numbers are the same to the last bit).
+    """
+    pixels = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[:, None]  # C, 1, H, W
+    return short_side_scale(pixels.float().div_(255.0), CROP_SIZE)[:, 0]
+
+
+def normalised_crops(clip: torch.Tensor) -> list[torch.Tensor]:
+    """A scaled clip (3, T, h, w) -> its NUM_CROPS normalised (3, T, 224, 224) crops."""
     mean = torch.tensor(MEAN, dtype=torch.float32)[:, None, None, None]
     std = torch.tensor(STD, dtype=torch.float32)[:, None, None, None]
-    clip = torch.from_numpy(np.ascontiguousarray(clip_frames)).permute(3, 0, 1, 2)  # C, T, H, W
-    clip = short_side_scale(clip.float() / 255.0, CROP_SIZE)
     return three_crops((clip - mean) / std, CROP_SIZE)
 
 
@@ -148,7 +158,7 @@ def _frames_from_array(frames: np.ndarray | torch.Tensor) -> np.ndarray:
         raise InputError(f"expected decoded frames of dtype uint8, found dtype {frames.dtype}")
     if 0 in frames.shape:
         raise InputError(f"decoded frames are empty: shape {tuple(frames.shape)}")
-    check_size(frames.shape[2], frames.shape[1], "video frame")  # before any frame is scaled
+    check_size(frames.shape[2], frames.shape[1], "video frame")  # already in memory: the image guards only
     return frames
 
 
@@ -159,47 +169,65 @@ class _PacketIndex:
     count: int
     pts: list[int] | None  # sorted presentation timestamps; None if any is missing/duplicated
     keyframes: list[int]  # display-order indices of keyframes (empty without pts)
+    time_base: Fraction | None = None
+
+    def timeline(self, fps: float) -> Timeline:
+        return timeline_of(fps, self.pts, self.time_base, self.count)
 
 
 def decode_clip_frames(item: Any) -> np.ndarray:
     """Encoded video -> the wanted frames (NUM_CLIPS * FRAMES_PER_CLIP, H, W, 3) uint8."""
-    return decode_frames(item, clip_frame_indices)
+    return decode_frames(item, Timeline.clip_frames)
 
 
 def probe(item: Any) -> tuple[float, int]:
     """(frame rate, frame count) of an encoded video, from demuxing only (no decoding)."""
+    timeline = probe_timeline(item)
+    return timeline.fps, timeline.count
+
+
+def probe_timeline(item: Any) -> Timeline:
+    """The :class:`Timeline` (frame rate, count, timestamps if the rate varies) of an
+    encoded video, from demuxing only (no decoding)."""
     stream = as_binary_stream(item)
     try:
         fps, index = _scan(stream)
-        return fps, index.count
+        return index.timeline(fps)
     finally:
         if stream is not item:
             stream.close()
 
 
-def decode_frames(item: Any, indices: list[int] | Callable[[int, float], list[int]]) -> np.ndarray:
+def decode_frames(
+    item: Any,
+    indices: list[int] | Callable[[Timeline], list[int]],
+    transform: Callable[[np.ndarray], Any] | None = None,
+) -> Any:
     """Frames ``indices`` (display order) of an encoded video: ``(len(indices), H, W, 3)`` uint8.
 
-    ``indices`` may be a function of (frame count, frame rate), evaluated after the
-    demux pass. Only the frames up to the last wanted are decoded, seeking to a
-    keyframe over long gaps; frame sizes are checked (``image.check_size``) from the
-    stream header before anything is decoded.
+    ``indices`` may be a function of the stream's :class:`Timeline` (frame count, rate
+    and, for a variable frame rate, timestamps), evaluated after the demux pass. Only
+    the frames up to the last wanted are decoded, seeking to a keyframe over long gaps; frame sizes are checked (:func:`check_frame_size`) from
+    the stream header before anything is decoded. With ``transform``, each wanted RGB
+    frame is handed to it as soon as it is decoded and the list of its results is
+    returned (so no full-size frame outlives its transform).
     """
     stream = as_binary_stream(item)
     start = stream.tell()
     try:
         fps, index = _scan(stream)
-        wanted = indices(index.count, fps) if callable(indices) else list(indices)
+        wanted = indices(index.timeline(fps)) if callable(indices) else list(indices)
         if not wanted or min(wanted) < 0 or max(wanted) >= index.count:
             raise InputError(f"expected frame indices in 0..{index.count - 1}, got {wanted}")
+        convert = transform or (lambda rgb: rgb)
         frames = None
         if index.pts is not None:
             stream.seek(start)
-            frames = _decode_by_pts(stream, index, sorted(set(wanted)))
+            frames = _decode_by_pts(stream, index, sorted(set(wanted)), convert)
         if frames is None:
             stream.seek(start)
-            frames = _decode_by_count(stream, sorted(set(wanted)))
-        return np.stack([frames[i] for i in wanted])
+            frames = _decode_by_count(stream, sorted(set(wanted)), convert)
+        return [frames[i] for i in wanted] if transform else np.stack([frames[i] for i in wanted])
     finally:
         if stream is not item:
             stream.close()
@@ -231,10 +259,7 @@ def decode_in_order(stream: BinaryIO, wanted: list[int]) -> Iterator[tuple[int, 
 
 def _open(stream: BinaryIO) -> tuple[Any, Any]:
     """Open a container and its first video stream, or raise InputError."""
-    try:
-        container = av.open(stream, mode="r")
-    except (av.FFmpegError, OSError, ValueError) as exc:
-        raise InputError(f"could not open video: corrupt or unsupported container ({exc})") from exc
+    container = open_container(stream, VIDEO_FORMATS, "video", max_pixels=MAX_VIDEO_PIXELS)
     if not container.streams.video:
         container.close()
         raise InputError("expected a file with a video stream, found none")
@@ -242,7 +267,7 @@ def _open(stream: BinaryIO) -> tuple[Any, Any]:
     size = _stream_size(video)
     if size is not None:
         try:
-            check_size(*size, "video frame")  # from the header: before demuxing or decoding
+            check_frame_size(*size)  # from the header: before demuxing or decoding
         except InputError:
             container.close()
             raise
@@ -254,6 +279,7 @@ def _scan(stream: BinaryIO) -> tuple[float, _PacketIndex]:
     container, video = _open(stream)
     with container:
         rate = video.average_rate or video.guessed_rate or video.base_rate
+        time_base = video.time_base
         if not rate or rate <= 0:
             raise InputError("video stream has no usable frame rate")
         pts, keys = [], []
@@ -271,7 +297,7 @@ def _scan(stream: BinaryIO) -> tuple[float, _PacketIndex]:
     order = sorted(pts)
     position = {p: i for i, p in enumerate(order)}
     keyframes = sorted(position[p] for p, key in zip(pts, keys) if key)
-    return float(rate), _PacketIndex(len(pts), order, keyframes)
+    return float(rate), _PacketIndex(len(pts), order, keyframes, time_base)
 
 
 def _stream_size(video: Any) -> tuple[int, int] | None:
@@ -282,14 +308,16 @@ def _stream_size(video: Any) -> tuple[int, int] | None:
 def _to_rgb(frame: Any, size: tuple[int, int] | None) -> np.ndarray:
     """A decoded frame -> (H, W, 3) uint8 RGB, scaled to the stream's size if it differs."""
     if size is None:
-        check_size(frame.width, frame.height, "video frame")
+        check_frame_size(frame.width, frame.height)
         return frame.to_ndarray(format="rgb24")
     if (frame.width, frame.height) == size:
         return frame.to_ndarray(format="rgb24")
     return frame.to_ndarray(format="rgb24", width=size[0], height=size[1])
 
 
-def _decode_by_pts(stream: BinaryIO, index: _PacketIndex, wanted: list[int]) -> dict[int, np.ndarray] | None:
+def _decode_by_pts(
+    stream: BinaryIO, index: _PacketIndex, wanted: list[int], convert: Callable[[np.ndarray], Any]
+) -> dict[int, Any] | None:
     """Decode the wanted frames, naming frames by pts and seeking over long gaps.
 
     Returns None when decoded timestamps do not match the packet index (the caller
@@ -298,7 +326,7 @@ def _decode_by_pts(stream: BinaryIO, index: _PacketIndex, wanted: list[int]) -> 
     container, video = _open(stream)
     lookup = {p: i for i, p in enumerate(index.pts)}
     size = _stream_size(video)
-    found: dict[int, np.ndarray] = {}
+    found: dict[int, Any] = {}
     position, decoder = -1, None
     with container:
         try:
@@ -314,7 +342,7 @@ def _decode_by_pts(stream: BinaryIO, index: _PacketIndex, wanted: list[int]) -> 
                     if position == -2:
                         return None
                     if position in wanted:
-                        found[position] = _to_rgb(frame, size)
+                        found[position] = convert(_to_rgb(frame, size))
                     if position >= target:
                         break
                 if target not in found:
@@ -324,17 +352,17 @@ def _decode_by_pts(stream: BinaryIO, index: _PacketIndex, wanted: list[int]) -> 
     return found
 
 
-def _decode_by_count(stream: BinaryIO, wanted: list[int]) -> dict[int, np.ndarray]:
+def _decode_by_count(stream: BinaryIO, wanted: list[int], convert: Callable[[np.ndarray], Any]) -> dict[int, Any]:
     """Decode from the start, numbering frames in display order; stop after the last wanted."""
     container, video = _open(stream)
     size = _stream_size(video)
-    found: dict[int, np.ndarray] = {}
+    found: dict[int, Any] = {}
     last, count = None, 0
     with container:
         try:
             for count, frame in enumerate(container.decode(video)):
                 if count in wanted:
-                    found[count] = _to_rgb(frame, size)
+                    found[count] = convert(_to_rgb(frame, size))
                 last = frame
                 if count >= wanted[-1]:
                     break
@@ -345,6 +373,6 @@ def _decode_by_count(stream: BinaryIO, wanted: list[int]) -> dict[int, np.ndarra
         missing = [i for i in wanted if i not in found]
         if missing:  # fewer frames decode than packets were indexed: reuse the last one
             logger.warning("video decoded only %d frames; reusing the last for %s", count + 1, missing)
-            fill = _to_rgb(last, size)
+            fill = convert(_to_rgb(last, size))
             found.update({i: fill for i in missing})
     return found

@@ -1,11 +1,12 @@
 """A long video -> windows of 2-frame clips x 3 crops, decoded once, in order.
 
 Each window's clip is selected and transformed exactly like one of the reference's
-clips (:func:`.video.clip_indices`, :func:`.video.clip_crops`): the frames
+clips (:meth:`.video_timeline.Timeline.clip`, :func:`.video.scaled_frame`, :func:`.video.normalised_crops`): the frames
 ``ceil(fps * start)`` and ``min(ceil(fps * (start + 2)), n) - 1``, short side to 224,
 CLIP normalisation, 3 crops along the long side. The stream is indexed by demuxing
-(:func:`.video.probe`: frame count and rate, nothing decoded), then decoded once from
-the start; only the RGB frames of windows not yet emitted are kept.
+(:func:`.video.probe_timeline`: frame count, rate and, for a variable frame rate, timestamps; nothing decoded), then decoded once from
+the start; each wanted frame is scaled (short side 224) as soon as it is decoded, and
+only the scaled frames of windows not yet emitted are kept.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 
 from .sources import InputError, as_binary_stream, source_kind
-from .video import CLIP_SECONDS, clip_crops, clip_indices, decode_in_order, preprocess, probe
+from .video import CLIP_SECONDS, decode_in_order, normalised_crops, preprocess, probe_timeline, scaled_frame
 from .windowing import WindowPlan, clip_offsets, window_starts
 
 logger = logging.getLogger(__name__)
@@ -37,15 +38,15 @@ def video_windows(item: Any, window: Fraction, hop: Fraction, batch_size: int) -
     stream = as_binary_stream(item)
     origin = stream.tell()
     try:
-        fps, count = probe(stream)
+        timeline = probe_timeline(stream)  # frames at the average rate, or at their timestamps if it varies
         stream.seek(origin)
-        duration = Fraction(count / fps)  # the float duration, as the reference's sampler
+        duration = Fraction(timeline.count / timeline.fps)  # the float duration, as the reference's sampler
         starts = window_starts(duration, window, hop)
         yield WindowPlan.of(starts, window, duration)
         if not starts:  # shorter than a window: the reference's 5 clips of the whole video
             yield preprocess(stream)[None]
             return
-        picks = [[clip_indices(s + o, fps, count) for o in offsets] for s in starts]
+        picks = [[timeline.clip(s + o) for o in offsets] for s in starts]
         size = max(1, min(batch_size, MAX_CLIPS_PER_BATCH // len(offsets)))
         yield from _batches(decode_in_order(stream, sorted({i for w in picks for c in w for i in c})), picks, size)
     finally:
@@ -61,13 +62,13 @@ def _batches(
     Each batch is allocated once and the crops are written into it (no list of rows
     stacked into a second copy), so a batch costs its own size and no more.
     """
-    kept: dict[int, np.ndarray] = {}
+    kept: dict[int, torch.Tensor] = {}
     batch: torch.Tensor | None = None
     done = 0
     for index, frame in frames:
-        kept[index] = frame
+        kept[index] = scaled_frame(frame)  # ~1 MB, whatever the frame's size
         while done < len(picks) and max(i for c in picks[done] for i in c) <= index:
-            crops = [crop for clip in picks[done] for crop in clip_crops(np.stack([kept[i] for i in clip]))]
+            crops = [crop for clip in picks[done] for crop in normalised_crops(torch.stack([kept[i] for i in clip], 1))]
             if batch is None:
                 batch = torch.empty(min(size, len(picks) - done), len(crops), *crops[0].shape)
             row = done % size
