@@ -14,7 +14,7 @@ import threading
 import weakref
 from dataclasses import dataclass
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 if TYPE_CHECKING:
     import torch
@@ -115,6 +115,9 @@ def embed_rows(
     model: "ImageBind", kind: str, items: Sequence[Any], *, normalize: bool = True, batch_size: int = 32
 ) -> list[list[float]]:
     """Vectors of ``items`` of one input kind as plain float lists, in input order."""
+    if isinstance(items, (str, bytes, bytearray, memoryview, Mapping)):  # one input, not a list of them
+        raise TypeError(f"expected a list of {kind} inputs, got one {type(items).__name__} (it would embed "
+                        f"{'each character' if isinstance(items, str) else 'each element'}); wrap it in a list")
     items = list(items)
     if not items:
         return []
