@@ -37,7 +37,6 @@ import json
 import logging
 import os
 import re
-import stat as stat_mod
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -49,6 +48,7 @@ import numpy as np
 import torch
 
 from .embeddings import Embeddings
+from .output.info import INFO, OLD_INFO, checkpoint_identity, make_info, read_info, regular_file  # noqa: F401
 from .preprocess import Skipped
 
 if TYPE_CHECKING:
@@ -61,17 +61,11 @@ __all__ = ["FileStat", "PartError", "assemble", "load_bulk_output", "read_info",
 
 logger = logging.getLogger(__name__)
 
-FORMAT = "imagebind-sdk-bulk"
-FORMAT_VERSION = 2
-INFO = "_info.json"  # "_": pyarrow, Spark and datasets skip it when reading DIR as a table
-OLD_INFO = "info.json"  # format 1 (safetensors shards + manifest)
 PART_PREFIX = "part-"
 PART_SUFFIX = ".parquet"
 DAMAGED_PREFIX = "_damaged-"  # set aside where no reader of DIR or DIR/*.parquet looks
 TEMP_PREFIX = ".tmp-"
 META_KEY = b"imagebind_sdk"
-MAX_DIM = 65536  # far above any ImageBind head (1024); bounds what info.json may claim
-_OUTPUT_ID = re.compile(r"^[0-9a-f]{32}$")
 _PART_NAME = re.compile(r"^part-[0-9a-f]{16,64}\.parquet$")
 
 
@@ -101,87 +95,6 @@ def stat_file(path: str | os.PathLike[str]) -> FileStat:
     except OSError:
         return FileStat(absolute, None, None)
     return FileStat(absolute, st.st_size, st.st_mtime_ns)
-
-
-def package_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("imagebind-sdk")
-    except PackageNotFoundError:  # running from a source tree
-        return "unknown"
-
-
-def checkpoint_identity(source: str | os.PathLike[str], revision: str | None = None) -> dict[str, Any]:
-    """``{"source", "revision"}`` naming a checkpoint the same way from any process:
-    local paths made absolute, registry aliases with their pinned revision."""
-    text = os.fspath(source)
-    if os.path.exists(text):
-        return {"source": os.path.abspath(text), "revision": revision}
-    if revision is None:
-        from .hub import registry  # local: hub is only needed for aliases
-
-        revision = registry().get(text, {}).get("revision")
-    return {"source": text, "revision": revision}
-
-
-def make_info(
-    checkpoint: Mapping[str, Any], embedding_dim: int, model_dtype: str = "float32",
-    windows: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The ``info.json`` of a new output folder (a fresh ``output_id``); ``windows``: spans per kind."""
-    return ({"windows": dict(windows)} if windows is not None else {}) | {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "output_id": uuid.uuid4().hex,
-        "checkpoint": dict(checkpoint),
-        "embedding_dim": int(embedding_dim),
-        "dtype": "float32",
-        "model_dtype": model_dtype,
-        "package_version": package_version(),
-    }
-
-
-def _regular(path: Path) -> bool:
-    """A regular file, not a symlink (which could lead outside the folder), FIFO or device."""
-    try:
-        return stat_mod.S_ISREG(os.lstat(path).st_mode)
-    except OSError:
-        return False
-
-
-def read_info(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """``DIR/info.json``, checked field by field; errors name the file and the field."""
-    path = Path(out_dir) / INFO
-    if not path.exists() and not path.is_symlink():
-        if (Path(out_dir) / OLD_INFO).exists():
-            raise ValueError(f"{out_dir} was written by an older imagebind-sdk (safetensors shards); "
-                             "write to a new folder")
-        raise FileNotFoundError(f"{out_dir} is not a bulk embedding output (no {INFO})")
-    if not _regular(path):
-        raise ValueError(f"{path}: not a regular file (a symlink or device); refusing to read it")
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path} is not valid JSON: {exc}") from None
-    if not isinstance(info, dict) or info.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a {FORMAT} info file")
-    if info.get("format_version") != FORMAT_VERSION:
-        raise ValueError(
-            f"{path}: format_version {info.get('format_version')!r}, this version reads {FORMAT_VERSION} "
-            "(older outputs used safetensors shards); write to a new folder"
-        )
-    dim = info.get("embedding_dim")
-    if not isinstance(dim, int) or isinstance(dim, bool) or not 1 <= dim <= MAX_DIM:
-        raise ValueError(f"{path}: embedding_dim must be an integer in [1, {MAX_DIM}], got {dim!r}")
-    if not isinstance(info.get("output_id"), str) or not _OUTPUT_ID.match(info["output_id"]):
-        raise ValueError(f"{path}: output_id must be 32 hex digits, got {info.get('output_id')!r}")
-    checkpoint = info.get("checkpoint")
-    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("source"), str):
-        raise ValueError(f"{path}: checkpoint must be an object with a string source, got {checkpoint!r}")
-    if not isinstance(info.get("windows", {}), dict):
-        raise ValueError(f"{path}: windows must be an object of window spans per kind, got {info['windows']!r}")
-    return info
 
 
 def schema(dim: int, windows: bool = True) -> pa.Schema:
@@ -278,7 +191,7 @@ def part_files(out_dir: str | os.PathLike[str]) -> list[Path]:
         if not _PART_NAME.match(name):
             raise PartError(path, "a Parquet file that is not a part of this output; move it out of the folder",
                             damaged=False)
-        if not _regular(path):
+        if not regular_file(path):
             raise PartError(path, "not a regular file (a symlink or device); refusing to read it", damaged=False)
         parts.append(path)
     return parts
@@ -293,6 +206,7 @@ def read_part(path: Path, info: Mapping[str, Any], columns: Sequence[str] | None
         handle = pq.ParquetFile(path, page_checksum_verification=True)
         meta = json.loads((handle.schema_arrow.metadata or {}).get(META_KEY, b"null"))
         names = handle.schema_arrow.names
+        _check_columns(names, dim)
         wanted = list(columns or [])
         table = handle.read(columns=[c for c in wanted if c in names or c not in OPTIONAL_COLUMNS] or None)
         for name in (c for c in OPTIONAL_COLUMNS if c in wanted and c not in names):  # a whole-file part
@@ -309,6 +223,15 @@ def read_part(path: Path, info: Mapping[str, Any], columns: Sequence[str] | None
             raise PartError(path, f"column {field.name} is {field.type}, expected {expected.field(field.name).type}",
                             damaged=False)
     return table, int(meta.get("written_ns", 0))
+
+
+def _check_columns(names: Sequence[str], dim: int) -> None:
+    """ValueError unless ``names`` are the part columns (a flipped bit in a name is damage, not a KeyError)."""
+    known = schema(dim).names
+    unknown = [n for n in names if n not in known]
+    missing = [n for n in known if n not in names and n not in OPTIONAL_COLUMNS]
+    if unknown or missing or len(set(names)) != len(names):
+        raise ValueError(f"columns {list(names)}, expected {known} (unknown: {unknown}, missing: {missing})")
 
 
 def embedding_rows(column: pa.ChunkedArray | pa.Array, dim: int) -> np.ndarray:
