@@ -40,7 +40,8 @@ def main() -> None:
         sys.exit(f"sample assets not found at {assets}; set IMAGEBIND_ASSETS")
     db_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp(prefix="imagebind-lancedb-"))
     func = get_registry().get("imagebind-sdk").create(
-        checkpoint=os.environ.get("IMAGEBIND_CHECKPOINT", "imagebind-huge"), device="cpu"
+        checkpoint=os.environ.get("IMAGEBIND_CHECKPOINT", "imagebind-huge"), device="cpu",
+        kind="auto",  # the column mixes texts and file paths: each value's extension decides
     )
 
     class Media(LanceModel):
@@ -53,7 +54,7 @@ def main() -> None:
     show(table, "a dog", "text query 'a dog'")
 
     reopened = lancedb.connect(db_dir).open_table("media")  # the embedding function comes back from metadata
-    show(reopened, str(assets / "bird_audio.wav"), "after reopening, audio query bird_audio.wav")
+    show(reopened, {"audio": str(assets / "bird_audio.wav")}, "after reopening, audio query bird_audio.wav")
 
 
 if __name__ == "__main__":

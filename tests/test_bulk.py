@@ -313,14 +313,16 @@ def _resume_equals_clean(tiny_model, images_dir: Path, out: Path, redone: int) -
     assert len(_recorded_paths(out)) == 12
 
 
-@pytest.mark.parametrize("damage", ["truncated", "flipped"])
+@pytest.mark.parametrize("damage", ["truncated", "flipped", "column-name"])
 def test_damaged_part_is_named_then_redone(tiny_model, images_dir: Path, done_out: Path, damage: str) -> None:
     victim = sorted(part_files(done_out))[1]
     data = bytearray(victim.read_bytes())
     if damage == "truncated":
         data = data[: len(data) // 2]
-    else:  # a bit flip inside the embedding pages: caught by the page checksums
+    elif damage == "flipped":  # a bit flip inside the embedding pages: caught by the page checksums
         data[len(data) // 3] ^= 0xFF
+    else:  # a bit flip in a column name of the footer ("mtime_ns" -> "mtime_nr"): was a bare KeyError
+        data[data.index(b"mtime_ns") + 7] ^= 0x01
     victim.write_bytes(bytes(data))
     with pytest.raises(ValueError, match=victim.name):
         load_bulk_output(done_out)

@@ -1,8 +1,8 @@
 """LanceDB embedding function "imagebind-sdk" against the real lancedb (tiny golden checkpoint).
 
 The tiny checkpoint is random, so "the right row" is defined by identity: a query
-equal to a row's source (its text, or the path of its file) embeds to exactly that
-row's vector (cosine 1, distance 0), while distinct inputs give distinct vectors.
+equal to a row's source (its text, or ``{kind: path}`` of its file) embeds to exactly
+that row's vector (cosine 1, distance 0), while distinct inputs give distinct vectors.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def _top(table, query):
 
 
 def test_table_query_and_reopen(tmp_path, tiny_dir, tiny_model, assets_dir):
-    func = get_registry().get("imagebind-sdk").create(checkpoint=str(tiny_dir), device="cpu")
+    func = get_registry().get("imagebind-sdk").create(checkpoint=str(tiny_dir), device="cpu", kind="auto")
     sources = _sources(assets_dir)
     table = _make_table(lancedb.connect(tmp_path / "db"), func)
     table.add([{"source": s} for s in sources])  # vectors computed by the function
@@ -50,7 +50,7 @@ def test_table_query_and_reopen(tmp_path, tiny_dir, tiny_model, assets_dir):
 
     hit = _top(table, "a car engine")  # query by text
     assert hit["source"] == "a car engine" and hit["_distance"] == pytest.approx(0.0, abs=1e-5)
-    assert _top(table, sources[3])["source"] == sources[3]  # query by an audio file path
+    assert _top(table, {"audio": sources[4]})["source"] == sources[4]  # query by an audio file, said so
 
     # Stored vectors equal direct embed() of each kind.
     stored = {r["source"]: np.asarray(r["vector"]) for r in table.to_arrow().to_pylist()}
@@ -101,3 +101,22 @@ def test_unknown_value_kind_is_refused(tiny_model):
         func.compute_source_embeddings(["a dog", b"\x89PNG"])
     with pytest.raises(ValueError, match="kind must be one of"):
         get_registry().get("imagebind-sdk").create(model=tiny_model, kind="image")
+
+
+def test_strings_are_text_unless_the_column_or_call_says_media(tmp_path, tiny_model, assets_dir):
+    """A search box sending "/srv/secret.csv" must not make the function read that file."""
+    secret = tmp_path / "secret.csv"
+    secret.write_bytes((assets_dir / "imu" / "imu1_2k.csv").read_bytes())  # a readable IMU file
+    registry = get_registry().get("imagebind-sdk")
+    text_of = {t: tiny_model.embed(text=[t]).text[0].numpy() for t in (str(secret), "my holiday photo.jpg")}
+    for kind in (None, "auto", "vision"):
+        func = registry.create(model=tiny_model, kind=kind)
+        for query, expected in text_of.items():  # a query string is text, whatever the column holds
+            np.testing.assert_allclose(func.compute_query_embeddings(query)[0], expected, atol=TOL)
+    default = registry.create(model=tiny_model)  # kind=None: the column's strings are text too
+    (row,) = default.compute_source_embeddings([str(secret)])
+    np.testing.assert_allclose(row, text_of[str(secret)], atol=TOL)
+    imu = tiny_model.embed(imu=[secret]).imu[0].numpy()
+    np.testing.assert_allclose(default.compute_query_embeddings({"imu": str(secret)})[0], imu, atol=TOL)
+    (auto_row,) = registry.create(model=tiny_model, kind="auto").compute_source_embeddings([str(secret)])
+    np.testing.assert_allclose(auto_row, imu, atol=TOL)  # kind="auto": the column opted in to paths

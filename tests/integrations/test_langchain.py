@@ -78,3 +78,15 @@ def test_model_and_checkpoint_together_is_refused(tiny_model, tiny_dir):
         ImageBindEmbeddings(model=tiny_model, checkpoint=tiny_dir)
     with pytest.raises(TypeError, match="must be an imagebind_sdk.ImageBind"):
         ImageBindEmbeddings(model="imagebind-huge")
+
+
+def test_a_str_where_a_list_is_expected_is_refused(tiny_model):
+    """embed_documents("abc") returned 3 vectors, one per character."""
+    emb = ImageBindEmbeddings(model=tiny_model)
+    with pytest.raises(TypeError, match=r"expected a list of text inputs, got one str .*each character"):
+        emb.embed_documents("abc")
+    with pytest.raises(TypeError, match=r"expected a list of vision inputs, got one bytes"):
+        emb.embed_image(b"\x89PNG")
+    with pytest.raises(TypeError, match=r"expected a list of audio inputs, got one dict"):
+        emb.embed_audio({"array": [0.0] * 16000, "sampling_rate": 16000})
+    assert len(emb.embed_documents(["abc"])) == 1

@@ -14,6 +14,7 @@ Layout of an output folder ``DIR`` (written by ``embed_files(..., out=DIR)`` and
         error     string   "ExceptionType: message" (null when embedded)
         start_s   float64  a window's start in seconds (only in parts of windows)
         end_s     float64  a window's end in seconds (only in parts of windows)
+        content_hash string blake2b-128 hex of the bytes (only in parts of Ray bytes datasets)
 
 An output of ``embed_files(..., windows=True)`` holds one row per window (the rows of
 one file in one part) and records its window spans in ``_info.json`` (``windows``);
@@ -24,9 +25,10 @@ Any Parquet reader takes ``DIR/*.parquet`` as one table (pyarrow, pandas, DuckDB
 Spark, Hugging Face datasets): files starting with ``_`` or ``.`` are not parts. A part file is written under a hidden temp name,
 fsynced and renamed into place, so a reader never sees half a part. Each part's
 key-value metadata ``imagebind_sdk`` holds the folder's ``output_id`` (a part copied
-from another output is refused) and ``written_ns``: when a path has several records
-(a changed file re-embedded, a failure retried) the newest part wins, and writers
-delete the superseded rows once their job completes. Only files directly inside
+from another output is refused), the ``run`` of the job that wrote it and ``written_ns``:
+when a path has several records (a changed file re-embedded, a failure retried) the
+latest run's wins, whatever the clocks of the nodes (:mod:`imagebind_sdk.bulk.records`),
+and writers delete the superseded rows once their job completes. Only files directly inside
 ``DIR`` are read, never through a symlink; paths in the table are data, never opened.
 """
 
@@ -37,7 +39,6 @@ import json
 import logging
 import os
 import re
-import stat as stat_mod
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -49,6 +50,8 @@ import numpy as np
 import torch
 
 from ..vectors.embeddings import Embeddings
+from .info import INFO, OLD_INFO, checkpoint_identity, make_info, read_info, regular_file  # noqa: F401
+from .records import CurrentRecords, part_order
 from ..preprocess import Skipped
 
 if TYPE_CHECKING:
@@ -61,17 +64,11 @@ __all__ = ["FileStat", "PartError", "assemble", "load_bulk_output", "read_info",
 
 logger = logging.getLogger(__name__)
 
-FORMAT = "imagebind-sdk-bulk"
-FORMAT_VERSION = 2
-INFO = "_info.json"  # "_": pyarrow, Spark and datasets skip it when reading DIR as a table
-OLD_INFO = "info.json"  # format 1 (safetensors shards + manifest)
 PART_PREFIX = "part-"
 PART_SUFFIX = ".parquet"
 DAMAGED_PREFIX = "_damaged-"  # set aside where no reader of DIR or DIR/*.parquet looks
 TEMP_PREFIX = ".tmp-"
 META_KEY = b"imagebind_sdk"
-MAX_DIM = 65536  # far above any ImageBind head (1024); bounds what info.json may claim
-_OUTPUT_ID = re.compile(r"^[0-9a-f]{32}$")
 _PART_NAME = re.compile(r"^part-[0-9a-f]{16,64}\.parquet$")
 
 
@@ -86,11 +83,18 @@ class PartError(ValueError):
 
 @dataclass(frozen=True)
 class FileStat:
-    """An input file's identity for resuming: absolute path, size and mtime (None if unreadable)."""
+    """An input's identity for resuming: absolute path, size and mtime (None if unreadable);
+    ``digest``: :func:`content_digest` of its bytes where they were given, not read from a file."""
 
     path: str
     size: int | None
     mtime_ns: int | None
+    digest: str | None = None
+
+
+def content_digest(data: bytes) -> str:
+    """blake2b-128 hex of ``data``: identifies given bytes (a path and a length do not)."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def stat_file(path: str | os.PathLike[str]) -> FileStat:
@@ -103,89 +107,9 @@ def stat_file(path: str | os.PathLike[str]) -> FileStat:
     return FileStat(absolute, st.st_size, st.st_mtime_ns)
 
 
-def package_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("imagebind-sdk")
-    except PackageNotFoundError:  # running from a source tree
-        return "unknown"
-
-
-def checkpoint_identity(source: str | os.PathLike[str], revision: str | None = None) -> dict[str, Any]:
-    """``{"source", "revision"}`` naming a checkpoint the same way from any process:
-    local paths made absolute, registry aliases with their pinned revision."""
-    text = os.fspath(source)
-    if os.path.exists(text):
-        return {"source": os.path.abspath(text), "revision": revision}
-    if revision is None:
-        from ..weights.hub import registry  # local: hub is only needed for aliases
-
-        revision = registry().get(text, {}).get("revision")
-    return {"source": text, "revision": revision}
-
-
-def make_info(
-    checkpoint: Mapping[str, Any], embedding_dim: int, model_dtype: str = "float32",
-    windows: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The ``info.json`` of a new output folder (a fresh ``output_id``); ``windows``: spans per kind."""
-    return ({"windows": dict(windows)} if windows is not None else {}) | {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "output_id": uuid.uuid4().hex,
-        "checkpoint": dict(checkpoint),
-        "embedding_dim": int(embedding_dim),
-        "dtype": "float32",
-        "model_dtype": model_dtype,
-        "package_version": package_version(),
-    }
-
-
-def _regular(path: Path) -> bool:
-    """A regular file, not a symlink (which could lead outside the folder), FIFO or device."""
-    try:
-        return stat_mod.S_ISREG(os.lstat(path).st_mode)
-    except OSError:
-        return False
-
-
-def read_info(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """``DIR/info.json``, checked field by field; errors name the file and the field."""
-    path = Path(out_dir) / INFO
-    if not path.exists() and not path.is_symlink():
-        if (Path(out_dir) / OLD_INFO).exists():
-            raise ValueError(f"{out_dir} was written by an older imagebind-sdk (safetensors shards); "
-                             "write to a new folder")
-        raise FileNotFoundError(f"{out_dir} is not a bulk embedding output (no {INFO})")
-    if not _regular(path):
-        raise ValueError(f"{path}: not a regular file (a symlink or device); refusing to read it")
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path} is not valid JSON: {exc}") from None
-    if not isinstance(info, dict) or info.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a {FORMAT} info file")
-    if info.get("format_version") != FORMAT_VERSION:
-        raise ValueError(
-            f"{path}: format_version {info.get('format_version')!r}, this version reads {FORMAT_VERSION} "
-            "(older outputs used safetensors shards); write to a new folder"
-        )
-    dim = info.get("embedding_dim")
-    if not isinstance(dim, int) or isinstance(dim, bool) or not 1 <= dim <= MAX_DIM:
-        raise ValueError(f"{path}: embedding_dim must be an integer in [1, {MAX_DIM}], got {dim!r}")
-    if not isinstance(info.get("output_id"), str) or not _OUTPUT_ID.match(info["output_id"]):
-        raise ValueError(f"{path}: output_id must be 32 hex digits, got {info.get('output_id')!r}")
-    checkpoint = info.get("checkpoint")
-    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("source"), str):
-        raise ValueError(f"{path}: checkpoint must be an object with a string source, got {checkpoint!r}")
-    if not isinstance(info.get("windows", {}), dict):
-        raise ValueError(f"{path}: windows must be an object of window spans per kind, got {info['windows']!r}")
-    return info
-
-
-def schema(dim: int, windows: bool = True) -> pa.Schema:
-    """The part schema; ``windows=False`` leaves out ``start_s``/``end_s`` (whole-file parts)."""
+def schema(dim: int, windows: bool = True, hashed: bool = True) -> pa.Schema:
+    """The part schema; ``windows=False`` leaves out ``start_s``/``end_s`` (whole-file parts),
+    ``hashed=False`` the ``content_hash`` (inputs read from files)."""
     import pyarrow as pa
     return pa.schema([
         ("path", pa.string()),
@@ -195,10 +119,11 @@ def schema(dim: int, windows: bool = True) -> pa.Schema:
         ("embedding", pa.list_(pa.float32(), dim)),
         ("error", pa.string()),
         *([("start_s", pa.float64()), ("end_s", pa.float64())] if windows else []),
+        *([("content_hash", pa.string())] if hashed else []),
     ])
 
-# Columns of window parts only (whole-file parts stay readable by older versions); read as nulls elsewhere.
-OPTIONAL_COLUMNS = ("start_s", "end_s")
+# Columns only some parts have (the others stay readable by older versions); read as nulls elsewhere.
+OPTIONAL_COLUMNS = ("start_s", "end_s", "content_hash")
 
 
 def records_table(
@@ -210,6 +135,7 @@ def records_table(
     """
     import pyarrow as pa
     failed = [isinstance(value, str) for _, _, value in records]
+    hashed = any(s.digest is not None for s, _, _ in records)
     values = np.zeros((len(records), dim), dtype=np.float32)  # failed rows keep zeros under the null
     for i, (_, _, value) in enumerate(records):
         if not failed[i]:
@@ -224,7 +150,8 @@ def records_table(
         "error": pa.array([v if isinstance(v, str) else None for _, _, v in records], pa.string()),
         **({"start_s": pa.array([a for a, _ in spans], pa.float64()),
             "end_s": pa.array([b for _, b in spans], pa.float64())} if spans else {}),
-    }, schema=schema(dim, windows=bool(spans)))
+        **({"content_hash": pa.array([s.digest for s, _, _ in records], pa.string())} if hashed else {}),
+    }, schema=schema(dim, windows=bool(spans), hashed=hashed))
 
 
 def _fsync_dir(path: Path) -> None:
@@ -244,17 +171,25 @@ def _fsync_dir(path: Path) -> None:
 def part_name(table: pa.Table) -> str:
     """A name derived from the rows' identities: a retried batch replaces its own part."""
     digest = hashlib.sha256()
-    for column in ("path", "kind", "size", "mtime_ns"):
-        digest.update(json.dumps(table.column(column).to_pylist()).encode("utf-8"))
+    for column in ("path", "kind", "size", "mtime_ns", "content_hash"):
+        if column in table.column_names:
+            digest.update(json.dumps(table.column(column).to_pylist()).encode("utf-8"))
     return f"{PART_PREFIX}{digest.hexdigest()[:32]}{PART_SUFFIX}"
 
 
-def write_part(out_dir: str | os.PathLike[str], table: pa.Table, info: Mapping[str, Any]) -> Path:
-    """Commit ``table`` as one part file: temp name, fsync, rename, fsync of the folder."""
+def write_part(out_dir: str | os.PathLike[str], table: pa.Table, info: Mapping[str, Any], run: int = 0,
+               *, final: bool = False) -> Path:
+    """Commit ``table`` as one part file: temp name, fsync, rename, fsync of the folder.
+
+    ``run``: the writing job's number (``BulkStore.run``); ``final``: a driver's verdict
+    that outranks its workers' parts of the same run (see :mod:`.output.records`).
+    """
     import pyarrow.parquet as pq
 
     folder = Path(out_dir)
-    meta = {"output_id": info["output_id"], "written_ns": time.time_ns()}
+    meta = {"output_id": info["output_id"], "written_ns": time.time_ns(), "run": int(run)}
+    if final:
+        meta["final"] = True
     table = table.replace_schema_metadata({META_KEY: json.dumps(meta).encode("utf-8")})
     final = folder / part_name(table)
     tmp = folder / f"{TEMP_PREFIX}{uuid.uuid4().hex}-{final.name}"
@@ -278,14 +213,16 @@ def part_files(out_dir: str | os.PathLike[str]) -> list[Path]:
         if not _PART_NAME.match(name):
             raise PartError(path, "a Parquet file that is not a part of this output; move it out of the folder",
                             damaged=False)
-        if not _regular(path):
+        if not regular_file(path):
             raise PartError(path, "not a regular file (a symlink or device); refusing to read it", damaged=False)
         parts.append(path)
     return parts
 
 
-def read_part(path: Path, info: Mapping[str, Any], columns: Sequence[str] | None = None) -> tuple[pa.Table, int]:
-    """A part file's rows (all columns unless ``columns``) and its ``written_ns``, checked."""
+def read_part(
+    path: Path, info: Mapping[str, Any], columns: Sequence[str] | None = None
+) -> tuple[pa.Table, tuple[int, int, int]]:
+    """A part file's rows (all columns unless ``columns``) and its ``(run, final, written_ns)``, checked."""
     import pyarrow as pa
     import pyarrow.parquet as pq
     dim = int(info["embedding_dim"])
@@ -293,10 +230,12 @@ def read_part(path: Path, info: Mapping[str, Any], columns: Sequence[str] | None
         handle = pq.ParquetFile(path, page_checksum_verification=True)
         meta = json.loads((handle.schema_arrow.metadata or {}).get(META_KEY, b"null"))
         names = handle.schema_arrow.names
+        _check_columns(names, dim)
         wanted = list(columns or [])
         table = handle.read(columns=[c for c in wanted if c in names or c not in OPTIONAL_COLUMNS] or None)
-        for name in (c for c in OPTIONAL_COLUMNS if c in wanted and c not in names):  # a whole-file part
-            table = table.append_column(name, pa.nulls(table.num_rows, pa.float64()))
+        for name in (c for c in OPTIONAL_COLUMNS if c in wanted and c not in names):  # a part without them
+            table = table.append_column(name, pa.nulls(table.num_rows, schema(dim).field(name).type))
+        order = part_order(meta) if isinstance(meta, dict) else (0, 0, 0)
     except (OSError, pa.ArrowException, ValueError) as exc:
         raise PartError(path, f"damaged part file ({type(exc).__name__}: {exc})", damaged=True) from None
     if not isinstance(meta, dict) or meta.get("output_id") != info["output_id"]:
@@ -308,7 +247,16 @@ def read_part(path: Path, info: Mapping[str, Any], columns: Sequence[str] | None
         if not expected.field(field.name).type.equals(field.type):
             raise PartError(path, f"column {field.name} is {field.type}, expected {expected.field(field.name).type}",
                             damaged=False)
-    return table, int(meta.get("written_ns", 0))
+    return table, order
+
+
+def _check_columns(names: Sequence[str], dim: int) -> None:
+    """ValueError unless ``names`` are the part columns (a flipped bit in a name is damage, not a KeyError)."""
+    known = schema(dim).names
+    unknown = [n for n in names if n not in known]
+    missing = [n for n in known if n not in names and n not in OPTIONAL_COLUMNS]
+    if unknown or missing or len(set(names)) != len(names):
+        raise ValueError(f"columns {list(names)}, expected {known} (unknown: {unknown}, missing: {missing})")
 
 
 def embedding_rows(column: pa.ChunkedArray | pa.Array, dim: int) -> np.ndarray:
@@ -321,27 +269,24 @@ def embedding_rows(column: pa.ChunkedArray | pa.Array, dim: int) -> np.ndarray:
 
 
 def newest_records(out_dir: str | os.PathLike[str], info: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Path -> its newest record (embedding as a numpy row or None); damaged parts raise."""
+    """Path -> its current record (embedding as a numpy row or None); damaged parts raise."""
     dim = int(info["embedding_dim"])
     latest: dict[str, dict[str, Any]] = {}
-    stamps: dict[str, tuple[int, str]] = {}
+    current = CurrentRecords()
     for path in part_files(out_dir):
-        table, written = read_part(path, info)
+        table, order = read_part(path, info, schema(dim).names)
         rows = embedding_rows(table.column("embedding"), dim)
         valid = table.column("embedding").is_valid().to_pylist()
         for i, record in enumerate(table.drop_columns(["embedding"]).to_pylist()):
-            stamp = (written, path.name)
-            if record["path"] in stamps and stamps[record["path"]] > stamp:
-                continue
             row = rows[i] if valid[i] and record["error"] is None else None
             window = (record.get("start_s"), record.get("end_s"), row)
-            if stamps.get(record["path"]) == stamp and window[0] is not None:  # the file's next window
+            verdict = current.offer(record["path"], (*order, path.name), record, window[0] is not None)
+            if verdict == "window":  # the file's next window
                 latest[record["path"]]["windows"].append(window)
-                continue
-            stamps[record["path"]] = stamp
-            record["embedding"] = row
-            record["windows"] = [window] if window[0] is not None else []
-            latest[record["path"]] = record
+            elif verdict == "new":
+                latest[record["path"]] = dict(record, embedding=row, windows=[window] if window[0] is not None else [])
+    for conflict in current.conflicts():  # no row of an ambiguous path is trusted
+        latest[conflict.path] = dict(latest[conflict.path], error=conflict.message, embedding=None, windows=[])
     return latest
 
 

@@ -40,6 +40,7 @@ from .format import (
     stat_file,
     write_part,
 )
+from .records import Conflict, CurrentRecords
 
 try:  # POSIX advisory locking; elsewhere concurrent writers are simply not detected
     import fcntl
@@ -51,22 +52,25 @@ __all__ = ["BulkStore", "FileStat", "load_bulk_output", "open_store", "stat_file
 logger = logging.getLogger(__name__)
 
 LOCK = ".lock"
-INDEX_COLUMNS = ("path", "kind", "size", "mtime_ns", "error")
+INDEX_COLUMNS = ("path", "kind", "size", "mtime_ns", "error", "content_hash")
 
 
 class BulkStore:
     """An output folder opened for writing (a context manager; :meth:`open` creates or resumes it).
 
-    ``latest`` maps each recorded path to its newest record ``{path, kind, size,
-    mtime_ns, error, part, row, rows}`` (no embedding: rows are read back on demand;
-    ``rows`` lists every row of the record in its part, one per window for windows).
+    ``latest`` maps each recorded path to its current record ``{path, kind, size,
+    mtime_ns, error, content_hash, part, row, rows}`` (no embedding: rows are read back
+    on demand; ``rows`` lists every row of the record in its part, one per window for
+    windows). ``run`` numbers this job's parts: one more than any run in the folder, so
+    its records supersede older ones whatever the writers' clocks say.
     """
 
     def __init__(self, out_dir: Path, info: dict[str, Any], lock_fd: int | None) -> None:
         self.out_dir = out_dir
         self.info = info
         self._lock_fd = lock_fd
-        self.latest = _index(out_dir, info)
+        self.latest, self._conflicts, last_run = _index(out_dir, info)
+        self.run = last_run + 1
 
     @classmethod
     def open(
@@ -114,7 +118,8 @@ class BulkStore:
         record = self.latest.get(stat.path)
         if record is None or record["error"] is not None or stat.size is None:
             return False
-        return (record["kind"], record["size"], record["mtime_ns"]) == (kind, stat.size, stat.mtime_ns)
+        recorded = (record["kind"], record["size"], record["mtime_ns"], record["content_hash"])
+        return recorded == (kind, stat.size, stat.mtime_ns, stat.digest)
 
     def write_batch(self, kind: str, outcomes: Sequence[tuple[FileStat, torch.Tensor | str]]) -> Path | None:
         """Commit one batch of ``(file, embedding row or error message)`` as a part file."""
@@ -122,20 +127,22 @@ class BulkStore:
             return None
         spans = [(None, None)] * len(outcomes) if self.info.get("windows") is not None else None  # same columns
         table = records_table([(stat, kind, value) for stat, value in outcomes], self.dim, spans)
-        part = write_part(self.out_dir, table, self.info)
+        part = write_part(self.out_dir, table, self.info, self.run)
         for row, (stat, value) in enumerate(outcomes):
             self.latest[stat.path] = {
                 "path": stat.path, "kind": kind, "size": stat.size, "mtime_ns": stat.mtime_ns,
-                "error": value if isinstance(value, str) else None, "part": part.name, "row": row, "rows": [row],
+                "error": value if isinstance(value, str) else None, "content_hash": stat.digest,
+                "part": part.name, "row": row, "rows": [row],
             }
         return part
 
     def write_windows(self, kind: str, stat: FileStat, vectors: torch.Tensor, spans: list[tuple[float, float]]) -> Path:
         """Commit every window of one file (``vectors`` (n, D), ``(start_s, end_s)`` each) as one part."""
         table = records_table([(stat, kind, row) for row in vectors.unbind(0)], self.dim, spans)
-        part = write_part(self.out_dir, table, self.info)
+        part = write_part(self.out_dir, table, self.info, self.run)
         self.latest[stat.path] = {"path": stat.path, "kind": kind, "size": stat.size, "mtime_ns": stat.mtime_ns,
-                                  "error": None, "part": part.name, "row": 0, "rows": list(range(len(spans)))}
+                                  "error": None, "content_hash": stat.digest, "part": part.name, "row": 0,
+                                  "rows": list(range(len(spans)))}
         return part
 
     def windows(self, path: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -150,7 +157,17 @@ class BulkStore:
 
     def refresh(self) -> None:
         """Re-read the index (after other processes, e.g. Ray workers, wrote parts)."""
-        self.latest = _index(self.out_dir, self.info)
+        self.latest, self._conflicts, _ = _index(self.out_dir, self.info)
+
+    def settle_conflicts(self) -> list[Conflict]:
+        """Record as failed every path this job's writers recorded with different contents
+        (a dataset giving one path twice with other bytes): no row of it is kept. Returns them."""
+        conflicts = [c for c in self._conflicts if c.run == self.run]
+        if conflicts:
+            table = records_table([(FileStat(c.path, None, None), c.kind, c.message) for c in conflicts], self.dim)
+            write_part(self.out_dir, table, self.info, self.run, final=True)
+            self.refresh()
+        return conflicts
 
     def rows(self, paths: Sequence[str]) -> torch.Tensor:
         """The embedding rows of the newest successful records of ``paths``, in that order."""
@@ -183,10 +200,10 @@ class BulkStore:
                 if self.latest[item]["part"] != path.name or row not in kept[item]:
                     stale.setdefault(path.name, set()).add(row)
         for name, rows in stale.items():
-            table, _ = read_part(self.out_dir / name, self.info)
+            table, order = read_part(self.out_dir / name, self.info)
             keep = pa.array([i not in rows for i in range(table.num_rows)])
-            if len(rows) < table.num_rows:  # the kept rows are committed before the old part goes
-                write_part(self.out_dir, pc.filter(table, keep), self.info)
+            if len(rows) < table.num_rows:  # the kept rows are committed (in their own run) before the old part goes
+                write_part(self.out_dir, pc.filter(table, keep), self.info, order[0], final=bool(order[1]))
             os.remove(self.out_dir / name)
             _fsync_dir(self.out_dir)
         if stale:
@@ -204,26 +221,29 @@ def open_store(
                           windows=windows)
 
 
-def _index(out_dir: Path, info: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Path -> newest record with its part and row (no embeddings read)."""
+def _index(out_dir: Path, info: Mapping[str, Any]) -> tuple[dict[str, dict[str, Any]], list[Conflict], int]:
+    """Path -> current record with its part and row (no embeddings read); the paths recorded
+    with different contents in one run; the highest run number found (0: none)."""
     latest: dict[str, dict[str, Any]] = {}
-    stamps: dict[str, tuple[int, str]] = {}
+    current = CurrentRecords()
+    last_run = 0
     for path in part_files(out_dir):
-        table, written = read_part(path, info, [*INDEX_COLUMNS, "start_s", "embedding"])
+        table, order = read_part(path, info, [*INDEX_COLUMNS, "start_s", "embedding"])
+        last_run = max(last_run, order[0])
         valid = table.column("embedding").is_valid().to_pylist()
         windowed = table.column("start_s").is_valid().to_pylist()
         for row, record in enumerate(table.select(list(INDEX_COLUMNS)).to_pylist()):
             if record["error"] is None and not valid[row]:
                 record["error"] = "no embedding recorded"
-            stamp = (written, path.name)
-            if stamps.get(record["path"], stamp) > stamp:
-                continue
-            if windowed[row] and stamps.get(record["path"]) == stamp:  # the same file's next window
+            verdict = current.offer(record["path"], (*order, path.name), record, windowed[row])
+            if verdict == "window":  # the same file's next window
                 latest[record["path"]]["rows"].append(row)
-                continue
-            stamps[record["path"]] = stamp
-            latest[record["path"]] = dict(record, part=path.name, row=row, rows=[row])
-    return latest
+            elif verdict == "new":
+                latest[record["path"]] = dict(record, part=path.name, row=row, rows=[row])
+    conflicts = current.conflicts()
+    for conflict in conflicts:  # no row of an ambiguous path is trusted (or kept by compact)
+        latest[conflict.path] = dict(latest[conflict.path], error=conflict.message, part=None, rows=[])
+    return latest, conflicts, last_run
 
 
 def _lock(path: Path) -> int | None:

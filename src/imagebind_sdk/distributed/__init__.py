@@ -158,8 +158,9 @@ def embed_dataset(
     (autoscaling; default ``(1, unlimited)``), each with ``num_gpus_per_actor`` GPUs
     and ``num_cpus_per_actor`` CPUs. ``preprocess``: options per kind, e.g.
     ``{"imu": {"sample_rate": 400}}``. ``resume`` skips items already embedded in
-    ``out`` with the same path, size and mtime. Bad files are recorded in the
-    ``error`` column and never fail the job. Connects to ``ray_address`` (e.g.
+    ``out`` with the same path, size and mtime (given bytes: the same blake2b hash).
+    Bad files are recorded in the ``error`` column and never fail the job; a path given
+    twice with different bytes is recorded as failed. Connects to ``ray_address`` (e.g.
     ``"auto"``) unless Ray is already initialised, else starts a local Ray.
     """
     kind = kind_argument("embed_dataset", kind, modality)
@@ -180,6 +181,7 @@ def embed_dataset(
         counts = _run(ray, ds, paths, store, os.fspath(checkpoint), kind, batch_size, options,
                       _actor_pool(ray, concurrency), num_gpus_per_actor, num_cpus_per_actor)
         store.refresh()
+        _settle_conflicts(store, counts)
         store.compact()  # the job is complete: drop rows superseded by this run
     finally:
         store.close()
@@ -196,7 +198,8 @@ def _run(ray: Any, ds: Any, paths: list[str] | None, store: BulkStore, checkpoin
     from .stages import Encoder, modalities_for, prepare, write
 
     kinds = [kind] if kind else ([infer_kind(p) for p in paths] if paths is not None else list(FILE_KINDS))
-    done = frozenset((p, r["kind"], r["size"], r["mtime_ns"]) for p, r in store.latest.items() if r["error"] is None)
+    done = frozenset((p, r["kind"], r["size"], r["mtime_ns"], r["content_hash"])
+                     for p, r in store.latest.items() if r["error"] is None)
     # The memory reservation bounds how many decoding tasks share a node's RAM, and (as a
     # remote argument the actors lack) keeps Ray Data from fusing decoding into the
     # encoding actors, which would otherwise hold their GPU while decoding.
@@ -208,7 +211,7 @@ def _run(ray: Any, ds: Any, paths: list[str] | None, store: BulkStore, checkpoin
                                "device": "cuda" if gpus else "cpu", "batch_size": batch_size},
     )
     ds = ds.map_batches(write, batch_size=None, batch_format="pyarrow",
-                        fn_kwargs={"out": os.path.abspath(store.out_dir), "info": store.info})
+                        fn_kwargs={"out": os.path.abspath(store.out_dir), "info": store.info, "run": store.run})
     totals: dict[str, Any] = {"embedded": 0, "failed": 0, "already_done": 0, "unsupported": 0, "nodes": {}}
     for row in ds.iter_rows():
         for key in ("embedded", "failed", "already_done", "unsupported"):
@@ -216,3 +219,11 @@ def _run(ray: Any, ds: Any, paths: list[str] | None, store: BulkStore, checkpoin
         for node, n in json.loads(row["nodes"]).items():
             totals["nodes"][node] = totals["nodes"].get(node, 0) + n
     return totals
+
+
+def _settle_conflicts(store: BulkStore, counts: dict[str, Any]) -> None:
+    """A path the dataset gave more than once with different bytes: recorded as failed, counted so."""
+    for conflict in store.settle_conflicts():
+        logger.warning("%s", conflict.message)
+        counts["embedded"] -= conflict.embedded
+        counts["failed"] += conflict.embedded

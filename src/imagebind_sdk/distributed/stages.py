@@ -22,18 +22,18 @@ import pyarrow as pa
 import torch
 
 from ..bulk.files import Collated, encode_batch
-from ..bulk.format import FileStat, records_table, stat_file, write_part
+from ..bulk.format import FileStat, content_digest, records_table, stat_file, write_part
 from ..kinds import ENCODER_OF, infer_kind
 from ..preprocess import preprocess_one
 
 logger = logging.getLogger(__name__)
 
-Key = tuple[str, str, int | None, int | None]  # path, kind, size, mtime_ns
+Key = tuple[str, str, int | None, int | None, str | None]  # path, kind, size, mtime_ns, content_hash
 
 
 def _stat_row(path: str, data: bytes | None) -> FileStat:
-    """A dataset row's identity: the file's stat, or the size of its given bytes."""
-    return FileStat(path, len(data), None) if data is not None else stat_file(path)
+    """A dataset row's identity: the file's stat, or the size and hash of its given bytes."""
+    return FileStat(path, len(data), None, content_digest(data)) if data is not None else stat_file(path)
 
 
 def _prepare_row(path: str, data: bytes | None, kind_of_all: str | None, done: frozenset[Key],
@@ -41,11 +41,11 @@ def _prepare_row(path: str, data: bytes | None, kind_of_all: str | None, done: f
     stat = _stat_row(path, data)
     kind = kind_of_all or infer_kind(path)
     row: dict[str, Any] = {"path": stat.path, "kind": kind, "size": stat.size, "mtime_ns": stat.mtime_ns,
-                           "input": None, "error": None, "status": "todo"}
+                           "content_hash": stat.digest, "input": None, "error": None, "status": "todo"}
     if kind is None:
         ext = os.path.splitext(path)[1] or "(none)"
         return dict(row, status="unsupported", error=f"unsupported file extension {ext}: pass kind=")
-    if (stat.path, kind, stat.size, stat.mtime_ns) in done and stat.size is not None:
+    if (stat.path, kind, stat.size, stat.mtime_ns, stat.digest) in done and stat.size is not None:
         return dict(row, status="done")
     try:
         tensor = preprocess_one(kind, data if data is not None else stat.path, **options.get(kind, {}))
@@ -66,7 +66,7 @@ def prepare(batch: pa.Table, *, kind: str | None, done: frozenset[Key],
 
 
 PREPARED = pa.schema([("path", pa.string()), ("kind", pa.string()), ("size", pa.int64()),
-                      ("mtime_ns", pa.int64()), ("input", pa.binary()), ("error", pa.string()),
+                      ("mtime_ns", pa.int64()), ("content_hash", pa.string()), ("input", pa.binary()), ("error", pa.string()),
                       ("status", pa.string())])
 
 
@@ -103,20 +103,20 @@ def _encoded_table(rows: list[dict[str, Any]], results: Mapping[int, torch.Tenso
     for i, row in enumerate(rows):
         value = results.get(i, row["error"] or "")
         status = row["status"] if i not in results else ("failed" if isinstance(value, str) else "embedded")
-        records.append((FileStat(row["path"], row["size"], row["mtime_ns"]), row["kind"] or "", value))
+        records.append((FileStat(row["path"], row["size"], row["mtime_ns"], row["content_hash"]), row["kind"] or "", value))
         statuses.append(status)
     table = records_table(records, dim)
     table = table.append_column("status", pa.array(statuses, pa.string()))
     return table.append_column("node", pa.array([node_id if i in results else "" for i in range(len(rows))]))
 
 
-def write(batch: pa.Table, *, out: str, info: Mapping[str, Any]) -> pa.Table:
+def write(batch: pa.Table, *, out: str, info: Mapping[str, Any], run: int = 0) -> pa.Table:
     """Stateless task: commit the embedded and failed rows as one part; one row of counts."""
     statuses = batch.column("status").to_pylist()
     keep = pa.array([s in ("embedded", "failed") for s in statuses])
     part = batch.filter(keep).drop_columns(["status", "node"])
     if part.num_rows:
-        write_part(out, part, info)
+        write_part(out, part, info, run)
     counts = Counter(statuses)
     nodes = Counter(n for n in batch.column("node").to_pylist() if n)
     return pa.table({

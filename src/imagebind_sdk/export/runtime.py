@@ -9,7 +9,6 @@ embedding are the torch path's own code.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 
 from ..model.config import TEXT_CONTEXT_LENGTH, ImageBindConfig, check_modalities
+from .manifest import check_graph_dim, check_manifest
 from .onnx import FORMAT, INSTALL_HINT, MANIFEST
 
 __all__ = ["OnnxEncoder", "OnnxModel", "load_onnx"]
@@ -88,17 +88,14 @@ class OnnxModel:
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
-    """``onnx.json`` of an export folder, with a clear error when it is not one."""
+    """``onnx.json`` of an export folder, checked field by field (:mod:`.manifest`)."""
     path = folder / MANIFEST
     if not path.is_file():
         raise FileNotFoundError(
             f"{folder} is not an ONNX export folder (no {MANIFEST}); "
             "create one with `imagebind-sdk export-onnx --modalities text,vision,audio OUT_DIR`"
         )
-    manifest = json.loads(path.read_text(encoding="utf-8"))
-    if manifest.get("format") != FORMAT:
-        raise ValueError(f"{path}: format {manifest.get('format')!r}, expected {FORMAT!r}")
-    return manifest
+    return check_manifest(path, FORMAT)
 
 
 def _session(path: Path, threads: int | None) -> Any:
@@ -138,8 +135,13 @@ def load_onnx(
                 f"{folder} has no {kind} graph for {modality}; "
                 "export with `imagebind-sdk export-onnx --quantize int8 ...` to add them"
             )
-        scale = float(manifest["logit_scales"][modality])
-        encoders[modality] = OnnxEncoder(modality, _session(folder / name, threads), scale, config.video_frames)
+        graph = folder / name
+        if not graph.is_file():
+            raise FileNotFoundError(f"{folder / MANIFEST}: files.{modality}.{kind} names {name}, which is missing")
+        session = _session(graph, threads)
+        check_graph_dim(graph, session, modality, config.out_embed_dim)
+        scale = manifest["logit_scales"][modality]
+        encoders[modality] = OnnxEncoder(modality, session, scale, config.video_frames)
         encoders[modality].trim_text = trim_text
     logger.info("loaded %s ONNX graphs for %s from %s", kind, list(wanted), folder)
     return OnnxModel(config, encoders, quantize)

@@ -6,13 +6,14 @@
 
 Unlike LanceDB's built-in ``"imagebind"`` function (text, image and audio through the
 reference package), this one covers every input kind: text, images, audio and video
-by path or bytes, depth, thermal and IMU. The source column's kind is ``kind=``;
-with ``kind=None`` each value decides: a string ending in a known file extension
-(``kinds.KIND_OF_EXTENSION``: images, audio, video, ``.csv`` IMU) is that file, any
-other string is text. Depth and thermal images look like any image, so they need
-``kind="depth"`` / ``"thermal"`` (or a ``{"depth": path}`` query). Queries follow the
-same rule, so a table of images is searched by text, by an image path, a PIL image or
-``{"audio": b"..."}``. The function's arguments are stored in the table's metadata:
+by path or bytes, depth, thermal and IMU. Text is text unless the column or the call
+says otherwise, so a search box can never make the function read a file: ``kind=``
+names the source column's kind (``"vision"``, ``"audio"``, ...: its strings are paths);
+``kind="auto"`` lets each value of the column decide (a string ending in a known file
+extension, ``kinds.KIND_OF_EXTENSION``, is that file, any other string is text); with
+``kind=None`` (the default) strings are text. A query string is always text, whatever
+the column holds; a file is queried as ``{"audio": "bark.wav"}``, a PIL image or bytes
+(of the column's ``kind``). The function's arguments are stored in the table's metadata:
 reopening the table (in any process) recreates it, and a table built with ``model=``
 records that model's checkpoint, modalities, device and dtype.
 """
@@ -32,6 +33,7 @@ _np = require("numpy", "lancedb")
 __all__ = ["ImageBindSDKEmbeddings"]
 
 BYTES = (bytes, bytearray, memoryview)
+AUTO = "auto"  # kind= for a column mixing texts and file paths: each value's extension decides
 
 
 @_lancedb_embeddings.register("imagebind-sdk")
@@ -46,15 +48,15 @@ class ImageBindSDKEmbeddings(_lancedb_embeddings.EmbeddingFunction):
     device: Optional[str] = None
     dtype: Optional[str] = None
     quantize: Optional[str] = None
-    kind: Optional[str] = None  # input kind of the source column; None: decided per value
+    kind: Optional[str] = None  # input kind of the source column; None: text; "auto": each value decides
     normalize: bool = True  # unit vectors; False: the reference model's raw output
     batch_size: int = 32
     max_retries: int = 0  # local inference: a failure is not transient, retrying only repeats it
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if self.kind is not None and self.kind not in INPUT_KINDS:
-            raise ValueError(f"kind must be one of {list(INPUT_KINDS)} or None, got {self.kind!r}")
+        if self.kind is not None and self.kind not in (*INPUT_KINDS, AUTO):
+            raise ValueError(f"kind must be one of {list(INPUT_KINDS)}, {AUTO!r} or None, got {self.kind!r}")
         self._ndims = None
 
     @cached_property
@@ -71,9 +73,11 @@ class ImageBindSDKEmbeddings(_lancedb_embeddings.EmbeddingFunction):
         return self._embed([self._split(v, i, self.kind) for i, v in enumerate(self.sanitize_input(values))])
 
     def compute_query_embeddings(self, query: Any, *args: Any, **kwargs: Any) -> list:
-        """The vector of one query: text, a file path, bytes (of ``kind``), a PIL image or ``{kind: item}``."""
-        # Queries are text or files whatever the column holds; only bytes can't say which.
-        return self._embed([self._split(query, 0, self.kind if isinstance(query, BYTES) else None)])
+        """The vector of one query: text (a string is never read as a path), bytes (of ``kind``),
+        a PIL image or ``{kind: item}``."""
+        # Queries come from users (a search box): only bytes take the column's kind.
+        kind = self.kind if isinstance(query, BYTES) and self.kind != AUTO else None
+        return self._embed([self._split(query, 0, kind)])
 
     def sanitize_input(self, values: Any) -> list:
         pa = require("pyarrow", "lancedb")
@@ -108,17 +112,17 @@ class ImageBindSDKEmbeddings(_lancedb_embeddings.EmbeddingFunction):
 
     def _split(self, value: Any, index: int, kind: str | None) -> tuple[str, Any]:
         """(kind, item) of one value, by the rules in the module docstring."""
-        if kind is not None:
+        if kind not in (None, AUTO):
             return kind, value
         if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in INPUT_KINDS:
             return next(iter(value.items()))
         if isinstance(value, str):
-            return infer_kind(value) or "text", value
+            return (infer_kind(value) if kind == AUTO else None) or "text", value
         if type(value).__module__.startswith("PIL."):
             return "vision", value
         raise TypeError(
             f"value {index}: cannot tell the input kind of a {type(value).__name__}; create the function "
-            f"with kind=... (one of {list(INPUT_KINDS)}) or query with {{kind: item}}"
+            f"with kind=... (one of {list(INPUT_KINDS)}) or give {{kind: item}}"
         )
 
     def _embed(self, pairs: list[tuple[str, Any]]) -> list:

@@ -14,7 +14,7 @@ import threading
 import weakref
 from dataclasses import dataclass
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 if TYPE_CHECKING:
     import torch
@@ -118,6 +118,9 @@ def embed_rows(
     (the embedding pipeline's :func:`~imagebind_sdk.pipeline.embed_kind`; a bad item raises naming it)."""
     from ..pipeline import embed_kind, pipeline_of
 
+    if isinstance(items, (str, bytes, bytearray, memoryview, Mapping)):  # one input, not a list of them
+        raise TypeError(f"expected a list of {kind} inputs, got one {type(items).__name__} (it would embed "
+                        f"{'each character' if isinstance(items, str) else 'each element'}); wrap it in a list")
     items = list(items)
     if not items:
         return []

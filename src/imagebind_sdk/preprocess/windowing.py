@@ -16,6 +16,7 @@ are averaged, as the reference averages a file's clips.
 
 from __future__ import annotations
 
+import difflib
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -24,6 +25,11 @@ from typing import Any, Iterator
 import torch
 
 from . import imu
+
+# Bounds on what a window request may plan, checked before any sample is decoded (a
+# hop of 1 ms over an hour is 3.6M windows; a 1e8 s window, 5e7 clips): docs/windows.md.
+MAX_WINDOWS = 100_000  # windows per input
+MAX_WINDOW_CLIPS = 60  # encoder clips per window: 120 s windows for the 2 s audio/video clips
 
 
 @dataclass
@@ -43,23 +49,41 @@ class WindowPlan:
 
 
 def as_fraction(value: Any, name: str) -> Fraction:
-    """A positive number of seconds as an exact Fraction (floats via their decimal text: 0.1 -> 1/10)."""
+    """A positive, finite number of seconds as an exact Fraction (floats via their decimal text: 0.1 -> 1/10)."""
     if isinstance(value, bool) or not isinstance(value, (int, float, Fraction)):
         raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
-    exact = value if isinstance(value, Fraction) else Fraction(str(value))
-    if not exact > 0 or not math.isfinite(float(exact)):
-        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
-    return exact
+    try:  # nan/inf first: Fraction("nan") says only "Invalid literal for Fraction"
+        finite = math.isfinite(value)
+    except OverflowError:  # an int or Fraction beyond any float
+        finite = False
+    if not finite or not value > 0:
+        raise ValueError(f"{name} must be a positive, finite number of seconds, got {value!r}")
+    return value if isinstance(value, Fraction) else Fraction(str(value))
+
+
+def check_kinds(value: Any, name: str, kinds: tuple[str, ...]) -> None:
+    """A per-kind mapping (``window_s={"audio": 4}``) may name only ``kinds``: a typo is refused."""
+    for key in value:
+        if key not in kinds:
+            close = difflib.get_close_matches(str(key), kinds, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"{name} has a value for {key!r}, which is not one of {', '.join(kinds)}{hint}")
 
 
 def window_starts(duration: Fraction, window: Fraction, hop: Fraction) -> list[Fraction]:
     """Window starts over ``[0, duration)``: the hop grid, plus one end-aligned tail window.
 
-    Empty when the recording is shorter than one window.
+    Empty when the recording is shorter than one window. More than ``MAX_WINDOWS``
+    raise ValueError before any is listed.
     """
     if duration < window:
         return []
     count = math.floor((duration - window) / hop) + 1
+    if count > MAX_WINDOWS:
+        raise ValueError(
+            f"{float(duration):g} s with window_s={float(window):g} and hop_s={float(hop):g} makes {count} windows, "
+            f"more than the {MAX_WINDOWS} allowed per input; use a longer hop_s"
+        )
     starts = [hop * i for i in range(count)]
     if starts[-1] + window < duration:
         starts.append(duration - window)
@@ -71,6 +95,9 @@ def clip_offsets(window: Fraction, clip: int) -> list[Fraction]:
     if window < clip:
         raise ValueError(f"window_s must be at least the encoder's {clip} s clip, got {float(window):g}")
     count = math.ceil(window / clip)
+    if count > MAX_WINDOW_CLIPS:
+        raise ValueError(f"window_s must be at most {MAX_WINDOW_CLIPS * clip} s ({MAX_WINDOW_CLIPS} clips of {clip} s), "
+                         f"got {float(window):g}")
     if count == 1:
         return [Fraction(0)]
     step = (window - clip) / (count - 1)

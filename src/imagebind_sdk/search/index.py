@@ -14,6 +14,7 @@ the corpus; fine for up to a few million rows. Saved as a directory holding
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -22,9 +23,9 @@ from typing import Any, Iterable, Mapping, Sequence
 import torch
 from safetensors.torch import load_file, save_file
 
-from .index_faiss import SearchBackend
+from .index_faiss import HNSW_FILE, SearchBackend
 from ..kinds import INPUT_KINDS
-from ..vectors.ops import ArrayLike, as_matrix, check_top_k, normalize_rows, top_k_hits
+from ..vectors.ops import ArrayLike, all_finite, as_matrix, as_query, check_top_k, normalize_rows, top_k_hits
 
 __all__ = ["EmbeddingIndex", "FORMAT_VERSION"]
 
@@ -207,7 +208,7 @@ class EmbeddingIndex:
             return self._search_kinds(query, top_k, kinds)
         if len(self) == 0:
             check_top_k(top_k)
-            return [[] for _ in range(as_matrix(query, "query").shape[0])]
+            return [[] for _ in range(as_query(query).shape[0])]
         hits = self._backend.top_k_hits(query, self.embeddings, top_k)  # None: the torch path
         if hits is None:
             hits = top_k_hits(query, self.embeddings, top_k, corpus_name="index")
@@ -229,7 +230,7 @@ class EmbeddingIndex:
         rows = [r for r, m in enumerate(self._metadata) if _row_kind(m) in wanted]
         if not rows:
             check_top_k(top_k)
-            return [[] for _ in range(as_matrix(query, "query").shape[0])]
+            return [[] for _ in range(as_query(query).shape[0])]
         hits = top_k_hits(query, self.embeddings[rows], top_k, corpus_name="index")
         for hit in (h for row in hits for h in row):
             r, score = rows[hit["corpus_id"]], hit.pop("score")
@@ -245,6 +246,8 @@ class EmbeddingIndex:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         save_file({_TENSOR_KEY: self.embeddings.contiguous()}, str(directory / EMBEDDINGS_FILE))
+        self._backend.save(directory, self.embeddings)
+        written = [EMBEDDINGS_FILE] + ([HNSW_FILE] if self._backend.saves_graph(len(self)) else [])
         info = {
             "format_version": FORMAT_VERSION,
             "dim": self._dim,
@@ -252,8 +255,8 @@ class EmbeddingIndex:
             "ids": self._ids,
             "metadata": self._metadata,
             **self._backend.options(),
+            "checksums": {name: _sha256(directory / name) for name in written},
         }
-        self._backend.save(directory, self.embeddings)
         (directory / INDEX_FILE).write_text(json.dumps(info), encoding="utf-8")
         logger.info("saved index of %d rows to %s", len(self), directory)
         return directory
@@ -282,6 +285,7 @@ class EmbeddingIndex:
         from safetensors import SafetensorError
 
         info = _read_info(directory)
+        _verify_checksums(directory, info)
         try:
             tensors = load_file(str(directory / EMBEDDINGS_FILE))
         except SafetensorError as exc:
@@ -297,14 +301,16 @@ class EmbeddingIndex:
             )
         if dim is not None and len(ids) and rows.shape[1] != dim:
             raise ValueError(f"inconsistent index in {directory}: dim {dim} vs shape {tuple(rows.shape)}")
+        if not all_finite(rows):
+            bad = int((~torch.isfinite(rows)).any(dim=1).nonzero()[0, 0])
+            raise ValueError(f"{directory / EMBEDDINGS_FILE}: row {bad} ({ids[bad]!r}) holds NaN or infinite values")
         index = cls(dim=dim)
-        index._backend = SearchBackend.load(info, directory, len(ids))
+        index._backend = SearchBackend.load(info, directory, rows.shape[1], len(ids))
         index._ids = index._new_ids(ids, len(ids))  # validates type and uniqueness
         index._id_set = set(index._ids)
         index._metadata = _check_metadata(metadata, len(ids))
         index._chunks = [rows.contiguous()] if len(ids) else []
         return index
-
 
     def to_faiss(self) -> Any:
         """A new FAISS index of the rows (row i = FAISS id i): ``IndexFlatIP``, or ``IndexHNSWFlat`` for "hnsw".
@@ -336,3 +342,27 @@ def _read_info(directory: Path) -> dict[str, Any]:
             f"this imagebind_sdk reads version {FORMAT_VERSION}"
         )
     return info
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _verify_checksums(directory: Path, info: dict[str, Any]) -> None:
+    """Each file ``index.json`` lists must hash to its recorded sha256 (indexes saved before
+    checksums list none: their rows load unchecked, their HNSW graph is rebuilt)."""
+    checksums = info.get("checksums", {})
+    if not isinstance(checksums, dict) or not set(checksums) <= {EMBEDDINGS_FILE, HNSW_FILE}:
+        raise ValueError(f"{directory / INDEX_FILE}: checksums must map {EMBEDDINGS_FILE}/{HNSW_FILE} "
+                         f"to sha256 digests, got {checksums!r}")
+    for name, expected in checksums.items():
+        path = directory / name
+        if not path.is_file():
+            raise FileNotFoundError(f"{directory} is not a complete EmbeddingIndex: missing {name}")
+        if _sha256(path) != expected:
+            raise ValueError(f"{path}: its sha256 differs from the one {INDEX_FILE} records: the file was "
+                             "changed or comes from another index; save the index again")

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..vectors.ops import ArrayLike, as_matrix, check_same_dim, check_top_k, normalize_rows
+from ..vectors.ops import ArrayLike, as_query, check_same_dim, check_top_k, normalize_rows
 
 __all__ = ["BACKENDS", "AUTO_MIN_ROWS", "SearchBackend", "faiss_available", "import_faiss"]
 
@@ -123,7 +123,7 @@ class SearchBackend:
         if self.active(corpus.shape[0]) == "torch":
             return None
         check_top_k(k)
-        q = as_matrix(query, "query")
+        q = as_query(query)
         check_same_dim(q, corpus, "query", "index")
         scores, ids = self.top_k(normalize_rows(q), corpus, k)
         return [
@@ -139,9 +139,9 @@ class SearchBackend:
             index = self.new_faiss_index(corpus.shape[1], kind)
             index.add(_as_numpy(corpus))
             self._faiss_index = index
+        k = min(k, corpus.shape[0])  # first: FAISS sizes its result and search buffers by k
         if kind == "hnsw":
             index.hnsw.efSearch = max(self.ef_search, k)  # efSearch < k would return fewer hits
-        k = min(k, corpus.shape[0])
         scores, ids = index.search(_as_numpy(queries), k)
         return torch.from_numpy(scores), torch.from_numpy(ids.astype(np.int64))
 
@@ -152,25 +152,41 @@ class SearchBackend:
             index.add(_as_numpy(corpus))
         return index
 
+    def saves_graph(self, rows: int) -> bool:
+        """Whether :meth:`save` writes ``HNSW_FILE`` for an index of ``rows`` rows."""
+        return self.name == "hnsw" and rows > 0
+
     def save(self, directory: Path, corpus: torch.Tensor) -> None:
         """Write the HNSW graph beside the rows so loading skips rebuilding it."""
-        if self.name == "hnsw" and corpus.shape[0]:
+        if self.saves_graph(corpus.shape[0]):
             faiss = import_faiss()
             self.top_k(corpus[:1], corpus, 1)  # builds it if needed
             faiss.write_index(self._faiss_index, str(directory / HNSW_FILE))
 
     @classmethod
-    def load(cls, info: dict[str, Any], directory: Path, rows: int) -> SearchBackend:
-        """The backend recorded in ``index.json`` (old files: ``"auto"``), with its saved graph."""
+    def load(cls, info: dict[str, Any], directory: Path, dim: int, rows: int) -> SearchBackend:
+        """The backend recorded in ``index.json`` (old files: ``"auto"``), with its saved graph.
+
+        The graph is used only when ``index.json`` vouches for it (its sha256, checked by the
+        caller): without one it is rebuilt from the rows, as it cannot be told apart from
+        another index's graph of the same size.
+        """
         options = {k: info[k] for k in ("hnsw_m", "ef_search", "ef_construction") if k in info}
         backend = cls(info.get("backend", "auto"), **options)
         path = directory / HNSW_FILE
-        if backend.name == "hnsw" and path.is_file():
+        if backend.name != "hnsw" or not path.is_file():
+            return backend
+        if HNSW_FILE not in info.get("checksums", {}):
+            logger.warning("%s has no checksum in index.json (an older index): rebuilding the graph", path)
+            return backend
+        try:
             index = import_faiss().read_index(str(path))
-            if index.ntotal == rows:
-                backend._faiss_index = index
-            else:
-                logger.warning("%s holds %d rows, the index %d: rebuilding it", path, index.ntotal, rows)
+        except RuntimeError as exc:
+            raise ValueError(f"{path}: not a readable FAISS index ({str(exc).splitlines()[0]})") from None
+        if _kind_of(index) != "hnsw" or index.d != dim or index.ntotal != rows:
+            raise ValueError(f"{path}: a {_kind_of(index)} graph of {index.ntotal} rows of dim {index.d}, "
+                             f"expected hnsw with {rows} rows of dim {dim}")
+        backend._faiss_index = index
         return backend
 
 

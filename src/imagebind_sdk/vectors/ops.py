@@ -23,6 +23,7 @@ import torch.nn.functional as F
 __all__ = [
     "ArrayLike",
     "as_matrix",
+    "as_query",
     "check_same_dim",
     "check_top_k",
     "compose",
@@ -78,6 +79,18 @@ def as_matrix(x: ArrayLike, name: str = "input") -> torch.Tensor:
     if not all_finite(t):
         raise ValueError(f"{name} contains NaN or infinite values")
     return t
+
+
+def as_query(query: ArrayLike, name: str = "query") -> torch.Tensor:
+    """``query`` as :func:`as_matrix` does, refusing all-zero rows: a zero vector has no
+    direction, so every cosine with it is 0 and its "best matches" would be arbitrary."""
+    q = as_matrix(query, name)
+    zero = (q == 0).all(dim=1)
+    if bool(zero.any()):
+        row = int(zero.nonzero()[0, 0])
+        where = f"{name}[{row}]" if q.shape[0] > 1 else name
+        raise ValueError(f"{where} is an all-zero vector: it has no direction to search by")
+    return q
 
 
 def normalize_rows(x: torch.Tensor) -> torch.Tensor:
@@ -222,7 +235,7 @@ def top_k_hits(
     ``{"corpus_id", "score"}`` dicts, score descending, ties by lower ``corpus_id``.
     """
     check_top_k(top_k)
-    q = as_matrix(query, "query")
+    q = as_query(query)
     check_same_dim(q, corpus, "query", corpus_name)
     scores, ids = cosine_top_k(normalize_rows(q), corpus, top_k, chunk_size)
     return [

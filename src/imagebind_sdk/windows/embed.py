@@ -35,7 +35,7 @@ from ..pipeline import Pipeline, pipeline_of
 from ..preprocess.audio_windows import audio_windows
 from ..preprocess.sources import InputError, describe
 from ..preprocess.video_windows import video_windows
-from ..preprocess.windowing import WindowPlan, as_fraction, imu_windows
+from ..preprocess.windowing import WindowPlan, as_fraction, check_kinds, imu_windows
 from ..progress import progress_bar
 
 __all__ = ["DEFAULT_HOP_S", "DEFAULT_WINDOW_S", "WindowEmbeddings", "Windows", "embed_windows"]
@@ -158,6 +158,7 @@ def _spans(kind: str, window_s: Any, hop_s: Any) -> tuple[Fraction, Fraction]:
 
     def pick(value: Any, default: Mapping[str, Any], name: str) -> Fraction:
         if isinstance(value, Mapping):
+            check_kinds(value, name, WINDOW_KINDS)
             value = value.get(kind)
         return as_fraction(default[kind] if value is None else value, name)
 

@@ -15,11 +15,12 @@ best first (ties: earlier first).
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import torch
 
-from ..vectors.ops import ArrayLike, as_matrix, normalize_rows
+from ..vectors.ops import ArrayLike, as_query, normalize_rows
 from ..pipeline import embed_kind, pipeline_of
 from .embed import WindowEmbeddings, Windows, embed_windows
 
@@ -57,14 +58,17 @@ def find_moments(
     """The ``top_k`` segments best matching ``query`` (one (D,) vector): ``[{"source", "start_s", "end_s", "score"}]``."""
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise ValueError(f"top_k must be a positive int, got {top_k!r}")
-    if not merge_gap_s >= 0:
+    if min_score is not None and not math.isfinite(min_score):
+        raise ValueError(f"min_score must be a finite cosine threshold, got {min_score!r}")
+    if not merge_gap_s >= 0 or not math.isfinite(merge_gap_s):
         raise ValueError(f"merge_gap_s must be >= 0 seconds, got {merge_gap_s!r}")
-    q = as_matrix(query, "query")
+    q = as_query(query)
     if q.shape[0] != 1:
         raise ValueError(f"expected one query vector, got {q.shape[0]} rows")
-    items = [windows] if isinstance(windows, Windows) else [w for w in windows if len(w)]
+    given = [windows] if isinstance(windows, Windows) else list(windows)
+    items = [w for w in given if len(w)]
     if not items:
-        return []
+        raise ValueError(f"no windows to search: the {len(given)} input(s) given hold no windows")
     q = normalize_rows(q.float().cpu())[0]
     for w in items:
         if w.vectors.shape[1] != q.shape[0]:
