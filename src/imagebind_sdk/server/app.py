@@ -81,3 +81,6 @@ def _add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, handler(lambda e: e.status, lambda e: e.message))
     app.add_exception_handler(StarletteHTTPException, handler(lambda e: e.status_code, lambda e: str(e.detail)))
     app.add_exception_handler(RequestValidationError, handler(lambda e: 400, lambda e: str(e.errors())))
+    # Anything else is a server fault: the endpoint's own JSON shape, the type only (the
+    # details, which may hold paths or input, go to the log; Starlette logs the traceback).
+    app.add_exception_handler(Exception, handler(lambda e: 500, lambda e: f"internal error: {type(e).__name__}"))

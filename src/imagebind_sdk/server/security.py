@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import re
 import time
 from typing import Any, Awaitable, Callable
 
@@ -20,10 +21,19 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 PUBLIC_PATHS = frozenset({"/.well-known/live", "/.well-known/ready"})
 OPENAI_PATHS = ("/v1/embeddings",)
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# "<PIL.Image.Image ... at 0x7f3a...>": a memory address helps an attacker defeat ASLR and
+# tells a client nothing, so every error message loses them here, in one place.
+MEMORY_ADDRESS = re.compile(r"\s+at\s+0x[0-9a-fA-F]{4,}|\b0x[0-9a-fA-F]{8,16}\b")
+
+
+def scrub(message: str) -> str:
+    """``message`` without memory addresses (``<object at 0x7f..>`` -> ``<object>``)."""
+    return MEMORY_ADDRESS.sub(lambda m: "" if m.group(0)[0].isspace() else "0x…", message)
 
 
 def error_response(path: str, status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     """``{"error": message}``, or OpenAI's error object on OpenAI-compatible paths."""
+    message = scrub(message)
     body = openai_error_body(status, message) if path in OPENAI_PATHS else {"error": message}
     return JSONResponse(body, status_code=status, headers=headers)
 
