@@ -55,7 +55,7 @@ def create_app(model: Any, **settings: Any) -> FastAPI:
     # Metric labels: the known paths (any other path shares one label, bounding cardinality).
     endpoints = frozenset(route.path for router in ROUTERS for route in router.routes) | {"/metrics"}
     # Added innermost first: metrics (outermost) count every answer, 401 and 413 included.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_request_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_request_bytes, budget=service.budget)
     if config.api_key is not None:
         app.add_middleware(ApiKeyMiddleware, api_key=config.api_key)
     if config.cors_origins:

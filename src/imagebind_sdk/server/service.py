@@ -10,6 +10,7 @@ from typing import Any, Awaitable, Callable, Sequence, TypeVar
 import torch
 
 from ..kinds import ENCODER_OF, INPUT_KINDS
+from .budget import MemoryBudget, decoded_bytes, describe
 from .engine import Engine
 from .errors import ApiError, bad_request
 from .metrics import Metrics
@@ -42,6 +43,7 @@ class Service:
         self.engine: Engine | None = None
         self.load_error: BaseException | None = None
         self._labels: dict[tuple, torch.Tensor] = {}
+        self.budget = MemoryBudget(settings.max_inflight_bytes, settings.retry_after_s, metrics.inflight_bytes)
 
     # -- lifecycle --------------------------------------------------------------
     async def start(self) -> None:
@@ -109,7 +111,8 @@ class Service:
         self._check_loaded(inputs, fields)
         kinds = [kind for kind in INPUT_KINDS if inputs.get(kind)]
         out = Embedded({kind: torch.empty(0, self.model.embedding_dim) for kind in inputs})
-        with engine.admit(sum(len(inputs[k]) for k in kinds)):
+        asked = {kind: inputs[kind] for kind in kinds}  # reserved against the budget before any decoding
+        with engine.admit(sum(len(inputs[k]) for k in kinds)), self.budget.hold(decoded_bytes(asked), describe(asked)):
             results = await asyncio.gather(
                 *(self._embed_kind(engine, kind, inputs[kind], fields[kind], skip_bad, out) for kind in kinds),
                 return_exceptions=True,
