@@ -11,7 +11,8 @@ import time
 import httpx
 import pytest
 
-from .conftest import REPO, ServerProcess, serve_command
+from conftest import ASSETS
+from .conftest import REPO, ServerProcess, b64, serve_command
 
 ADDRESS = re.compile(r"0x[0-9a-fA-F]{6,}")
 
@@ -93,3 +94,13 @@ def test_hostile_json_is_a_400_in_the_endpoint_shape(server, client, path, body)
     message = error["message"] if path == "/v1/embeddings" else error
     assert "JSON" in message and len(message) < 300, message
     assert client.get("/.well-known/ready").status_code == 204  # the server is still fine
+
+
+def test_label_count_is_its_own_limit(server, client):
+    audio = b64(ASSETS / "dog_audio.wav")
+    labels = [f"label {i}" for i in range(500)]  # x 9 audio templates: 4,500 texts, more than --max-queue
+    r = client.post("/v1/zero-shot", json={"labels": labels, "audio": [audio], "top_k": 1})
+    assert r.status_code == 200, r.text[:300]
+    assert len(r.json()["probabilities"][0]) == 500
+    r = client.post("/v1/zero-shot", json={"labels": labels * 3, "audio": [audio]})
+    assert r.status_code == 413 and "1500 labels" in r.json()["error"] and "--max-labels" in r.json()["error"]

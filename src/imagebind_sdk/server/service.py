@@ -161,7 +161,9 @@ class Service:
         key = (tuple(labels), tuple(templates))
         if key not in self._labels:
             texts = [template.format(label) for label in labels for template in templates]
-            raw = (await self.embed({"text": texts}, {"text": "labels"})).vectors["text"]
+            step = self.settings.max_batch_size  # labels x templates may exceed --max-queue: one batch at a time
+            raw = torch.cat([(await self.embed({"text": texts[i:i + step]}, {"text": "labels"})).vectors["text"]
+                             for i in range(0, len(texts), step)])
             unit = torch.nn.functional.normalize(raw, dim=-1)
             if len(self._labels) >= LABEL_CACHE_SIZE:
                 self._labels.pop(next(iter(self._labels)))
