@@ -102,3 +102,18 @@ def test_sigterm_drains_in_flight_requests(golden_dir):
     except httpx.TransportError:
         refused = None
     assert refused is None
+
+
+def test_idle_keep_alive_connection_is_not_closed_under_the_client(server):
+    """The cause of the dropped connections under load: uvicorn closed idle keep-alive
+    connections after 5 s, exactly httpx's own idle expiry, so a client reusing one at
+    that moment had it reset. The server now keeps them longer than clients do."""
+    import socket
+
+    request = (f"GET /.well-known/live HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(request)
+        assert sock.recv(4096).startswith(b"HTTP/1.1 204")
+        time.sleep(httpx.Limits().keepalive_expiry + 1)  # idle past the client's expiry
+        sock.sendall(request)
+        assert sock.recv(4096).startswith(b"HTTP/1.1 204")  # still served on the same connection

@@ -21,6 +21,11 @@ logger = logging.getLogger("imagebind_sdk.cli")
 
 API_KEY_ENV = "IMAGEBIND_API_KEY"
 SERVE_INSTALL = "pip install 'imagebind-sdk[serve]'"
+# How long an idle keep-alive connection stays open. It must outlast the clients' own idle
+# expiry (httpx 5 s, aiohttp 15 s, Go's net/http -- Weaviate -- 90 s): when the server
+# closes first, a request the client sends at that moment finds the connection reset
+# (uvicorn's 5 s equalled httpx's, and 32 busy clients met that race).
+KEEP_ALIVE_S = 120
 
 DESCRIPTION = """\
 Serve the model over HTTP: Weaviate multi2vec-bind compatible endpoints
@@ -176,6 +181,7 @@ def run(args: argparse.Namespace) -> int:
                        "server (set --api-key or $%s)", args.host, API_KEY_ENV)
     config = uvicorn.Config(
         app, host=args.host, port=args.port, log_level=args.log_level, lifespan="on",
+        timeout_keep_alive=KEEP_ALIVE_S,
         # Most of the shutdown timeout for draining requests; the rest for stopping the engine.
         timeout_graceful_shutdown=args.shutdown_timeout * 0.8,
     )
