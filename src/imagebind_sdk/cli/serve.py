@@ -9,7 +9,6 @@ import signal
 import socket
 import sys
 import threading
-import time
 from typing import Any
 
 from ..config import MODALITIES
@@ -131,23 +130,30 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _exit_after_timeout(server: Any, timeout_s: float) -> None:
-    """Once shutdown starts, end the process ``timeout_s`` later whatever threads still run.
+def _force_exit(timeout_s: float) -> None:
+    logger.error("shutdown took longer than --shutdown-timeout (%g s): exiting with work still running", timeout_s)
+    logging.shutdown()
+    sys.stderr.flush()
+    os._exit(1)  # threads stuck in native code cannot be joined
+
+
+def _server(uvicorn: Any, config: Any, timeout_s: float) -> Any:
+    """A uvicorn server that ends the process ``timeout_s`` after the first stop signal,
+    whatever threads still run.
 
     uvicorn drains requests for most of the timeout; a decoder or the model busy past it
-    would otherwise keep the process alive (and an orchestrator would SIGKILL it).
+    would otherwise keep the process alive (until an orchestrator's SIGKILL). The timer
+    thread only exists once shutdown began, and sleeps through a clean exit.
     """
-    def watch() -> None:
-        while not server.should_exit:
-            time.sleep(0.05)
-        time.sleep(timeout_s)
-        logger.error("shutdown took longer than --shutdown-timeout (%g s): exiting with work still running",
-                     timeout_s)
-        logging.shutdown()
-        sys.stderr.flush()
-        os._exit(1)  # noqa: SLF001 - threads stuck in native code cannot be joined
+    class Server(uvicorn.Server):  # type: ignore[misc, name-defined]
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            if not self.should_exit:
+                timer = threading.Timer(timeout_s, _force_exit, args=(timeout_s,))
+                timer.daemon = True
+                timer.start()
+            super().handle_exit(sig, frame)
 
-    threading.Thread(target=watch, name="imagebind-shutdown-watchdog", daemon=True).start()
+    return Server(config)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -185,8 +191,7 @@ def run(args: argparse.Namespace) -> int:
         # Most of the shutdown timeout for draining requests; the rest for stopping the engine.
         timeout_graceful_shutdown=args.shutdown_timeout * 0.8,
     )
-    server = uvicorn.Server(config)
-    _exit_after_timeout(server, args.shutdown_timeout)
+    server = _server(uvicorn, config, args.shutdown_timeout)
     # uvicorn re-raises the signal that stopped it once it is done; a no-op handler for
     # SIGTERM makes a drained shutdown exit 0 instead of dying by the signal.
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
