@@ -167,7 +167,7 @@ class Tokenizer:
         """BPE of one byte-mapped pre-token, or of its head when only ``needed`` tokens count."""
         if len(mapped) <= CACHED_WORD_CHARS:
             return self._bpe_cached(mapped)
-        head = WORD_HEAD_CHARS if needed is None else max(WORD_HEAD_CHARS, WORD_CHARS_PER_TOKEN * needed)
+        head = _head_chars(needed)
         if needed is None or len(mapped) <= head:
             return self._bpe(mapped)
         return self._bpe(mapped[:head], word_end=False)[:needed]
@@ -184,8 +184,10 @@ class Tokenizer:
         for piece in pre_tokens(text, head_only=max_tokens is not None):
             if max_tokens is not None and len(ids) >= max_tokens:
                 break
-            mapped = "".join(self.byte_encoder[b] for b in piece.encode("utf-8"))
             needed = None if max_tokens is None else max_tokens - len(ids)
+            if needed is not None:  # a longer piece stays longer than the head: it is still cut
+                piece = piece[: _head_chars(needed) + 1]
+            mapped = "".join(self.byte_encoder[b] for b in piece.encode("utf-8"))
             ids.extend(self.encoder[t] for t in self._word(mapped, needed))
         return ids if max_tokens is None else ids[:max_tokens]
 
@@ -200,6 +202,11 @@ class Tokenizer:
             ids = [self.sot_id, *self.encode(text, self.context_length - 2), self.eot_id]
             out[row, : len(ids)] = torch.tensor(ids)
         return out
+
+
+def _head_chars(needed: int | None) -> int:
+    """How much of a long word is merged when only ``needed`` of its tokens count."""
+    return WORD_HEAD_CHARS if needed is None else max(WORD_HEAD_CHARS, WORD_CHARS_PER_TOKEN * needed)
 
 
 @lru_cache(maxsize=1)

@@ -73,7 +73,7 @@ class MemoryBudget:
                                 f"{_mb(self.limit)} the server holds for all requests together "
                                 "(--max-inflight-mb); split the request")
         if self.used + n_bytes > self.limit:
-            raise overloaded(f"server busy: {what}: {_mb(n_bytes)} of server memory needed, "
+            raise overloaded(f"server overloaded: {what}: {_mb(n_bytes)} of server memory needed, "
                              f"{_mb(self.limit - self.used)} of {_mb(self.limit)} free (--max-inflight-mb); "
                              "retry later", self.retry_after_s)
         self._set(self.used + n_bytes)
