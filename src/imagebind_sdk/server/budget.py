@@ -22,9 +22,9 @@ import math
 from typing import Any, Iterator
 
 from .errors import ApiError, overloaded
+from .settings import BODY_COPIES
 
 MB = 1024 * 1024
-BODY_COPIES = 3
 # A text item holds its 77 token ids and small per-item state; its characters are
 # already counted with the body.
 TEXT_ITEM_BYTES = 4096

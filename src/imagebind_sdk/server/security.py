@@ -9,9 +9,10 @@ from typing import Any, Awaitable, Callable
 
 from starlette.responses import JSONResponse
 
-from .budget import BODY_COPIES, MemoryBudget
+from .budget import MemoryBudget
 from .errors import ApiError, openai_error_body
 from .metrics import Metrics
+from .settings import BODY_COPIES
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]

@@ -17,6 +17,8 @@ DEFAULT_MODEL_NAME = "imagebind"
 MAX_SECONDS = 7 * 24 * 3600.0
 MAX_MB = 1024.0 * 1024  # one TiB
 MAX_COUNT = 10**7
+# A body is held this many times while served: the bytes, the parsed JSON, the decoded files.
+BODY_COPIES = 3
 
 # field -> (the CLI option naming it, integer?, lowest value, whether the lowest is allowed, highest)
 _NUMBERS: dict[str, tuple[str, bool, float, bool, float]] = {
@@ -58,9 +60,10 @@ class Settings:
         if self.max_wait_ms >= self.request_timeout_s * 1000:  # every request would time out waiting
             raise ValueError(f"--max-wait-ms ({self.max_wait_ms:g}) must be shorter than --request-timeout "
                              f"({self.request_timeout_s:g} s)")
-        if self.max_request_mb > self.max_inflight_mb:
-            raise ValueError(f"--max-request-mb ({self.max_request_mb:g}) must not exceed --max-inflight-mb "
-                             f"({self.max_inflight_mb:g}): a body that large could never be admitted")
+        if self.max_request_mb * BODY_COPIES > self.max_inflight_mb:
+            raise ValueError(f"--max-request-mb ({self.max_request_mb:g}) x {BODY_COPIES} (a body is held that many "
+                             f"times while parsed) must not exceed --max-inflight-mb ({self.max_inflight_mb:g}): "
+                             "a body that large could never be admitted")
         if self.api_key is not None and not self.api_key.strip():
             raise ValueError(f"--api-key (or ${API_KEY_ENV}) must not be empty: leave it unset for no authentication")
 
