@@ -73,7 +73,8 @@ def test_concurrent_mixed_load(server, client):
 
 
 def test_sigterm_drains_in_flight_requests(golden_dir):
-    proc = ServerProcess("--shutdown-timeout", "60").wait_ready()
+    # Six videos at once hold 6 x 72 MB: more than the default --max-inflight-mb (this test is about draining).
+    proc = ServerProcess("--shutdown-timeout", "60", "--max-inflight-mb", "1024").wait_ready()
     body = {"texts": ["A dog."], "video": [b64(ASSETS / "video" / "wind_noise.mp4")]}
     alone = httpx.post(proc.url + "/vectorize", json=body, timeout=60).json()
 

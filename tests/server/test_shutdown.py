@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
+import signal
 import threading
 import time
 
@@ -47,8 +48,10 @@ def test_sigterm_ends_a_busy_server_within_the_timeout(golden_dir):
     took = time.monotonic() - started
     assert took < SHUTDOWN_TIMEOUT_S + EXIT_MARGIN_S, f"exited {took:.1f} s after SIGTERM"
     # 0: the request was cancelled and the process exited past the busy daemon thread;
-    # 1 (on a machine too loaded to finish that in time): the shutdown deadline ended it.
+    # on a machine too loaded to finish that in time, the deadline ended it: 1 (its timer)
+    # or SIGALRM (the kernel, when interpreter finalisation itself outlasted it).
     output = proc.proc.stdout.read()
-    assert proc.proc.returncode == 0 or (proc.proc.returncode == 1 and "--shutdown-timeout" in output), output
+    status = proc.proc.returncode
+    assert status in (0, -signal.SIGALRM) or (status == 1 and "--shutdown-timeout" in output), output
     client.join(30)
     assert answers and answers[0] != 200

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import signal
 import socket
@@ -151,6 +152,10 @@ def _server(uvicorn: Any, config: Any, timeout_s: float) -> Any:
                 timer = threading.Timer(timeout_s, _force_exit, args=(timeout_s,))
                 timer.daemon = True
                 timer.start()
+                # The timer is a Python thread, which interpreter finalisation stops; should
+                # finalisation itself outlast the deadline, the kernel ends the process.
+                signal.signal(signal.SIGALRM, signal.SIG_DFL)
+                signal.alarm(math.ceil(timeout_s) + 1)
             super().handle_exit(sig, frame)
 
     return Server(config)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from concurrent.futures import Executor, Future
 from typing import Any, Callable
 
 _STOP = None  # the sentinel a worker exits on
+IDLE_EXIT_S = 1.0  # how long shutdown(wait=False) waits for idle threads to end
 
 
 class DaemonThreadPool(Executor):
@@ -66,6 +68,9 @@ class DaemonThreadPool(Executor):
                     task[0].cancel()
         for _ in self._threads:
             self._tasks.put(_STOP)
-        if wait:
-            for thread in self._threads:
-                thread.join()
+        # Idle threads end at once; let them, so that none is still exiting (and tearing
+        # down its torch thread state) while the interpreter finalises: that raced into
+        # "terminate called without an active exception". A busy one is left behind.
+        deadline = None if wait else time.monotonic() + IDLE_EXIT_S
+        for thread in self._threads:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
