@@ -33,16 +33,24 @@ def b64(path: Path) -> str:
     return base64.b64encode(Path(path).read_bytes()).decode("ascii")
 
 
+def serve_command(port: int, *options: str, host: str = "127.0.0.1") -> list[str]:
+    """``imagebind-sdk serve`` of the tiny checkpoint on ``host:port``."""
+    return [sys.executable, "-m", "imagebind_sdk", "serve", "--checkpoint", str(TINY), "--host", host,
+            "--port", str(port), "--log-level", "warning", *options]
+
+
 class ServerProcess:
     """``python -m imagebind_sdk serve ...``; ``stop()`` sends SIGTERM and returns the exit status."""
 
-    def __init__(self, *options: str) -> None:
+    def __init__(self, *options: str, host: str = "127.0.0.1") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO / "src"))
-        cmd = [sys.executable, "-m", "imagebind_sdk", "serve", "--checkpoint", str(TINY),
-               "--port", str(self.port), "--log-level", "warning", *options]
-        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.proc = subprocess.Popen(serve_command(self.port, *options, host=host), env=self.environment(),
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    @staticmethod
+    def environment() -> dict[str, str]:
+        return dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO / "src"))
 
     def wait_ready(self) -> "ServerProcess":
         deadline = time.monotonic() + START_TIMEOUT_S

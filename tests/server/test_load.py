@@ -73,7 +73,8 @@ def test_concurrent_mixed_load(server, client):
 
 
 def test_sigterm_drains_in_flight_requests(golden_dir):
-    proc = ServerProcess("--shutdown-timeout", "60").wait_ready()
+    # Six videos at once hold 6 x 72 MB: more than the default --max-inflight-mb (this test is about draining).
+    proc = ServerProcess("--shutdown-timeout", "60", "--max-inflight-mb", "1024").wait_ready()
     body = {"texts": ["A dog."], "video": [b64(ASSETS / "video" / "wind_noise.mp4")]}
     alone = httpx.post(proc.url + "/vectorize", json=body, timeout=60).json()
 
@@ -102,3 +103,18 @@ def test_sigterm_drains_in_flight_requests(golden_dir):
     except httpx.TransportError:
         refused = None
     assert refused is None
+
+
+def test_idle_keep_alive_connection_is_not_closed_under_the_client(server):
+    """The cause of the dropped connections under load: uvicorn closed idle keep-alive
+    connections after 5 s, exactly httpx's own idle expiry, so a client reusing one at
+    that moment had it reset. The server now keeps them longer than clients do."""
+    import socket
+
+    request = (f"GET /.well-known/live HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(request)
+        assert sock.recv(4096).startswith(b"HTTP/1.1 204")
+        time.sleep(httpx.Limits().keepalive_expiry + 1)  # idle past the client's expiry
+        sock.sendall(request)
+        assert sock.recv(4096).startswith(b"HTTP/1.1 204")  # still served on the same connection

@@ -7,6 +7,9 @@ import logging
 import math
 import os
 import signal
+import socket
+import sys
+import threading
 from typing import Any
 
 from ..model.config import MODALITIES
@@ -18,6 +21,11 @@ logger = logging.getLogger("imagebind_sdk.cli")
 
 API_KEY_ENV = "IMAGEBIND_API_KEY"
 SERVE_INSTALL = "pip install 'imagebind-sdk[serve]'"
+# How long an idle keep-alive connection stays open. It must outlast the clients' own idle
+# expiry (httpx 5 s, aiohttp 15 s, Go's net/http -- Weaviate -- 90 s): when the server
+# closes first, a request the client sends at that moment finds the connection reset
+# (uvicorn's 5 s equalled httpx's, and 32 busy clients met that race).
+KEEP_ALIVE_S = 120
 
 DESCRIPTION = """\
 Serve the model over HTTP: Weaviate multi2vec-bind compatible endpoints
@@ -53,6 +61,11 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
                    help="items in flight before answering 503 (default: 1024)")
     p.add_argument("--max-request-mb", type=float, default=64.0, metavar="MB",
                    help="largest request body, else 413 (default: 64)")
+    p.add_argument("--max-inflight-mb", type=float, default=256.0, metavar="MB",
+                   help="request bodies and decoded inputs held at once, server-wide, "
+                        "else 503 with Retry-After (default: 256)")
+    p.add_argument("--max-labels", type=int, default=1000, metavar="N",
+                   help="zero-shot labels per request, else 413 (default: 1000)")
     p.add_argument("--api-key", default=None, metavar="KEY",
                    help=f"require 'Authorization: Bearer KEY' on all but health (default: ${API_KEY_ENV})")
     p.add_argument("--workers-preprocess", type=int, default=min(4, os.cpu_count() or 1), metavar="N",
@@ -63,7 +76,8 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
                    help="on SIGTERM, seconds to finish in-flight requests (default: 30)")
     p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                    help="allow browser requests from ORIGIN (repeatable; default: no CORS)")
-    p.add_argument("--model-name", default=None, help="model name in answers (default: the checkpoint)")
+    p.add_argument("--model-name", default=None,
+                   help="model name in answers (default: the checkpoint's alias, repo id or folder name)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
                    help="uvicorn's log level (default: info)")
     p.set_defaults(func=run)
@@ -77,15 +91,74 @@ def _modalities(text: str) -> list[str]:
     return wanted
 
 
+def _api_key(args: argparse.Namespace) -> str | None:
+    """--api-key, else $IMAGEBIND_API_KEY, else None; an empty value given either way is
+    kept, so that Settings refuses it instead of serving without authentication."""
+    return args.api_key if args.api_key is not None else os.environ.get(API_KEY_ENV)
+
+
 def settings_of(args: argparse.Namespace) -> dict[str, Any]:
     """The ``create_app`` settings given by the options."""
+    from ..server.settings import public_name
+
     return dict(
         max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
-        max_request_mb=args.max_request_mb, api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
-        workers_preprocess=args.workers_preprocess, request_timeout_s=args.request_timeout,
-        shutdown_timeout_s=args.shutdown_timeout, cors_origins=tuple(args.cors_origin),
-        model_name=args.model_name or checkpoint_of(args),
+        max_request_mb=args.max_request_mb, max_inflight_mb=args.max_inflight_mb, max_labels=args.max_labels,
+        api_key=_api_key(args), workers_preprocess=args.workers_preprocess,
+        request_timeout_s=args.request_timeout, shutdown_timeout_s=args.shutdown_timeout,
+        cors_origins=tuple(args.cors_origin), model_name=args.model_name or public_name(checkpoint_of(args)),
     )
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before the model loads: a busy port is one line, exit 1."""
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--port must be in 0..65535, got {port}")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, _, _, _, address = infos[0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except (OSError, IndexError) as exc:
+        raise CliError(f"cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart need not wait for TIME_WAIT
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        hint = " (another server uses it? choose one with --port)" if exc.errno == 98 else ""
+        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}{hint}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _force_exit(timeout_s: float) -> None:
+    logger.error("shutdown took longer than --shutdown-timeout (%g s): exiting with work still running", timeout_s)
+    logging.shutdown()
+    sys.stderr.flush()
+    os._exit(1)  # threads stuck in native code cannot be joined
+
+
+def _server(uvicorn: Any, config: Any, timeout_s: float) -> Any:
+    """A uvicorn server that ends the process ``timeout_s`` after the first stop signal,
+    whatever threads still run.
+
+    uvicorn drains requests for most of the timeout; a decoder or the model busy past it
+    would otherwise keep the process alive (until an orchestrator's SIGKILL). The timer
+    thread only exists once shutdown began, and sleeps through a clean exit.
+    """
+    class Server(uvicorn.Server):  # type: ignore[misc, name-defined]
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            if not self.should_exit:
+                timer = threading.Timer(timeout_s, _force_exit, args=(timeout_s,))
+                timer.daemon = True
+                timer.start()
+                # The timer is a Python thread, which interpreter finalisation stops; should
+                # finalisation itself outlast the deadline, the kernel ends the process.
+                signal.signal(signal.SIGALRM, signal.SIG_DFL)
+                signal.alarm(math.ceil(timeout_s) + 1)
+            super().handle_exit(sig, frame)
+
+    return Server(config)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -96,6 +169,8 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise CliError(f"serving needs FastAPI, uvicorn and prometheus-client, which cannot be imported ({exc}): "
                        f"{SERVE_INSTALL}") from None
+    from ..server.settings import is_loopback
+
     modalities = _modalities(args.modalities)
     server: Any = None
 
@@ -107,25 +182,32 @@ def run(args: argparse.Namespace) -> int:
             raise
 
     try:
-        app = create_app(load, **settings_of(args))
+        settings = settings_of(args)
+        app = create_app(load, **settings)
     except (TypeError, ValueError) as exc:
         raise UsageError(str(exc)) from exc
+    sock = bind(args.host, args.port)
+    if settings["api_key"] is None and not is_loopback(args.host):
+        logger.warning("serving on %s without an API key: anyone who can reach this address can use the "
+                       "server (set --api-key or $%s)", args.host, API_KEY_ENV)
     config = uvicorn.Config(
         app, host=args.host, port=args.port, log_level=args.log_level, lifespan="on",
-        timeout_graceful_shutdown=math.ceil(args.shutdown_timeout),
+        timeout_keep_alive=KEEP_ALIVE_S,
+        # Most of the shutdown timeout for draining requests; the rest for stopping the engine.
+        timeout_graceful_shutdown=args.shutdown_timeout * 0.8,
     )
-    server = uvicorn.Server(config)
+    server = _server(uvicorn, config, args.shutdown_timeout)
     # uvicorn re-raises the signal that stopped it once it is done; a no-op handler for
     # SIGTERM makes a drained shutdown exit 0 instead of dying by the signal.
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
     try:
-        server.run()
+        server.run(sockets=[sock])
     finally:
         signal.signal(signal.SIGTERM, previous)
+        sock.close()
     load_error = app.state.service.load_error
     if load_error is not None:
         raise load_error
     if not server.started:
-        logger.error("the server did not start (port %d in use?)", args.port)
-        return 1
+        raise CliError("the server did not start (see the messages above)")
     return 0

@@ -5,15 +5,21 @@ with the CLIP pattern -> bytes mapped to printable characters -> BPE merges with
 ``</w>`` word ends -> ids, framed by start/end-of-text and zero-padded to 77. A text
 longer than the context is cut so that end-of-text stays the last token (the text
 head reads the end-of-text position).
+
+Hostile texts cost time linear in what the context holds, not in the text: the text
+is normalised and split segment by segment (ftfy's own segments) until enough tokens
+exist, BPE merges use a heap (n log n, the reference's order exactly), and a word longer
+than the tokens still needed could fill is merged on its head only.
 """
 
 from __future__ import annotations
 
 import gzip
+import heapq
 import html
 from functools import lru_cache
 from importlib import resources
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import ftfy
 import regex
@@ -31,6 +37,18 @@ TOKEN_PATTERN = regex.compile(
     regex.IGNORECASE,
 )
 WHITESPACE = regex.compile(r"\s+")
+# Where a normalised text may be cut without changing any token before the cut: tokens
+# never hold whitespace, and HTML entities and lowercasing contexts end at these characters.
+SAFE_CUTS = (" ", "\n", "\t", "\f")
+CACHED_WORD_CHARS = 64  # longer words are rare; caching them would hold memory for nothing
+# A word is merged on its first max(WORD_HEAD_CHARS, WORD_CHARS_PER_TOKEN x tokens needed)
+# characters: far more than those tokens can span (vocabulary tokens are at most a few
+# dozen characters), so the cut only moves tokens that are dropped anyway.
+WORD_HEAD_CHARS = 4096
+WORD_CHARS_PER_TOKEN = 64  # twice the longest vocabulary token (32 characters)
+# A run this long without whitespace is cut when only a head of tokens is wanted: its first
+# characters alone give thousands of tokens, so the cut moves none of those kept.
+LONGEST_RUN_CHARS = 1_000_000
 
 
 def byte_alphabet() -> dict[int, str]:
@@ -49,6 +67,46 @@ def normalize_text(text: str) -> str:
     """The reference's cleaning: ftfy, double HTML unescape, whitespace collapse, lowercase."""
     text = html.unescape(html.unescape(ftfy.fix_text(text))).strip()
     return WHITESPACE.sub(" ", text).strip().lower()
+
+
+def _fixed_segments(text: str) -> Iterator[str]:
+    """``ftfy.fix_text(text)`` piece by piece: the same segments and settings as ftfy's own loop."""
+    config = ftfy.TextFixerConfig(explain=False)
+    pos = 0
+    while pos < len(text):
+        end = text.find("\n", pos) + 1 or len(text)
+        end = min(end, pos + config.max_decode_length)
+        segment = text[pos:end]
+        if config.unescape_html == "auto" and "<" in segment:  # as ftfy: for this and later segments
+            config = config._replace(unescape_html=False)
+        yield ftfy.fix_and_explain(segment, config)[0]
+        pos = end
+
+
+def _clean(text: str) -> str:
+    return html.unescape(html.unescape(text)).lower()
+
+
+def pre_tokens(text: str, head_only: bool = False) -> Iterator[str]:
+    """``TOKEN_PATTERN.findall(normalize_text(text))``, lazily: a caller that stops early
+    does not pay for the rest of the text.
+
+    Each fixed segment is cleaned up to its last safe cut (whitespace no entity, token or
+    lowercasing context spans); the rest waits for the next segment. With ``head_only``
+    (the caller wants the first tokens only), a run without whitespace is also cut after
+    ``LONGEST_RUN_CHARS``, so a 60 MB word costs what its head costs.
+    """
+    carry = ""
+    for fixed in _fixed_segments(text):
+        buffer = carry + fixed
+        cut = max(buffer.rfind(c) for c in SAFE_CUTS) + 1
+        if head_only and len(buffer) - cut > LONGEST_RUN_CHARS:
+            cut = len(buffer)
+        carry = buffer[cut:]
+        for match in TOKEN_PATTERN.finditer(_clean(buffer[:cut])):
+            yield match.group()
+    for match in TOKEN_PATTERN.finditer(_clean(carry)):
+        yield match.group()
 
 
 class Tokenizer:
@@ -72,33 +130,68 @@ class Tokenizer:
     def vocab_size(self) -> int:
         return len(self.encoder)
 
-    def _bpe(self, token: str) -> tuple[str, ...]:
-        """Merge the characters of one pre-token, lowest-ranked pair first."""
+    def _bpe(self, token: str, word_end: bool = True) -> tuple[str, ...]:
+        """Merge the characters of one pre-token: the lowest-ranked adjacent pair first,
+        equal ranks left to right, exactly as the reference's merge loop, in n log n.
+
+        A merged token's pairs rank after the merge that made it (the vocabulary is built
+        that way; tests check it), so popping a heap replays the reference's passes.
+        ``word_end=False`` merges the head of a longer word (no ``</w>`` on its last char).
+        """
         if token in (START_OF_TEXT, END_OF_TEXT):
             return (token,)
-        word = tuple(token[:-1]) + (token[-1] + "</w>",)
-        while len(word) > 1:
-            pair = min(zip(word, word[1:]), key=lambda p: self.ranks.get(p, NUM_MERGES))
-            if pair not in self.ranks:
-                break
-            merged, i = [], 0
-            while i < len(word):
-                if i + 1 < len(word) and (word[i], word[i + 1]) == pair:
-                    merged.append(word[i] + word[i + 1])
-                    i += 2
-                else:
-                    merged.append(word[i])
-                    i += 1
-            word = tuple(merged)
-        return word
+        symbols = list(token[:-1]) + [token[-1] + "</w>" if word_end else token[-1]]
+        after = [*range(1, len(symbols)), -1]  # linked list of the symbols still standing
+        before = list(range(-1, len(symbols) - 1))
+        ranks = self.ranks
+        heap = [(ranks[pair], i) for i, pair in enumerate(zip(symbols, symbols[1:])) if pair in ranks]
+        heapq.heapify(heap)
+        while heap:
+            rank, i = heapq.heappop(heap)
+            j = after[i]
+            if j < 0 or symbols[i] == "" or ranks.get((symbols[i], symbols[j])) != rank:
+                continue  # stale: a neighbour was merged since this pair was pushed
+            symbols[i], symbols[j] = symbols[i] + symbols[j], ""
+            after[i] = after[j]
+            if after[i] >= 0:
+                before[after[i]] = i
+                self._push(heap, symbols, i, after[i])
+            if before[i] >= 0:
+                self._push(heap, symbols, before[i], i)
+        return tuple(symbol for symbol in symbols if symbol)
 
-    def encode(self, text: str) -> list[int]:
-        """BPE ids of one text, without start/end tokens or padding."""
+    def _push(self, heap: list[tuple[int, int]], symbols: list[str], i: int, j: int) -> None:
+        rank = self.ranks.get((symbols[i], symbols[j]))
+        if rank is not None:
+            heapq.heappush(heap, (rank, i))
+
+    def _word(self, mapped: str, needed: int | None) -> tuple[str, ...]:
+        """BPE of one byte-mapped pre-token, or of its head when only ``needed`` tokens count."""
+        if len(mapped) <= CACHED_WORD_CHARS:
+            return self._bpe_cached(mapped)
+        head = _head_chars(needed)
+        if needed is None or len(mapped) <= head:
+            return self._bpe(mapped)
+        return self._bpe(mapped[:head], word_end=False)[:needed]
+
+    def encode(self, text: str, max_tokens: int | None = None) -> list[int]:
+        """BPE ids of one text, without start/end tokens or padding.
+
+        With ``max_tokens``, the first ``max_tokens`` ids (the same as the head of the
+        unbounded ids), in time that grows with ``max_tokens``, not with the text.
+        """
+        if max_tokens is not None and max_tokens < 0:
+            raise ValueError(f"max_tokens must be >= 0, got {max_tokens}")
         ids: list[int] = []
-        for piece in TOKEN_PATTERN.findall(normalize_text(text)):
+        for piece in pre_tokens(text, head_only=max_tokens is not None):
+            if max_tokens is not None and len(ids) >= max_tokens:
+                break
+            needed = None if max_tokens is None else max_tokens - len(ids)
+            if needed is not None:  # a longer piece stays longer than the head: it is still cut
+                piece = piece[: _head_chars(needed) + 1]
             mapped = "".join(self.byte_encoder[b] for b in piece.encode("utf-8"))
-            ids.extend(self.encoder[t] for t in self._bpe_cached(mapped))
-        return ids
+            ids.extend(self.encoder[t] for t in self._word(mapped, needed))
+        return ids if max_tokens is None else ids[:max_tokens]
 
     def __call__(self, texts: str | Sequence[str]) -> torch.Tensor:
         """Texts -> (N, context_length) int64 ids, zero-padded; long texts keep EOT last."""
@@ -108,9 +201,14 @@ class Tokenizer:
         for row, text in enumerate(texts):
             if not isinstance(text, str):
                 raise TypeError(f"text[{row}]: expected str, got {type(text).__name__}")
-            ids = [self.sot_id, *self.encode(text)][: self.context_length - 1] + [self.eot_id]
+            ids = [self.sot_id, *self.encode(text, self.context_length - 2), self.eot_id]
             out[row, : len(ids)] = torch.tensor(ids)
         return out
+
+
+def _head_chars(needed: int | None) -> int:
+    """How much of a long word is merged when only ``needed`` of its tokens count."""
+    return WORD_HEAD_CHARS if needed is None else max(WORD_HEAD_CHARS, WORD_CHARS_PER_TOKEN * needed)
 
 
 @lru_cache(maxsize=1)

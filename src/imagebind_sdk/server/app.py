@@ -55,7 +55,7 @@ def create_app(model: Any, **settings: Any) -> FastAPI:
     # Metric labels: the known paths (any other path shares one label, bounding cardinality).
     endpoints = frozenset(route.path for router in ROUTERS for route in router.routes) | {"/metrics"}
     # Added innermost first: metrics (outermost) count every answer, 401 and 413 included.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_request_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_request_bytes, budget=service.budget)
     if config.api_key is not None:
         app.add_middleware(ApiKeyMiddleware, api_key=config.api_key)
     if config.cors_origins:
@@ -81,3 +81,6 @@ def _add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, handler(lambda e: e.status, lambda e: e.message))
     app.add_exception_handler(StarletteHTTPException, handler(lambda e: e.status_code, lambda e: str(e.detail)))
     app.add_exception_handler(RequestValidationError, handler(lambda e: 400, lambda e: str(e.errors())))
+    # Anything else is a server fault: the endpoint's own JSON shape, the type only (the
+    # details, which may hold paths or input, go to the log; Starlette logs the traceback).
+    app.add_exception_handler(Exception, handler(lambda e: 500, lambda e: f"internal error: {type(e).__name__}"))

@@ -28,6 +28,10 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
         raise bad_request(f"request body is not UTF-8 text: {exc}") from None
     except json.JSONDecodeError as exc:
         raise bad_request(f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:  # hostile input: 100,000 "[" in a row
+        raise bad_request("request body is not usable JSON: arrays or objects nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of 5,000 digits (Python's int_max_str_digits)
+        raise bad_request(f"request body is not usable JSON: {str(exc).split(';')[0]}") from None
     if not isinstance(payload, dict):
         raise bad_request(f"request body must be a JSON object, got {json_type(payload)}")
     return payload

@@ -23,7 +23,6 @@ import logging
 import threading
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -33,6 +32,7 @@ from ..kinds import ENCODER_OF, INPUT_KINDS
 from ..pipeline import Rows, pipeline_of
 from .errors import ApiError, overloaded
 from .metrics import Metrics
+from .pool import DaemonThreadPool
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class Engine:
         self._cond = threading.Condition()
         self._stopping = False
         self._pending = 0  # items admitted and not yet answered (event-loop thread only)
-        self._pool = ThreadPoolExecutor(settings.workers_preprocess, thread_name_prefix="imagebind-preprocess")
+        self._pool = DaemonThreadPool(settings.workers_preprocess, "imagebind-preprocess")  # never blocks exit
         self._worker = threading.Thread(target=self._run, name=f"imagebind-model-{model.device}", daemon=True)
         self._worker.start()
 

@@ -30,6 +30,8 @@ class Metrics:
                                        buckets=LATENCY_BUCKETS, registry=r)
         self.queue_depth = Gauge(f"{PREFIX}_queue_depth", "Items waiting for the encoder", ["kind"], registry=r)
         self.pending = Gauge(f"{PREFIX}_pending_items", "Items admitted and not yet answered", registry=r)
+        self.inflight_bytes = Gauge(f"{PREFIX}_inflight_bytes", "Request bodies and decoded inputs "
+                                    "reserved against --max-inflight-mb", registry=r)
         self.rejected = Counter(f"{PREFIX}_rejected", "Requests refused because the queue was full", registry=r)
 
     def render(self) -> bytes:

@@ -9,7 +9,7 @@ from starlette.datastructures import UploadFile
 
 from ..kinds import FILE_KINDS, INPUT_KINDS
 from .decode import as_list, form_bool, json_type, native_media, optional_bool, parse_json_object, string_list
-from .errors import bad_request
+from .errors import ApiError, bad_request
 from .respond import FastJSONResponse, rows
 from .routes_weaviate import service_of
 
@@ -110,6 +110,10 @@ async def zero_shot(request: Request) -> FastJSONResponse:
     labels = string_list(payload, "labels")
     if not labels:
         raise bad_request("labels: expected a non-empty array of strings")
+    max_labels = service.settings.max_labels
+    if len(labels) > max_labels:
+        raise ApiError(413, f"labels: {len(labels)} labels, more than the {max_labels} this server takes in one "
+                            "request (--max-labels); split them")
     inputs = {k: v for k, v in _json_inputs(payload, ZERO_SHOT_OPTIONS).items()}
     if "text" in inputs or len(inputs) != 1:
         raise bad_request(f"give inputs of exactly one kind other than text ({', '.join(FILE_KINDS)}), "

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request, Response
 from .decode import b64_bytes, parse_json_object, string_list, as_list
 from .respond import FastJSONResponse, rows
 from .service import Service
+from .settings import public_name
 
 router = APIRouter()
 
@@ -59,7 +60,7 @@ async def meta(request: Request) -> FastJSONResponse:
     }
     if model is not None:
         body |= {
-            "model": {"source": model.source, "revision": getattr(model, "revision", None)},
+            "model": {"source": public_name(str(model.source)), "revision": getattr(model, "revision", None)},
             "modalities": list(model.modalities),
             "dimension": model.embedding_dim,
             "device": str(model.device),

@@ -11,6 +11,7 @@ import torch
 
 from ..kinds import ENCODER_OF, INPUT_KINDS
 from ..pipeline import finish
+from .budget import MemoryBudget, decoded_bytes, describe
 from .engine import Engine
 from .errors import ApiError, bad_request
 from .metrics import Metrics
@@ -43,6 +44,7 @@ class Service:
         self.engine: Engine | None = None
         self.load_error: BaseException | None = None
         self._labels: dict[tuple, torch.Tensor] = {}
+        self.budget = MemoryBudget(settings.max_inflight_bytes, settings.retry_after_s, metrics.inflight_bytes)
 
     # -- lifecycle --------------------------------------------------------------
     async def start(self) -> None:
@@ -114,7 +116,8 @@ class Service:
         self._check_loaded(inputs, fields)
         kinds = [kind for kind in INPUT_KINDS if inputs.get(kind)]
         out = Embedded({kind: torch.empty(0, self.model.embedding_dim) for kind in inputs})
-        with engine.admit(sum(len(inputs[k]) for k in kinds)):
+        asked = {kind: inputs[kind] for kind in kinds}  # reserved against the budget before any decoding
+        with engine.admit(sum(len(inputs[k]) for k in kinds)), self.budget.hold(decoded_bytes(asked), describe(asked)):
             results = await asyncio.gather(
                 *(self._embed_kind(engine, kind, inputs[kind], fields[kind], skip_bad, out) for kind in kinds),
                 return_exceptions=True,
@@ -165,7 +168,9 @@ class Service:
         key = (tuple(labels), tuple(templates))
         if key not in self._labels:
             texts = [template.format(label) for label in labels for template in templates]
-            unit = (await self.embed({"text": texts}, {"text": "labels"}, normalize=True)).vectors["text"]
+            step = self.settings.max_batch_size  # labels x templates may exceed --max-queue: one batch at a time
+            unit = torch.cat([(await self.embed({"text": texts[i:i + step]}, {"text": "labels"}, normalize=True)).vectors["text"]
+                              for i in range(0, len(texts), step)])
             if len(self._labels) >= LABEL_CACHE_SIZE:
                 self._labels.pop(next(iter(self._labels)))
             self._labels[key] = build_label_embeddings(list(labels), list(templates), _given(unit))
