@@ -19,20 +19,24 @@ from imagebind_sdk.bulk_format import INFO, part_files
 from imagebind_sdk.bulk_store import load_bulk_output
 from imagebind_sdk.distributed import embed_dataset
 
-from .conftest import processes_matching
+from .conftest import started_by_this_test
 
 TOL = dict(rtol=0, atol=1e-6)
 
 # A driver in its own process joining the test cluster; each worker sleeps before every
-# encoding batch (a setup hook of this job's workers) so the job can be hit midway.
+# encoding batch (a setup hook of this job's workers) so the job can be hit midway, and
+# each encoding actor reports its PID as a file in PID_DIR: the test signals only those.
 DRIVER = """
 import sys, time, ray
 
-def slow_workers():
-    import time
+PID_DIR = sys.argv[5]
+
+def slow_workers(pid_dir=PID_DIR):
+    import os, time
     from imagebind_sdk.distributed import stages
     call = stages.Encoder.__call__
     def slow_call(self, batch):
+        open(os.path.join(pid_dir, str(os.getpid())), "w").close()
         time.sleep(0.4)
         return call(self, batch)
     stages.Encoder.__call__ = slow_call
@@ -123,7 +127,9 @@ def test_other_sources(ray_cluster, tiny_model, tiny_dir, assets_dir, tmp_path):
 
 def _start_driver(address: str, source: Path, tiny_dir: Path, out: Path) -> subprocess.Popen:
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-c", DRIVER, address, str(source), str(tiny_dir), str(out)]
+    pid_dir = out.parent / "actor_pids"
+    pid_dir.mkdir(exist_ok=True)
+    cmd = [sys.executable, "-c", DRIVER, address, str(source), str(tiny_dir), str(out), str(pid_dir)]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
 
 
@@ -164,8 +170,9 @@ def test_killed_encoding_actor_is_replaced(ray_cluster, tiny_model, tiny_dir, im
     proc = _start_driver(ray_cluster, images_dir, tiny_dir, out)
     try:
         _wait_for_parts(proc, out, at_least=1)
-        actors = [pid for pid in processes_matching("MapBatches(Encoder)") if pid != proc.pid]
-        assert actors, "no encoding actor process found"
+        actors = [int(p.name) for p in (tmp_path / "actor_pids").iterdir()]  # as the actors reported them
+        assert actors, "no encoding actor reported its PID"
+        assert all(pid != proc.pid and started_by_this_test(pid) for pid in actors), actors
         for pid in actors:
             os.kill(pid, signal.SIGKILL)
         stdout, stderr = proc.communicate(timeout=240)
