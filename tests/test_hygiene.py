@@ -1,4 +1,5 @@
-"""Rules for test and benchmark code itself: signal only the processes you started.
+"""Rules for test and benchmark code itself: signal only the processes you started; skip (or,
+under CI, fail) with the apt package named when an optional system library is missing.
 
 The machines these tests run on are shared. A test that finds processes by name
 (``pkill``, ``pgrep``, ``killall``, ``psutil.process_iter`` with a name or command-line
@@ -13,6 +14,8 @@ from __future__ import annotations
 import ast
 import re
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SCANNED = ("tests", "benchmarks", "examples")
@@ -118,3 +121,29 @@ def test_the_rule_catches_each_way_of_finding_processes_by_name() -> None:
         "open('/proc/stat').read()\n# pkill in a comment is prose\nx = 'killall'\n"
     )
     assert process_matching_by_name(fine) == []
+
+
+def _missing_library() -> None:
+    raise OSError("libavcodec.so.59: cannot open shared object file: No such file or directory")
+
+
+def test_missing_system_library_skips_naming_the_apt_package(monkeypatch) -> None:
+    from conftest import require_system_library
+
+    monkeypatch.delenv("CI", raising=False)
+    assert require_system_library(lambda: 42, "libavcodec59", needed_for="decoding") == 42
+    with pytest.raises(pytest.skip.Exception, match=r"decoding needs system libraries from apt: "
+                       r"apt-get install libavcodec59 libavformat59 \(OSError: libavcodec\.so\.59: cannot open"):
+        require_system_library(_missing_library, "libavcodec59 libavformat59", needed_for="decoding")
+
+
+def test_missing_system_library_fails_under_ci(monkeypatch) -> None:
+    from conftest import require_system_library
+
+    for value in ("true", "1"):
+        monkeypatch.setenv("CI", value)
+        with pytest.raises(pytest.fail.Exception, match="apt-get install libavcodec59.*under CI=true"):
+            require_system_library(_missing_library, "libavcodec59", needed_for="decoding")
+    monkeypatch.setenv("CI", "false")
+    with pytest.raises(pytest.skip.Exception):
+        require_system_library(_missing_library, "libavcodec59", needed_for="decoding")
