@@ -111,6 +111,9 @@ CASES = [
     Case("nothing-to-embed", ["embed"], 2, ["nothing to embed"]),
     Case("unknown-out-format", ["embed", "--text", "a", "--out", "x.xyz"], 2, ["--out", ".xyz"]),
     Case("modality-in-flag-mode", ["embed", "--text", "a", "--modality", "depth"], 2, ["--modality"]),
+    Case("ray-engine-in-flag-mode", ["embed", "--text", "a", "--engine", "ray"], 2, ["--engine ray", "PATH"]),
+    Case("ray-option-without-ray", ["embed", DOG, "--out", "{scratch}/o", "--concurrency", "2"], 2,
+         ["--concurrency applies to --engine ray"]),
     # -- unusable inputs (1)
     Case("missing-file", ["embed", "--image", "{scratch}/nope.jpg"], 1, ["no such file", "nope.jpg"]),
     Case("missing-dir-bulk", ["embed", "{scratch}/nope_dir/"], 1, ["no such file or directory", "nope_dir"]),
@@ -123,7 +126,13 @@ CASES = [
     Case("missing-index", ["search", "{scratch}/none.index", "--text", "a"], 1, ["none.index"]),
     Case("deep-index-json", ["search", "{scratch}/deep.index", "--text", "a"], 1,
          ["deep.index", "RecursionError"], _deep_index),
+    Case("moments-zero-hop", ["moments", "--audio", "{assets}/dog_audio.wav", "--text", "a", "--hop", "0"], 1,
+         ["--hop must be a positive"]),
     # -- unusable checkpoints (1)
+    Case("alias-not-cached-offline", ["embed", "--text", "a", "--checkpoint", "imagebind-huge", "--offline"], 1,
+         ["imagebind-huge", "pass its path to --checkpoint"], env={"HF_HUB_CACHE": "{scratch}/empty_cache"}),
+    Case("quantize-bf16", ["embed", "--text", "a", "--dtype", "bf16", "--quantize", "int8"], 1,
+         ["--dtype bfloat16", "leave --dtype out"]),
     Case("unknown-checkpoint", ["embed", "--text", "a", "--checkpoint", "{scratch}/none"], 1, ["none"]),
     Case("truncated-weights", ["embed", "--text", "a", "--checkpoint", "{scratch}/cut"], 1, ["cut"],
          _truncated_weights),
@@ -168,8 +177,9 @@ def results(tmp_path_factory, tiny_dir: Path, assets_dir: Path, base_env) -> dic
             case.setup(scratch, tiny_dir, assets_dir)
         names = {"scratch": scratch, "tiny": tiny_dir, "assets": assets_dir}
         env = dict(base_env)
-        for key, value in case.env.items():
-            env[key] = value.format(**names) + os.pathsep + env.get(key, "")
+        for key, value in case.env.items():  # PYTHONPATH: in front of ours; others: as given
+            extra = os.pathsep + env.get(key, "") if key == "PYTHONPATH" else ""
+            env[key] = value.format(**names) + extra
         jobs[case.id] = ([a.format(**names) for a in case.args], env, names)
     with ThreadPoolExecutor(max_workers=max(2, min(8, os.cpu_count() or 2))) as pool:
         futures = {cid: pool.submit(run_cli, args, env) for cid, (args, env, _) in jobs.items()}
@@ -186,7 +196,8 @@ def check_one_line(res: subprocess.CompletedProcess, status: int) -> str:
         assert lines[0].startswith("usage: imagebind-sdk") and len(lines) == 2, res.stderr
     error = lines[-1]
     assert error.startswith("imagebind-sdk") and ": error: " in error, res.stderr
-    for python_spelling in ("resume=", "modality=", "batch_size=", "num_workers=", "out="):
+    for python_spelling in ("resume=", "modality=", "batch_size=", "num_workers=", "out=", "hop_s", "window_s",
+                            "ImageBind.load", "torch."):
         assert python_spelling not in error, error
     return error
 

@@ -98,8 +98,22 @@ def _check_out(out: str | None, n_kinds: int, *, bulk: bool) -> None:
                            f"({exc}): pip install pyarrow (or use .npy, .safetensors or .jsonl)") from None
 
 
+def _check_engine(args: argparse.Namespace) -> None:
+    """Ray's options only with --engine ray, and Ray only for bulk mode: never silently ignored."""
+    if args.engine == "ray" and not args.paths:
+        raise UsageError("--engine ray embeds files given as PATH arguments (a folder, glob or files); "
+                         "--text/--image/... inputs are embedded in this process: drop --engine ray, "
+                         "or give the files as PATH")
+    ray_only = {"--ray-address": args.ray_address is not None, "--concurrency": args.concurrency is not None,
+                "--gpus-per-actor": args.gpus_per_actor != 0}
+    given = [flag for flag, set_ in ray_only.items() if set_]
+    if given and args.engine != "ray":
+        raise UsageError(f"{', '.join(given)} applies to --engine ray only; add --engine ray or drop it")
+
+
 def run(args: argparse.Namespace) -> int:
     """Dispatch to flag mode or bulk mode."""
+    _check_engine(args)
     if args.paths:
         if args.inputs:
             raise UsageError("give either positional paths (bulk mode) or modality flags, not both")
