@@ -31,3 +31,9 @@ GLOB_CHARS = frozenset("*?[")
 def infer_kind(path: str | os.PathLike[str]) -> str | None:
     """The input kind of a file from its extension (None when unknown; never depth/thermal)."""
     return KIND_OF_EXTENSION.get(os.path.splitext(os.fspath(path))[1].lower())
+
+
+def unsupported_reason(path: str | os.PathLike[str]) -> str:
+    """Why a file of unknown kind is left out (bulk mode, local and Ray engines)."""
+    ext = os.path.splitext(os.fspath(path))[1] or "(none)"
+    return f"unsupported file extension {ext}: pass modality= to embed it as one kind"

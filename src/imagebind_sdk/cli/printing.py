@@ -110,9 +110,14 @@ def report(line: str) -> None:
     write_line(f"{PROG}: {cli_spelling(line)}")
 
 
-def report_files(result: Any) -> None:
-    """Each failed or unsupported file of a bulk result, once (the library's log lines are held back)."""
-    for path, error in result.failed:
+def report_failures(failed: Sequence[tuple[str, str]], unsupported: Sequence[tuple[str, str]]) -> None:
+    """Each failed or unsupported file of a bulk run, once, as ``(path, reason)`` pairs."""
+    for path, error in failed:
         report(f"failed {path}: {error}")
-    for path, reason in result.unsupported:
+    for path, reason in unsupported:
         report(f"unsupported {path}: {reason}")
+
+
+def report_files(result: Any) -> None:
+    """Each failed or unsupported file of a local bulk result, once (the library's log lines are held back)."""
+    report_failures(result.failed, result.unsupported)
