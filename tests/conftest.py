@@ -117,6 +117,21 @@ def populate_hub_cache(cache_dir: Path, repo_id: str, files: dict[str, Path], co
 
 
 @pytest.fixture(scope="session")
+def cli_forks(tiny_dir: Path):
+    """A :class:`cli_forks.CliForkServer`: the real command line, one fresh process per command,
+    without each paying for torch's import. Its environment: the tiny checkpoint, offline."""
+    from cli_forks import CliForkServer
+
+    env = {**os.environ, "IMAGEBIND_CHECKPOINT": str(tiny_dir), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    env.pop("IMAGEBIND_ASSETS", None)
+    server = CliForkServer(env)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="session")
 def tiny_model(tiny_dir: Path):
     """The tiny golden checkpoint, all six encoders, float32 on CPU."""
     from imagebind_sdk import ImageBind

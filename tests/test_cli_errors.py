@@ -1,7 +1,8 @@
 """Every CLI failure, without --debug, is one line on stderr (issue 9, C.10 and C.13).
 
-Table-driven: each case runs the real command line (``python -m imagebind_sdk``) in a
-subprocess against the tiny checkpoint, with inputs made at test time in a scratch
+Table-driven: each case runs the real command line (``imagebind_sdk.cli.main`` in a process
+of its own, forked from one that imported torch once: tests/cli_forks.py; a few cases and
+tests start ``python -m imagebind_sdk`` itself) against the tiny checkpoint, with inputs made at test time in a scratch
 folder. Asserted: exit status 1 (2 for usage errors), at most 2 lines on stderr (a
 usage error prints its command's one-line usage and the error), no traceback, the
 error in the command line's spelling (``--resume``, ``--modality``; never
@@ -163,13 +164,14 @@ def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess
 
 
 @pytest.fixture(scope="module")
-def base_env(tiny_dir: Path) -> dict[str, str]:
-    return {**os.environ, "IMAGEBIND_CHECKPOINT": str(tiny_dir), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+def base_env(cli_forks) -> dict[str, str]:
+    return cli_forks.env
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory, tiny_dir: Path, assets_dir: Path, base_env) -> dict[str, tuple]:
-    """Every case run once, side by side (each is a ~2 s interpreter start): id -> (result, names)."""
+def results(tmp_path_factory, tiny_dir: Path, assets_dir: Path, base_env, cli_forks) -> dict[str, tuple]:
+    """Every case run once, side by side, each in its own process forked from one that imported
+    torch once (cases that set PYTHONPATH or the Hub cache start a fresh interpreter): id -> (result, names)."""
     jobs = {}
     for case in CASES:
         scratch = tmp_path_factory.mktemp(case.id)
@@ -182,7 +184,7 @@ def results(tmp_path_factory, tiny_dir: Path, assets_dir: Path, base_env) -> dic
             env[key] = value.format(**names) + extra
         jobs[case.id] = ([a.format(**names) for a in case.args], env, names)
     with ThreadPoolExecutor(max_workers=max(2, min(8, os.cpu_count() or 2))) as pool:
-        futures = {cid: pool.submit(run_cli, args, env) for cid, (args, env, _) in jobs.items()}
+        futures = {cid: pool.submit(cli_forks.run, args, env) for cid, (args, env, _) in jobs.items()}
         return {cid: (future.result(), jobs[cid][2]) for cid, future in futures.items()}
 
 
@@ -210,14 +212,14 @@ def test_failure_is_one_line(case: Case, results) -> None:
         assert words.format(**names) in error, error
 
 
-def test_lock_contention_is_one_line(tmp_path: Path, assets_dir: Path, base_env) -> None:
+def test_lock_contention_is_one_line(tmp_path: Path, assets_dir: Path, cli_forks) -> None:
     """Another job holding the output folder's lock (as a second `embed --out DIR` would)."""
     out = tmp_path / "out"
-    assert run_cli(["embed", str(assets_dir / "dog_image.jpg"), "--out", str(out)], base_env).returncode == 0
+    assert cli_forks.run(["embed", str(assets_dir / "dog_image.jpg"), "--out", str(out)]).returncode == 0
     fd = os.open(out / ".lock", os.O_RDWR | os.O_CREAT)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        res = run_cli(["embed", str(assets_dir / "car_image.jpg"), "--out", str(out)], base_env)
+        res = cli_forks.run(["embed", str(assets_dir / "car_image.jpg"), "--out", str(out)])
     finally:
         os.close(fd)
     assert "another" in check_one_line(res, 1)
