@@ -44,7 +44,7 @@ for line in sys.stdin:
         os.environ.clear()
         os.environ.update(job["env"])
         for fd, (path, flags) in enumerate([(os.devnull, os.O_RDONLY), (job["stdout"], os.O_WRONLY),
-                                            (job["stderr"], os.O_WRONLY)]):
+                                            (job["stderr"], os.O_WRONLY | os.O_NOCTTY)]):
             os.dup2(os.open(path, flags), fd)
         sys.stdin = open(0, closefd=False)
         try:
@@ -71,6 +71,27 @@ def needs_fresh_interpreter(env: Mapping[str, str], base: Mapping[str, str]) -> 
     return any(env.get(name) != base.get(name) for name in IMPORT_TIME_ENV)
 
 
+class Job:
+    """A command started by :meth:`CliForkServer.submit`."""
+
+    def __init__(self, server: CliForkServer, argv: list[str], files: dict[str, str]) -> None:
+        self.server, self.argv, self.files = server, argv, files
+
+    def done(self) -> bool:
+        return Path(self.files["status"]).exists()
+
+    def wait(self, timeout: float = 300) -> subprocess.CompletedProcess:
+        """Its exit status, stdout and stderr once it has exited."""
+        deadline = time.monotonic() + timeout
+        while not self.done():
+            if time.monotonic() > deadline or self.server.proc.poll() is not None:
+                raise subprocess.TimeoutExpired(["imagebind-sdk", *self.argv], timeout)
+            time.sleep(0.02)
+        read = {name: Path(self.files[name]).read_text(errors="replace") for name in ("stdout", "stderr")}
+        code = int(Path(self.files["status"]).read_text())
+        return subprocess.CompletedProcess(["imagebind-sdk", *self.argv], code, read["stdout"], read["stderr"])
+
+
 class CliForkServer:
     """One pre-imported interpreter forking a child per ``imagebind-sdk`` command (see the module)."""
 
@@ -91,23 +112,24 @@ class CliForkServer:
         if needs_fresh_interpreter(env, self.env):
             return subprocess.run([sys.executable, "-m", "imagebind_sdk", *argv], capture_output=True, text=True,
                                   env=env, cwd=cwd, timeout=timeout, stdin=subprocess.DEVNULL)
+        return self.submit(argv, env, cwd).wait(timeout)
+
+    def submit(self, argv: Sequence[str], env: Mapping[str, str] | None = None,
+               cwd: str | os.PathLike | None = None, stderr: str | None = None) -> Job:
+        """Start a command now; ``stderr``: a path to write it to instead (e.g. a pseudo-terminal's)."""
+        env = dict(self.env if env is None else env)
+        assert not needs_fresh_interpreter(env, self.env), "this environment needs a fresh interpreter"
         with self.lock:
             self.count += 1
             files = {name: str(self.tmp / f"{self.count}.{name}") for name in ("stdout", "stderr", "status")}
             for name in ("stdout", "stderr"):
                 Path(files[name]).touch()
             job = dict(files, argv=list(map(str, argv)), env=env, cwd=os.fspath(cwd or os.getcwd()))
+            if stderr is not None:
+                job["stderr"] = stderr
             self.proc.stdin.write(json.dumps(job) + "\n")
             self.proc.stdin.flush()
-        status = Path(files["status"])
-        deadline = time.monotonic() + timeout
-        while not status.exists():
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise subprocess.TimeoutExpired(["imagebind-sdk", *argv], timeout)
-            time.sleep(0.02)
-        read = {name: Path(files[name]).read_text(errors="replace") for name in ("stdout", "stderr")}
-        return subprocess.CompletedProcess(["imagebind-sdk", *argv], int(status.read_text()), read["stdout"],
-                                           read["stderr"])
+        return Job(self, list(map(str, argv)), files)
 
     def close(self) -> None:
         """End the server: SIGTERM to the process this object started (it holds nothing worth a clean
