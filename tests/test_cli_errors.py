@@ -94,6 +94,14 @@ def _fake_pyarrow(scratch: Path, tiny: Path, assets: Path) -> None:
         'raise ImportError("libarrow.so.1900: cannot open shared object file")\n')
 
 
+def _fake_ray(scratch: Path, tiny: Path, assets: Path) -> None:
+    """Ray not installed (first on PYTHONPATH, a ray that cannot be imported)."""
+    (scratch / "noray" / "ray").mkdir(parents=True)
+    (scratch / "noray" / "ray" / "__init__.py").write_text('raise ImportError("No module named ray")\n')
+    (scratch / "photos").mkdir()
+    (scratch / "photos" / "a.jpg").write_bytes((assets / "dog_image.jpg").read_bytes())
+
+
 def _unknown_files(scratch: Path, tiny: Path, assets: Path) -> None:
     (scratch / "docs").mkdir()
     (scratch / "docs" / "notes.txt").write_text("x")
@@ -155,6 +163,9 @@ CASES = [
          ["--out", "--resume"], _bulk_output),
     Case("parquet-without-pyarrow", ["embed", "--text", "a", "--out", "{scratch}/x.parquet"], 1,
          ["pip install pyarrow"], _fake_pyarrow, env={"PYTHONPATH": "{scratch}/broken"}),
+    Case("ray-not-installed", ["embed", "{scratch}/photos", "--out", "{scratch}/o", "--engine", "ray"], 1,
+         ["--engine ray needs Ray", 'pip install "imagebind-sdk[distributed]"'], _fake_ray,
+         env={"PYTHONPATH": "{scratch}/noray"}),
 ]
 
 

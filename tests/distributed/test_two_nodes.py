@@ -47,17 +47,30 @@ class Node:
                 pytest.fail(f"ray start failed (rc={self.proc.returncode}): {self.log.read_text()[-3000:]}")
             time.sleep(0.2)
 
+    def signal(self, sig: int) -> None:
+        try:
+            os.killpg(self.proc.pid, sig)  # the group this node's own Popen created
+        except ProcessLookupError:
+            pass
+
     def stop(self) -> None:
-        """SIGTERM to the group we created (`ray start --block` stops its processes), then SIGKILL."""
-        for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
-            try:
-                os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                return
-            try:
-                self.proc.wait(timeout=wait)
-            except subprocess.TimeoutExpired:
-                continue
+        stop([self])
+
+
+def stop(nodes: list[Node], grace_s: float = 5) -> None:
+    """SIGTERM to each node's process group (`ray start --block` stops its processes), then SIGKILL
+    to whatever is left of those groups; all nodes at once, so the grace periods overlap."""
+    for node in nodes:
+        node.signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    for node in nodes:
+        try:
+            node.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+    for node in nodes:
+        node.signal(signal.SIGKILL)
+        node.proc.wait(timeout=30)
 
 
 @pytest.fixture
@@ -72,8 +85,7 @@ def two_nodes():
         nodes[1].wait_started()
         yield f"127.0.0.1:{port}"
     finally:
-        for node in reversed(nodes):
-            node.stop()
+        stop(nodes)
 
 
 # The driver runs in a fresh process: Ray keeps per-process state (auth mode, job config)

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 
 from ..progress import write_line
+from .errors import CliError
 
 
 class StderrHandler(logging.StreamHandler):
@@ -115,7 +116,7 @@ def ray_session(address: str | None, *, verbose: bool) -> Iterator[None]:
         import ray
         from ray.data import DataContext
     except ImportError as exc:
-        raise ImportError(f"--engine ray needs Ray ({exc}): {RAY_INSTALL}") from None
+        raise CliError(f"--engine ray needs Ray ({exc}): {RAY_INSTALL}") from None
     context, data_logger = DataContext.get_current(), logging.getLogger("ray.data")
     saved = context.enable_progress_bars, context.print_on_execution_start, data_logger.level
     if not verbose:
