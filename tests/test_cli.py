@@ -1,9 +1,9 @@
 """The ``imagebind-sdk`` command line, run for real with the tiny golden checkpoint.
 
-Subprocess tests run the installed console script (``python -m imagebind_sdk`` or
-the ``imagebind-sdk`` script next to the interpreter); the rest call
-``imagebind_sdk.cli.main([...])`` in-process, which is the same code without the
-~4 s interpreter start-up.
+Subprocess tests run the command line in a process of its own: the ``imagebind-sdk``
+script next to the interpreter, or ``main()`` in a child forked from one interpreter that
+imported torch once (tests/cli_forks.py); the rest call ``imagebind_sdk.cli.main([...])``
+in-process, which is the same code without the ~4 s interpreter start-up.
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ ATOL = 1e-5
 
 
 @pytest.fixture(scope="module")
-def cli_env(tiny_dir: Path) -> dict[str, str]:
-    env = {**os.environ, "IMAGEBIND_CHECKPOINT": str(tiny_dir), "HF_HUB_OFFLINE": "1"}
-    env.pop("IMAGEBIND_ASSETS", None)
-    return env
+def cli_env(cli_forks) -> dict[str, str]:
+    """The commands' environment (tiny checkpoint, offline); run_cli forks them from ``cli_forks``."""
+    run_cli.forks = cli_forks
+    return dict(cli_forks.env)
 
 
 @pytest.fixture(autouse=True)
@@ -40,10 +40,12 @@ def _tiny_default(tiny_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def run_cli(env: dict[str, str], *args: str, script: bool = False) -> subprocess.CompletedProcess:
-    """Run the real command line in a subprocess."""
+    """Run the real command line in a process of its own: the console script itself with ``script``,
+    else forked from the pre-imported server (tests/cli_forks.py; a fresh interpreter where needed)."""
+    if not script:
+        return run_cli.forks.run(list(map(str, args)), env)
     exe = Path(sys.executable).with_name("imagebind-sdk")
-    cmd = [str(exe)] if script else [sys.executable, "-m", "imagebind_sdk"]
-    return subprocess.run([*cmd, *map(str, args)], capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, env=env, timeout=300)
 
 
 def one_error_line(stderr: str) -> str:

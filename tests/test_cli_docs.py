@@ -83,3 +83,12 @@ def test_documented_command_parses(doc: Path, number: int, line: str) -> None:
             parse_args(argv)
         except SystemExit as exc:  # --help exits 0; a bad option exits 2
             assert exc.code == 0, f"{doc.name}:{number}: {line}\n{stderr.getvalue()}"
+
+
+def test_command_table_lists_every_command() -> None:
+    """docs/cli.md's table at the top names each command the parser registers."""
+    text = (REPO / "docs" / "cli.md").read_text(encoding="utf-8")
+    table = text[: text.index("## Global options")]
+    listed = set(re.findall(r"^\| `([a-z-]+)", table, re.M))
+    missing = _registered_commands() - listed
+    assert not missing, f"docs/cli.md's command table lacks {sorted(missing)}"

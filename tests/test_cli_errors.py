@@ -1,7 +1,8 @@
 """Every CLI failure, without --debug, is one line on stderr (issue 9, C.10 and C.13).
 
-Table-driven: each case runs the real command line (``python -m imagebind_sdk``) in a
-subprocess against the tiny checkpoint, with inputs made at test time in a scratch
+Table-driven: each case runs the real command line (``imagebind_sdk.cli.main`` in a process
+of its own, forked from one that imported torch once: tests/cli_forks.py; a few cases and
+tests start ``python -m imagebind_sdk`` itself) against the tiny checkpoint, with inputs made at test time in a scratch
 folder. Asserted: exit status 1 (2 for usage errors), at most 2 lines on stderr (a
 usage error prints its command's one-line usage and the error), no traceback, the
 error in the command line's spelling (``--resume``, ``--kind``; never
@@ -93,6 +94,14 @@ def _fake_pyarrow(scratch: Path, tiny: Path, assets: Path) -> None:
         'raise ImportError("libarrow.so.1900: cannot open shared object file")\n')
 
 
+def _fake_ray(scratch: Path, tiny: Path, assets: Path) -> None:
+    """Ray not installed (first on PYTHONPATH, a ray that cannot be imported)."""
+    (scratch / "noray" / "ray").mkdir(parents=True)
+    (scratch / "noray" / "ray" / "__init__.py").write_text('raise ImportError("No module named ray")\n')
+    (scratch / "photos").mkdir()
+    (scratch / "photos" / "a.jpg").write_bytes((assets / "dog_image.jpg").read_bytes())
+
+
 def _unknown_files(scratch: Path, tiny: Path, assets: Path) -> None:
     (scratch / "docs").mkdir()
     (scratch / "docs" / "notes.txt").write_text("x")
@@ -112,6 +121,9 @@ CASES = [
     Case("unknown-out-format", ["embed", "--text", "a", "--out", "x.xyz"], 2, ["--out", ".xyz"]),
     Case("kind-in-flag-mode", ["embed", "--text", "a", "--kind", "depth"], 2, ["--kind", "bulk mode"]),
     Case("modality-in-flag-mode", ["embed", "--text", "a", "--modality", "depth"], 2, ["--kind", "bulk mode"]),
+    Case("ray-engine-in-flag-mode", ["embed", "--text", "a", "--engine", "ray"], 2, ["--engine ray", "PATH"]),
+    Case("ray-option-without-ray", ["embed", DOG, "--out", "{scratch}/o", "--concurrency", "2"], 2,
+         ["--concurrency applies to --engine ray"]),
     # -- unusable inputs (1)
     Case("missing-file", ["embed", "--image", "{scratch}/nope.jpg"], 1, ["no such file", "nope.jpg"]),
     Case("missing-dir-bulk", ["embed", "{scratch}/nope_dir/"], 1, ["no such file or directory", "nope_dir"]),
@@ -124,7 +136,13 @@ CASES = [
     Case("missing-index", ["search", "{scratch}/none.index", "--text", "a"], 1, ["none.index"]),
     Case("deep-index-json", ["search", "{scratch}/deep.index", "--text", "a"], 1,
          ["deep.index", "RecursionError"], _deep_index),
+    Case("moments-zero-hop", ["moments", "--audio", "{assets}/dog_audio.wav", "--text", "a", "--hop", "0"], 1,
+         ["--hop must be a positive"]),
     # -- unusable checkpoints (1)
+    Case("alias-not-cached-offline", ["embed", "--text", "a", "--checkpoint", "imagebind-huge", "--offline"], 1,
+         ["imagebind-huge", "pass its path to --checkpoint"], env={"HF_HUB_CACHE": "{scratch}/empty_cache"}),
+    Case("quantize-bf16", ["embed", "--text", "a", "--dtype", "bf16", "--quantize", "int8"], 1,
+         ["--dtype bfloat16", "leave --dtype out"]),
     Case("unknown-checkpoint", ["embed", "--text", "a", "--checkpoint", "{scratch}/none"], 1, ["none"]),
     Case("truncated-weights", ["embed", "--text", "a", "--checkpoint", "{scratch}/cut"], 1, ["cut"],
          _truncated_weights),
@@ -146,6 +164,9 @@ CASES = [
          ["--out", "--resume"], _bulk_output),
     Case("parquet-without-pyarrow", ["embed", "--text", "a", "--out", "{scratch}/x.parquet"], 1,
          ["pip install pyarrow"], _fake_pyarrow, env={"PYTHONPATH": "{scratch}/broken"}),
+    Case("ray-not-installed", ["embed", "{scratch}/photos", "--out", "{scratch}/o", "--engine", "ray"], 1,
+         ["--engine ray needs Ray", 'pip install "imagebind-sdk[distributed]"'], _fake_ray,
+         env={"PYTHONPATH": "{scratch}/noray"}),
 ]
 
 
@@ -155,13 +176,14 @@ def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess
 
 
 @pytest.fixture(scope="module")
-def base_env(tiny_dir: Path) -> dict[str, str]:
-    return {**os.environ, "IMAGEBIND_CHECKPOINT": str(tiny_dir), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+def base_env(cli_forks) -> dict[str, str]:
+    return cli_forks.env
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory, tiny_dir: Path, assets_dir: Path, base_env) -> dict[str, tuple]:
-    """Every case run once, side by side (each is a ~2 s interpreter start): id -> (result, names)."""
+def results(tmp_path_factory, tiny_dir: Path, assets_dir: Path, base_env, cli_forks) -> dict[str, tuple]:
+    """Every case run once, side by side, each in its own process forked from one that imported
+    torch once (cases that set PYTHONPATH or the Hub cache start a fresh interpreter): id -> (result, names)."""
     jobs = {}
     for case in CASES:
         scratch = tmp_path_factory.mktemp(case.id)
@@ -169,11 +191,12 @@ def results(tmp_path_factory, tiny_dir: Path, assets_dir: Path, base_env) -> dic
             case.setup(scratch, tiny_dir, assets_dir)
         names = {"scratch": scratch, "tiny": tiny_dir, "assets": assets_dir}
         env = dict(base_env)
-        for key, value in case.env.items():
-            env[key] = value.format(**names) + os.pathsep + env.get(key, "")
+        for key, value in case.env.items():  # PYTHONPATH: in front of ours; others: as given
+            extra = os.pathsep + env.get(key, "") if key == "PYTHONPATH" else ""
+            env[key] = value.format(**names) + extra
         jobs[case.id] = ([a.format(**names) for a in case.args], env, names)
     with ThreadPoolExecutor(max_workers=max(2, min(8, os.cpu_count() or 2))) as pool:
-        futures = {cid: pool.submit(run_cli, args, env) for cid, (args, env, _) in jobs.items()}
+        futures = {cid: pool.submit(cli_forks.run, args, env) for cid, (args, env, _) in jobs.items()}
         return {cid: (future.result(), jobs[cid][2]) for cid, future in futures.items()}
 
 
@@ -187,7 +210,8 @@ def check_one_line(res: subprocess.CompletedProcess, status: int) -> str:
         assert lines[0].startswith("usage: imagebind-sdk") and len(lines) == 2, res.stderr
     error = lines[-1]
     assert error.startswith("imagebind-sdk") and ": error: " in error, res.stderr
-    for python_spelling in ("resume=", "kind=", "modality=", "batch_size=", "num_workers=", "out="):
+    for python_spelling in ("resume=", "kind=", "modality=", "batch_size=", "num_workers=", "out=", "hop_s", "window_s",
+                            "ImageBind.load", "torch."):
         assert python_spelling not in error, error
     return error
 
@@ -200,14 +224,14 @@ def test_failure_is_one_line(case: Case, results) -> None:
         assert words.format(**names) in error, error
 
 
-def test_lock_contention_is_one_line(tmp_path: Path, assets_dir: Path, base_env) -> None:
+def test_lock_contention_is_one_line(tmp_path: Path, assets_dir: Path, cli_forks) -> None:
     """Another job holding the output folder's lock (as a second `embed --out DIR` would)."""
     out = tmp_path / "out"
-    assert run_cli(["embed", str(assets_dir / "dog_image.jpg"), "--out", str(out)], base_env).returncode == 0
+    assert cli_forks.run(["embed", str(assets_dir / "dog_image.jpg"), "--out", str(out)]).returncode == 0
     fd = os.open(out / ".lock", os.O_RDWR | os.O_CREAT)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        res = run_cli(["embed", str(assets_dir / "car_image.jpg"), "--out", str(out)], base_env)
+        res = cli_forks.run(["embed", str(assets_dir / "car_image.jpg"), "--out", str(out)])
     finally:
         os.close(fd)
     assert "another" in check_one_line(res, 1)

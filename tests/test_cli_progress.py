@@ -12,6 +12,7 @@ import fcntl
 import os
 import pty
 import re
+import select
 import struct
 import subprocess
 import sys
@@ -27,12 +28,14 @@ EMBEDDING_COMMANDS = (("embed",), ("similarity",), ("classify",), ("search",), (
                       ("index", "search"))
 
 
-def run_on_terminal(args: list[str], env: dict[str, str]) -> tuple[int, str]:
-    """Run ``args`` with stderr on a pseudo-terminal (80x24); (exit status, what the terminal got)."""
+def _terminal() -> tuple[int, int]:
+    """A pseudo-terminal (master, slave) of 24 rows x 100 columns."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
-    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave, env=env)
-    os.close(slave)
+    return master, slave
+
+
+def _read_all(master: int) -> str:
     chunks = []
     while True:
         try:
@@ -43,12 +46,37 @@ def run_on_terminal(args: list[str], env: dict[str, str]) -> tuple[int, str]:
             break
         chunks.append(data)
     os.close(master)
-    return proc.wait(timeout=120), b"".join(chunks).decode("utf-8", "replace")
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def run_on_terminal(args: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run ``args`` with stderr on a pseudo-terminal; (exit status, what the terminal got)."""
+    master, slave = _terminal()
+    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave, env=env)
+    os.close(slave)
+    screen = _read_all(master)
+    return proc.wait(timeout=120), screen
+
+
+def cli_on_terminal(forks, *args: object) -> tuple[int, str]:
+    """``imagebind-sdk ARGS`` (forked, tests/cli_forks.py) with stderr on a pseudo-terminal."""
+    master, slave = _terminal()
+    job = forks.submit(list(map(str, args)), stderr=os.ttyname(slave))
+    chunks = []
+    while True:  # our slave stays open until the command is done, so the reads never see EIO early
+        ready, _, _ = select.select([master], [], [], 0.05)
+        if ready:
+            chunks.append(os.read(master, 65536))
+        elif job.done():
+            break
+    os.close(slave)
+    result = job.wait()
+    return result.returncode, b"".join(chunks).decode("utf-8", "replace") + _read_all(master)
 
 
 @pytest.fixture(scope="module")
-def env(tiny_dir: Path) -> dict[str, str]:
-    return {**os.environ, "IMAGEBIND_CHECKPOINT": str(tiny_dir), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+def env(cli_forks) -> dict[str, str]:
+    return cli_forks.env
 
 
 @pytest.fixture
@@ -58,13 +86,9 @@ def truncated(tmp_path: Path, assets_dir: Path) -> Path:
     return path
 
 
-def cli(*args: object) -> list[str]:
-    return [sys.executable, "-m", "imagebind_sdk", *map(str, args)]
-
-
-def test_bar_is_closed_before_the_error(env, truncated, assets_dir):
-    status, screen = run_on_terminal(
-        cli("embed", "--image", assets_dir / "dog_image.jpg", truncated, "--batch-size", "1", "--progress"), env)
+def test_bar_is_closed_before_the_error(cli_forks, truncated, assets_dir):
+    status, screen = cli_on_terminal(
+        cli_forks, "embed", "--image", assets_dir / "dog_image.jpg", truncated, "--batch-size", "1", "--progress")
     assert status == 1
     assert "embedding vision" in screen  # the bar was drawn ...
     error = screen.index("imagebind-sdk: error:")
@@ -72,8 +96,8 @@ def test_bar_is_closed_before_the_error(env, truncated, assets_dir):
     assert "embedding vision" not in screen[error:], screen  # no bar redrawn after it
 
 
-def test_bulk_failure_reported_once_above_the_bar(env, truncated, assets_dir):
-    status, screen = run_on_terminal(cli("embed", assets_dir / "dog_image.jpg", truncated, "--progress"), env)
+def test_bulk_failure_reported_once_above_the_bar(cli_forks, truncated, assets_dir):
+    status, screen = cli_on_terminal(cli_forks, "embed", assets_dir / "dog_image.jpg", truncated, "--progress")
     assert status == 0
     assert "embedding files" in screen
     mentions = [line for line in re.split(r"[\r\n]+", screen) if "cut.jpg" in line]
@@ -81,8 +105,8 @@ def test_bulk_failure_reported_once_above_the_bar(env, truncated, assets_dir):
     assert "WARNING" not in screen
 
 
-def test_no_progress_hides_the_bar_on_a_terminal(env, assets_dir):
-    status, screen = run_on_terminal(cli("embed", "--image", assets_dir / "dog_image.jpg", "--no-progress"), env)
+def test_no_progress_hides_the_bar_on_a_terminal(cli_forks, assets_dir):
+    status, screen = cli_on_terminal(cli_forks, "embed", "--image", assets_dir / "dog_image.jpg", "--no-progress")
     assert status == 0 and "embedding" not in screen, screen
 
 
@@ -96,10 +120,10 @@ def test_default_bar_on_a_terminal_appears_for_slow_work(env):
     assert status == 0 and "embedding text" in screen and "2/2" in screen, screen
 
 
-def test_piped_stderr_gets_a_bar_only_when_asked(env, assets_dir):
+def test_piped_stderr_gets_a_bar_only_when_asked(cli_forks, assets_dir):
     image = assets_dir / "dog_image.jpg"
-    plain = subprocess.run(cli("embed", image), capture_output=True, text=True, env=env, timeout=120)
-    asked = subprocess.run(cli("embed", image, "--progress"), capture_output=True, text=True, env=env, timeout=120)
+    plain = cli_forks.run(["embed", image])
+    asked = cli_forks.run(["embed", image, "--progress"])
     assert plain.returncode == asked.returncode == 0
     assert "embedding files" not in plain.stderr and "embedding files" in asked.stderr
 

@@ -61,3 +61,9 @@ def unexpected_kinds(function: str, names: Iterable[str]) -> TypeError:
     return TypeError(
         f"{function}() got an unexpected keyword argument {name!r}{hint} (input kinds: {', '.join(INPUT_KINDS)})"
     )
+
+
+def unsupported_reason(path: str | os.PathLike[str]) -> str:
+    """Why a file of unknown kind is left out (bulk mode, local and Ray engines)."""
+    ext = os.path.splitext(os.fspath(path))[1] or "(none)"
+    return f"unsupported file extension {ext}: pass kind= to embed it as one kind"

@@ -1,4 +1,4 @@
-"""A real local Ray cluster for the distributed tests, and helpers to find and stop Ray processes."""
+"""A real local Ray cluster for the distributed tests; tests signal only the processes they started."""
 
 from __future__ import annotations
 
@@ -13,19 +13,23 @@ ray = pytest.importorskip("ray", reason='needs Ray: pip install "imagebind-sdk[d
 OBJECT_STORE_BYTES = 150 * 2**20  # the tests move a few MB; do not reserve GBs of /dev/shm
 
 
-def processes_matching(text: str) -> list[int]:
-    """PIDs whose command line contains ``text`` (Linux /proc; Ray rewrites worker titles)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if text in cmdline:
-            found.append(int(entry))
-    return found
+def parent_pid(pid: int) -> int:
+    """The parent of ``pid`` (field 4 of /proc/PID/stat; the name in field 2 may hold spaces)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def started_by_this_test(pid: int) -> bool:
+    """Whether ``pid`` descends from this process (our own ray.init's raylet starts the workers),
+    checked before a test signals a PID it was told about: never someone else's process."""
+    try:
+        while pid > 1:
+            if pid == os.getpid():
+                return True
+            pid = parent_pid(pid)
+    except (OSError, ValueError, IndexError):
+        return False
+    return False
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,24 +17,31 @@ import pytest
 import torch
 
 from imagebind_sdk.bulk.files import embed_files
+from imagebind_sdk.cli import main
 from imagebind_sdk.bulk.format import INFO, part_files
 from imagebind_sdk.bulk.store import load_bulk_output
 from imagebind_sdk.distributed import embed_dataset
 
-from .conftest import processes_matching
+from .conftest import started_by_this_test
 
 TOL = dict(rtol=0, atol=1e-6)
+# The one line Ray's core prints when told (by RAY_BACKEND_LOG_LEVEL) to print only fatal errors.
+RAY_LOG_LEVEL_LINE = re.compile(r"\] logging\.cc:\d+: Set ray log level from environment variable")
 
 # A driver in its own process joining the test cluster; each worker sleeps before every
-# encoding batch (a setup hook of this job's workers) so the job can be hit midway.
+# encoding batch (a setup hook of this job's workers) so the job can be hit midway, and
+# each encoding actor reports its PID as a file in PID_DIR: the test signals only those.
 DRIVER = """
 import sys, time, ray
 
-def slow_workers():
-    import time
+PID_DIR = sys.argv[5]
+
+def slow_workers(pid_dir=PID_DIR):
+    import os, time
     from imagebind_sdk.distributed import stages
     call = stages.Encoder.__call__
     def slow_call(self, batch):
+        open(os.path.join(pid_dir, str(os.getpid())), "w").close()
         time.sleep(0.4)
         return call(self, batch)
     stages.Encoder.__call__ = slow_call
@@ -58,6 +67,10 @@ def test_matches_embed_files_and_is_readable_everywhere(ray_cluster, tiny_model,
     summary = embed_dataset(with_bad_files, checkpoint=tiny_dir, out=out, batch_size=4, concurrency=1)
     n_good = len(with_bad_files) - 2
     assert (summary.embedded, summary.failed, summary.unsupported, summary.already_done) == (n_good, 1, 1, 0)
+    assert [(Path(p).name, "image" in e) for p, e in summary.failed_files] == [("corrupt.jpg", True)]
+    assert [Path(p).name for p, _ in summary.unsupported_files] == ["notes.txt"]
+    assert summary.summary() == {"files": n_good + 2, "embedded": n_good, "already_done": 0, "failed": 1,
+                                 "unsupported": 1}
     assert summary.seconds > 0 and summary.items_per_s > 0 and sum(summary.nodes.values()) == n_good
 
     local = embed_files(tiny_model, with_bad_files, out=tmp_path / "local.emb", batch_size=4)
@@ -123,7 +136,9 @@ def test_other_sources(ray_cluster, tiny_model, tiny_dir, assets_dir, tmp_path):
 
 def _start_driver(address: str, source: Path, tiny_dir: Path, out: Path) -> subprocess.Popen:
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-c", DRIVER, address, str(source), str(tiny_dir), str(out)]
+    pid_dir = out.parent / "actor_pids"
+    pid_dir.mkdir(exist_ok=True)
+    cmd = [sys.executable, "-c", DRIVER, address, str(source), str(tiny_dir), str(out), str(pid_dir)]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
 
 
@@ -164,8 +179,9 @@ def test_killed_encoding_actor_is_replaced(ray_cluster, tiny_model, tiny_dir, im
     proc = _start_driver(ray_cluster, images_dir, tiny_dir, out)
     try:
         _wait_for_parts(proc, out, at_least=1)
-        actors = [pid for pid in processes_matching("MapBatches(Encoder)") if pid != proc.pid]
-        assert actors, "no encoding actor process found"
+        actors = [int(p.name) for p in (tmp_path / "actor_pids").iterdir()]  # as the actors reported them
+        assert actors, "no encoding actor reported its PID"
+        assert all(pid != proc.pid and started_by_this_test(pid) for pid in actors), actors
         for pid in actors:
             os.kill(pid, signal.SIGKILL)
         stdout, stderr = proc.communicate(timeout=240)
@@ -179,17 +195,36 @@ def test_killed_encoding_actor_is_replaced(ray_cluster, tiny_model, tiny_dir, im
     assert len(paths) == len(set(paths)) == 24
 
 
-def test_cli_engine_ray(tiny_dir, assets_dir, tmp_path):
-    """`imagebind-sdk embed DIR --out OUT --engine ray` in a fresh process (its own local Ray)."""
-    out = tmp_path / "cli.emb"
+def test_cli_engine_ray(tiny_dir, assets_dir, tmp_path, capsys):
+    """`imagebind-sdk embed DIR --out OUT --engine ray` in a fresh process (its own local Ray): Ray's
+    own output held back, the local engine's summary and one line per failed or unsupported file."""
+    folder = tmp_path / "in"
+    shutil.copytree(assets_dir / "depth", folder)
+    (folder / "corrupt.png").write_bytes(b"\x89PNG not really" * 20)
+    (folder / "notes.txt").write_text("no kind")
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "imagebind_sdk", "embed", str(assets_dir / "depth"), "--modality", "depth",
-           "--checkpoint", str(tiny_dir), "--out", str(out), "--engine", "ray", "--concurrency", "1"]
+    cmd = [sys.executable, "-m", "imagebind_sdk", "embed", str(folder), "--modality", "depth",
+           "--checkpoint", str(tiny_dir), "--out", str(tmp_path / "ray.emb"), "--engine", "ray", "--concurrency", "1"]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     n = len(list((assets_dir / "depth").glob("*")))
-    assert f"embedded: {n}" in done.stdout
-    assert load_bulk_output(out).depth.shape[0] == n
+    assert load_bulk_output(tmp_path / "ray.emb").depth.shape[0] == n
+
+    main(["embed", str(folder), "--modality", "depth", "--checkpoint", str(tiny_dir), "--out", str(tmp_path / "local")])
+    local = capsys.readouterr()
+    ray_summary = done.stdout.strip().splitlines()[-1]
+    assert ray_summary.startswith(local.out.strip().split("  out: ")[0] + "  out: "), (ray_summary, local.out)
+    assert re.fullmatch(r".*  out: \S+  seconds: \d+\.\d", ray_summary), ray_summary  # rounded
+    reports = [line for line in done.stderr.splitlines() if line.startswith("imagebind-sdk: ")]
+    assert reports == [line for line in local.err.splitlines() if line.startswith("imagebind-sdk: ")], done.stderr
+    assert any("failed" in line and "corrupt.png" in line for line in reports), reports
+    ray_lines = [line for line in done.stderr.splitlines() if line not in reports and not RAY_LOG_LEVEL_LINE.search(line)]
+    assert ray_lines == [], f"Ray's own output without -v: {ray_lines}"
+
+
+def test_cli_engine_ray_needs_paths(tiny_dir, capsys):
+    assert main(["embed", "--text", "a dog", "--engine", "ray", "--checkpoint", str(tiny_dir)]) == 2
+    assert "--engine ray embeds files given as PATH arguments" in capsys.readouterr().err
 
 
 def test_pool_taking_every_cpu_is_refused(ray_cluster, tiny_dir, assets_dir, tmp_path):

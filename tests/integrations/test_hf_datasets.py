@@ -15,6 +15,7 @@ datasets = pytest.importorskip("datasets", reason="pip install 'imagebind-sdk[da
 
 from datasets import Audio, Dataset, Image, Video
 
+from conftest import ASSETS, require_system_library
 from imagebind_sdk.preprocess.hf_datasets import dataset_value
 
 EXACT = 1e-6
@@ -22,14 +23,21 @@ IMAGES = ["dog_image.jpg", "car_image.jpg", "bird_image.jpg"]
 SOUNDS = ["dog_audio.wav", "mid_22k_stereo_0.flac", "bird_audio.wav"]
 
 
-def _torchcodec():
-    """torchcodec, or a skip naming what it needs (it loads FFmpeg's shared libraries)."""
-    try:
-        from torchcodec.decoders import AudioDecoder, VideoDecoder
-    except (ImportError, RuntimeError, OSError) as exc:
-        pytest.skip(f"torchcodec unusable ({exc.__class__.__name__}): pip install 'imagebind-sdk[datasets]' "
-                    "and FFmpeg's shared libraries (e.g. apt-get install libavcodec59 libavformat59)")
+FFMPEG_APT = "libavcodec59 libavformat59 libavutil57 libswresample4 libswscale6 libavdevice59 libavfilter8"
+
+
+def _decode_with_torchcodec():
+    """torchcodec's decoders, after decoding one sample file: torchcodec imports without FFmpeg
+    and loads FFmpeg's shared libraries only at the first decode."""
+    from torchcodec.decoders import AudioDecoder, VideoDecoder
+
+    AudioDecoder(str(ASSETS / SOUNDS[0])).get_all_samples()
     return AudioDecoder, VideoDecoder
+
+
+def _torchcodec():
+    """torchcodec's decoders, or a skip (a failure under CI) naming FFmpeg's apt packages."""
+    return require_system_library(_decode_with_torchcodec, FFMPEG_APT, needed_for="torchcodec (datasets' decoder)")
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..kinds import ENCODER_OF, FILE_KINDS, infer_kind
-from .environment import items_reported_here
+from .environment import items_reported_here, ray_session
 from .errors import CliError, UsageError
 from .files import check_paths, expand_inputs
 from .loading import load_model
 from .options import PROG, add_embed_options, add_input_flags, non_negative_int
-from .printing import report, report_files
+from .printing import report, report_failures, report_files
 
 FILE_FORMATS = (".npy", ".safetensors", ".jsonl", ".parquet")
 
@@ -98,8 +98,22 @@ def _check_out(out: str | None, n_kinds: int, *, bulk: bool) -> None:
                            f"({exc}): pip install pyarrow (or use .npy, .safetensors or .jsonl)") from None
 
 
+def _check_engine(args: argparse.Namespace) -> None:
+    """Ray's options only with --engine ray, and Ray only for bulk mode: never silently ignored."""
+    if args.engine == "ray" and not args.paths:
+        raise UsageError("--engine ray embeds files given as PATH arguments (a folder, glob or files); "
+                         "--text/--image/... inputs are embedded in this process: drop --engine ray, "
+                         "or give the files as PATH")
+    ray_only = {"--ray-address": args.ray_address is not None, "--concurrency": args.concurrency is not None,
+                "--gpus-per-actor": args.gpus_per_actor != 0}
+    given = [flag for flag, set_ in ray_only.items() if set_]
+    if given and args.engine != "ray":
+        raise UsageError(f"{', '.join(given)} applies to --engine ray only; add --engine ray or drop it")
+
+
 def run(args: argparse.Namespace) -> int:
     """Dispatch to flag mode or bulk mode."""
+    _check_engine(args)
     if args.paths:
         if args.inputs:
             raise UsageError("give either positional paths (bulk mode) or modality flags, not both")
@@ -197,19 +211,24 @@ def _bulk_kinds(args: argparse.Namespace) -> list[str]:
 
 
 def run_ray(args: argparse.Namespace) -> int:
-    """Embed files with distributed.embed_dataset into --out DIR."""
-    from ..distributed import embed_dataset
+    """Embed files with distributed.embed_dataset into --out DIR; report as the local engine does."""
     from .loading import checkpoint_of
 
     if args.out is None or Path(args.out).suffix.lower() in FILE_FORMATS:
         raise UsageError("--engine ray writes a folder: give --out DIR (no file extension)")
+    check_paths(args.paths)
     paths = args.paths[0] if len(args.paths) == 1 else args.paths
-    summary = embed_dataset(
-        paths, checkpoint=checkpoint_of(args), out=args.out, kind=args.kind,
-        batch_size=args.batch_size, concurrency=args.concurrency or None,
-        num_gpus_per_actor=args.gpus_per_actor, resume=args.resume, ray_address=args.ray_address,
-    )
-    print("  ".join(f"{k}: {v}" for k, v in summary.as_dict().items() if k != "nodes"))
+    with ray_session(args.ray_address, verbose=args.verbose or args.debug):
+        from ..distributed import embed_dataset
+
+        summary = embed_dataset(
+            paths, checkpoint=checkpoint_of(args), out=args.out, kind=args.kind,
+            batch_size=args.batch_size, concurrency=args.concurrency or None,
+            num_gpus_per_actor=args.gpus_per_actor, resume=args.resume,
+        )
+    report_failures(summary.failed_files, summary.unsupported_files)
+    counts = "  ".join(f"{k}: {v}" for k, v in summary.summary().items())
+    print(f"{counts}  out: {os.fspath(args.out)}  seconds: {summary.seconds:.1f}")
     return 0
 
 

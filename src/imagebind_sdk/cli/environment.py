@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 
 from ..progress import write_line
+from .errors import CliError
 
 
 class StderrHandler(logging.StreamHandler):
@@ -79,6 +80,61 @@ def logging_setup(verbose: bool, debug: bool) -> Iterator[None]:
         hub.setLevel(saved[1])
         if handler is not None:
             root.removeHandler(handler)
+
+
+RAY_INSTALL = 'pip install "imagebind-sdk[distributed]"'
+
+
+@contextlib.contextmanager
+def _env(name: str, value: str | None) -> Iterator[None]:
+    """``os.environ[name] = value`` within the block (``None``: left as it is)."""
+    old = os.environ.get(name)
+    if value is not None:
+        os.environ[name] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None, *, verbose: bool) -> Iterator[None]:
+    """Ray for one command (joined at ``address``, else a local Ray), shut down afterwards.
+
+    Quiet unless ``verbose``: by default Ray prints its start-up warnings, Ray Data's
+    progress as ~15 INFO lines, workers' logs, and an error-level line from its C++ core
+    about restarting actors whose arguments are in the object store (Ray Data's own
+    actor pool does that; ray-project/ray#53727), which is no error of the job. The
+    command prints its own summary and one line per failed file instead, and a failing
+    job still raises. With -v/--debug all of Ray's output shows. A Ray the caller
+    already started is used and left running.
+    """
+    try:
+        import ray
+        from ray.data import DataContext
+    except ImportError as exc:
+        raise CliError(f"--engine ray needs Ray ({exc}): {RAY_INSTALL}") from None
+    context, data_logger = DataContext.get_current(), logging.getLogger("ray.data")
+    saved = context.enable_progress_bars, context.print_on_execution_start, data_logger.level
+    if not verbose:
+        context.enable_progress_bars = context.print_on_execution_start = False
+        data_logger.setLevel(logging.ERROR)  # also its warning that progress bars are off
+    started = not ray.is_initialized()
+    try:
+        # Read when the driver's core starts; Ray then says once that it read it (one I-level line).
+        with _env("RAY_BACKEND_LOG_LEVEL", None if verbose else "fatal"):
+            if started:
+                ray.init(address=address, logging_level=logging.INFO if verbose else logging.ERROR,
+                         log_to_driver=verbose)
+        yield
+    finally:
+        if started:
+            ray.shutdown()
+        context.enable_progress_bars, context.print_on_execution_start = saved[:2]
+        data_logger.setLevel(saved[2])
 
 
 @contextlib.contextmanager

@@ -46,20 +46,27 @@ def print_json(obj: Any, stream: TextIO | None = None) -> None:
 CLI_FLAGS = {
     "out": "--out", "kind": "--kind", "modality": "--kind", "batch_size": "--batch-size", "num_workers": "--num-workers",
     "on_error": "--on-error", "top_k": "--top-k", "device": "--device", "dtype": "--dtype",
-    "quantize": "--quantize", "progress": "--progress",
+    "quantize": "--quantize", "progress": "--progress", "hop_s": "--hop", "window_s": "--window",
+    "merge_gap_s": "--merge-gap", "min_score": "--min-score", "ray_address": "--ray-address",
+    "concurrency": "--concurrency", "num_gpus_per_actor": "--gpus-per-actor",
 }
-# Whole spellings replaced as they are.
+# Whole spellings replaced as they are; parameter names with an underscore are Python's
+# alone, so they are replaced on their own too ("hop_s must be positive" -> "--hop ...").
 CLI_WORDS = {
     "resume=True": "--resume", "resume=False": "--no-resume", "local_files_only=True": "--offline",
-    "embed_files": "imagebind-sdk embed",
+    "embed_files": "imagebind-sdk embed", "to ImageBind.load()": "to --checkpoint",
+    "leave dtype unset": "leave --dtype out",
+    **{name: flag for name, flag in CLI_FLAGS.items() if "_" in name},
 }
 _FLAG = re.compile(r"\b(" + "|".join(CLI_FLAGS) + r")=(?:(['\"])(.*?)\2|([^\s,;)]*))")
 _BULLET = re.compile(r"^[-*]\s+")  # "- hint" lines of multi-line messages (not "--flag")
-_WORD = re.compile("|".join(rf"\b{re.escape(w)}(?![\w=])" for w in CLI_WORDS))
+_WORD = re.compile("|".join(rf"(?<![\w.-]){re.escape(w)}(?![\w=])" for w in sorted(CLI_WORDS, key=len, reverse=True)))
 
 
 def _flag(match: re.Match[str]) -> str:
     value = match.group(3) if match.group(2) else match.group(4)
+    if match.group(1) == "dtype":
+        value = value.removeprefix("torch.")  # torch.bfloat16 -> bfloat16, as --dtype takes it
     return CLI_FLAGS[match.group(1)] + (f" {value}" if value else "")
 
 
@@ -103,9 +110,14 @@ def report(line: str) -> None:
     write_line(f"{PROG}: {cli_spelling(line)}")
 
 
-def report_files(result: Any) -> None:
-    """Each failed or unsupported file of a bulk result, once (the library's log lines are held back)."""
-    for path, error in result.failed:
+def report_failures(failed: Sequence[tuple[str, str]], unsupported: Sequence[tuple[str, str]]) -> None:
+    """Each failed or unsupported file of a bulk run, once, as ``(path, reason)`` pairs."""
+    for path, error in failed:
         report(f"failed {path}: {error}")
-    for path, reason in result.unsupported:
+    for path, reason in unsupported:
         report(f"unsupported {path}: {reason}")
+
+
+def report_files(result: Any) -> None:
+    """Each failed or unsupported file of a local bulk result, once (the library's log lines are held back)."""
+    report_failures(result.failed, result.unsupported)

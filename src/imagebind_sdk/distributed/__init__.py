@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from ..bulk.files import check_bulk_args, list_files
-from ..bulk.format import checkpoint_identity
+from ..bulk.format import checkpoint_identity, part_files
 from ..bulk.store import BulkStore
-from ..kinds import FILE_KINDS, infer_kind, kind_argument
+from ..kinds import FILE_KINDS, infer_kind, kind_argument, unsupported_reason
 
 __all__ = ["DatasetSummary", "embed_dataset"]
 
@@ -41,7 +41,12 @@ MAX_BLOCKS = 5000  # more blocks than this only add scheduling overhead; each bl
 
 @dataclass
 class DatasetSummary:
-    """What :func:`embed_dataset` returns: counts of this run, time, and items per node."""
+    """What :func:`embed_dataset` returns: counts of this run, time, and items per node.
+
+    ``skipped``: items already in ``out`` (``already_done`` in ``BulkResult.summary()``).
+    ``failed_files`` / ``unsupported_files``: ``(path, reason)`` of this run's failed
+    files and of listed files of unknown kind (as ``BulkResult.failed`` / ``.unsupported``).
+    """
 
     embedded: int
     already_done: int  # in ``out`` before this run (resume), so not embedded again
@@ -50,6 +55,8 @@ class DatasetSummary:
     seconds: float
     out: str
     nodes: dict[str, int] = field(default_factory=dict)
+    failed_files: list[tuple[str, str]] = field(default_factory=list)
+    unsupported_files: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def skipped(self) -> int:
@@ -60,8 +67,19 @@ class DatasetSummary:
     def items_per_s(self) -> float:
         return self.embedded / self.seconds if self.seconds > 0 else 0.0
 
+    @property
+    def already_done(self) -> int:
+        return self.skipped
+
+    def summary(self) -> dict[str, int]:
+        """The counts under the names and in the order of ``BulkResult.summary()`` (the local engine)."""
+        return {
+            "files": self.embedded + self.skipped + self.failed + self.unsupported, "embedded": self.embedded,
+            "already_done": self.skipped, "failed": self.failed, "unsupported": self.unsupported,
+        }
+
     def as_dict(self) -> dict[str, Any]:
-        return dict(asdict(self), items_per_s=round(self.items_per_s, 2))
+        return dict(asdict(self), seconds=round(self.seconds, 2), items_per_s=round(self.items_per_s, 2))
 
 
 def _paths_from_table(path: Path) -> list[str]:
@@ -178,10 +196,12 @@ def embed_dataset(
             ray.init(address=ray_address, logging_level=logging.WARNING)
         _check_cpus(ray, concurrency, num_cpus_per_actor)
         ds, paths = _to_dataset(ray, source, batch_size)
+        parts_before = {p.name for p in part_files(store.out_dir)}
         counts = _run(ray, ds, paths, store, os.fspath(checkpoint), kind, batch_size, options,
                       _actor_pool(ray, concurrency), num_gpus_per_actor, num_cpus_per_actor)
         store.refresh()
         _settle_conflicts(store, counts)
+        counts.update(_named_files(store, parts_before, paths if kind is None else []))
         store.compact()  # the job is complete: drop rows superseded by this run
     finally:
         store.close()
@@ -190,6 +210,14 @@ def embed_dataset(
     summary = DatasetSummary(**counts, seconds=time.perf_counter() - start, out=os.fspath(out))
     logger.info("embed_dataset: %s", summary.as_dict())
     return summary
+
+
+def _named_files(store: BulkStore, parts_before: set[str], paths: list[str] | None) -> dict[str, Any]:
+    """The files this run failed (error rows in the parts it wrote) and the listed files of unknown kind."""
+    failed = [(path, record["error"]) for path, record in sorted(store.latest.items())
+              if record["error"] is not None and record["part"] not in parts_before]
+    unsupported = [(path, unsupported_reason(path)) for path in paths or [] if infer_kind(path) is None]
+    return {"failed_files": failed, "unsupported_files": unsupported}
 
 
 def _run(ray: Any, ds: Any, paths: list[str] | None, store: BulkStore, checkpoint: str, kind: str | None,
