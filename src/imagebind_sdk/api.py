@@ -82,15 +82,18 @@ class ImageBind:
         such as ``"reduce-overhead"``, which uses CUDA graphs) compiles each encoder;
         the first call per input shape is slow. ``trim_text=False`` runs every text
         through all 77 positions as the reference does (same numbers, slower).
-        ``backend="onnxruntime"`` loads a folder written by ``imagebind-sdk export-onnx``
-        (see :mod:`imagebind_sdk.export`; ``quantize="int8"`` picks its int8 graphs).
+        ``backend="onnxruntime"`` runs ONNX graphs on the CPU: ``source`` is a folder
+        written by ``imagebind-sdk export-onnx``, or any torch checkpoint, exported once
+        into a cache (``$IMAGEBIND_CACHE`` or the Hugging Face cache; see
+        :mod:`imagebind_sdk.export.cache`); ``quantize="int8"`` runs int8 graphs.
         """
         if backend != "torch":
             from .export import load_backend
 
             onnx_model = load_backend(backend, source, modalities=modalities, device=device, dtype=dtype,
-                                      quantize=quantize, compile=compile, trim_text=trim_text)
-            return cls(onnx_model, device=torch.device("cpu"), source=str(source))
+                                      quantize=quantize, compile=compile, trim_text=trim_text, revision=revision,
+                                      cache_dir=cache_dir, local_files_only=local_files_only)
+            return cls(onnx_model, device=torch.device("cpu"), source=os.fspath(source))
         wanted = check_modalities(modalities)
         target = torch.device(device) if device is not None else default_device()
         weights_dtype = as_dtype(dtype)
@@ -126,10 +129,25 @@ class ImageBind:
     def dtype(self) -> torch.dtype:
         return next(self.model.parameters()).dtype
 
+    @property
+    def backend(self) -> str:
+        """What runs the encoders: ``"torch"`` or ``"onnxruntime"``."""
+        return getattr(self.model, "backend", "torch")
+
+    @property
+    def quantize(self) -> str | None:
+        """``"int8"`` when the encoders run int8 weights (either backend), else None."""
+        if self.backend != "torch":
+            return self.model.quantize
+        from .quantize import is_quantized
+
+        return "int8" if is_quantized(self.model) else None
+
     def __repr__(self) -> str:
+        quantize = f", quantize={self.quantize!r}" if self.quantize else ""
         return (
-            f"ImageBind(source={self.source!r}, modalities={list(self.modalities)}, "
-            f"dim={self.embedding_dim}, device={self.device}, dtype={self.dtype})"
+            f"ImageBind(source={self.source!r}, backend={self.backend!r}, modalities={list(self.modalities)}, "
+            f"dim={self.embedding_dim}, device={self.device}, dtype={self.dtype}{quantize})"
         )
 
     def encoder(self, modality: str) -> torch.nn.Module:
