@@ -18,7 +18,7 @@ from .embeddings import Embeddings
 from .model_inputs import check_model_input, nonfinite_message, nonfinite_rows
 from .kinds import ENCODER_OF, INPUT_KINDS
 from .model import ImageBindModel
-from .quantize import quantize_int8
+from .quantize import is_quantized, quantize_int8
 from .preprocess import InputError, OnError, Skipped, as_item_list, preprocess_batch
 from .templates import templates_for
 from .tokenizer import default_tokenizer
@@ -82,17 +82,15 @@ class ImageBind:
         such as ``"reduce-overhead"``, which uses CUDA graphs) compiles each encoder;
         the first call per input shape is slow. ``trim_text=False`` runs every text
         through all 77 positions as the reference does (same numbers, slower).
-        ``backend="onnxruntime"`` runs ONNX graphs on the CPU: ``source`` is a folder
-        written by ``imagebind-sdk export-onnx``, or any torch checkpoint, exported once
-        into a cache (``$IMAGEBIND_CACHE`` or the Hugging Face cache; see
-        :mod:`imagebind_sdk.export.cache`); ``quantize="int8"`` runs int8 graphs.
+        ``backend="onnxruntime"`` runs an ``export-onnx`` folder, or any torch checkpoint exported
+        once into a cache (:mod:`imagebind_sdk.export.cache`); ``quantize="int8"``: int8 graphs.
         """
         if backend != "torch":
             from .export import load_backend
 
-            onnx_model = load_backend(backend, source, modalities=modalities, device=device, dtype=dtype,
-                                      quantize=quantize, compile=compile, trim_text=trim_text, revision=revision,
-                                      cache_dir=cache_dir, local_files_only=local_files_only)
+            onnx_model = load_backend(backend, source, modalities=modalities, device=device, dtype=dtype, quantize=quantize,
+                                      compile=compile, trim_text=trim_text, revision=revision, cache_dir=cache_dir,
+                                      local_files_only=local_files_only)
             return cls(onnx_model, device=torch.device("cpu"), source=os.fspath(source))
         wanted = check_modalities(modalities)
         target = torch.device(device) if device is not None else default_device()
@@ -130,25 +128,17 @@ class ImageBind:
         return next(self.model.parameters()).dtype
 
     @property
-    def backend(self) -> str:
-        """What runs the encoders: ``"torch"`` or ``"onnxruntime"``."""
+    def backend(self) -> str:  # "torch", or "onnxruntime" (an OnnxModel says so)
         return getattr(self.model, "backend", "torch")
 
     @property
-    def quantize(self) -> str | None:
-        """``"int8"`` when the encoders run int8 weights (either backend), else None."""
-        if self.backend != "torch":
-            return self.model.quantize
-        from .quantize import is_quantized
-
-        return "int8" if is_quantized(self.model) else None
+    def quantize(self) -> str | None:  # "int8" when the encoders run int8 weights (either backend)
+        return getattr(self.model, "quantize", None) or ("int8" if self.backend == "torch" and is_quantized(self.model) else None)
 
     def __repr__(self) -> str:
-        quantize = f", quantize={self.quantize!r}" if self.quantize else ""
-        return (
-            f"ImageBind(source={self.source!r}, backend={self.backend!r}, modalities={list(self.modalities)}, "
-            f"dim={self.embedding_dim}, device={self.device}, dtype={self.dtype}{quantize})"
-        )
+        q = f", quantize={self.quantize!r}" if self.quantize else ""
+        return (f"ImageBind(source={self.source!r}, backend={self.backend!r}, modalities={list(self.modalities)}, "
+                f"dim={self.embedding_dim}, device={self.device}, dtype={self.dtype}{q})")
 
     def encoder(self, modality: str) -> torch.nn.Module:
         """The loaded encoder of a modality, once its weights are checked finite (CheckpointError

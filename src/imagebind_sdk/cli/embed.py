@@ -199,7 +199,7 @@ def _bulk_kinds(args: argparse.Namespace) -> list[str]:
 def run_ray(args: argparse.Namespace) -> int:
     """Embed files with distributed.embed_dataset into --out DIR."""
     from ..distributed import embed_dataset
-    from .loading import checkpoint_of
+    from .loading import checkpoint_of, load_options
 
     if args.out is None or Path(args.out).suffix.lower() in FILE_FORMATS:
         raise UsageError("--engine ray writes a folder: give --out DIR (no file extension)")
@@ -208,6 +208,7 @@ def run_ray(args: argparse.Namespace) -> int:
         paths, checkpoint=checkpoint_of(args), out=args.out, modality=args.modality,
         batch_size=args.batch_size, concurrency=args.concurrency or None,
         num_gpus_per_actor=args.gpus_per_actor, resume=args.resume, ray_address=args.ray_address,
+        **load_options(args),
     )
     print("  ".join(f"{k}: {v}" for k, v in summary.as_dict().items() if k != "nodes"))
     return 0

@@ -46,7 +46,7 @@ def print_json(obj: Any, stream: TextIO | None = None) -> None:
 CLI_FLAGS = {
     "out": "--out", "modality": "--modality", "batch_size": "--batch-size", "num_workers": "--num-workers",
     "on_error": "--on-error", "top_k": "--top-k", "device": "--device", "dtype": "--dtype",
-    "quantize": "--quantize", "progress": "--progress",
+    "quantize": "--quantize", "progress": "--progress", "backend": "--backend",
 }
 # Whole spellings replaced as they are.
 CLI_WORDS = {

@@ -140,6 +140,10 @@ def embed_dataset(
     preprocess: Mapping[str, Mapping[str, Any]] | None = None,
     resume: bool = True,
     ray_address: str | None = None,
+    backend: str = "torch",
+    device: str | None = None,
+    dtype: str | None = None,
+    quantize: str | None = None,
 ) -> DatasetSummary:
     """Embed many files on Ray into the bulk output folder ``out`` (see :mod:`imagebind_sdk.bulk_format`).
 
@@ -154,9 +158,12 @@ def embed_dataset(
     ``out`` with the same path, size and mtime. Bad files are recorded in the
     ``error`` column and never fail the job. Connects to ``ray_address`` (e.g.
     ``"auto"``) unless Ray is already initialised, else starts a local Ray.
+    ``backend``/``device``/``dtype``/``quantize``: each actor's ``ImageBind.load`` options (device:
+    cuda with GPUs per actor, else cpu); onnxruntime exports once, on the driver, into its cache.
     """
     options = {k: dict(v) for k, v in (preprocess or {}).items()}
     check_bulk_args(modality, batch_size, options)
+    load = check_load_options(backend, device or ("cuda" if num_gpus_per_actor else "cpu"), dtype, quantize)
     try:
         import ray
     except ImportError:
@@ -170,7 +177,7 @@ def embed_dataset(
         _check_cpus(ray, concurrency, num_cpus_per_actor)
         ds, paths = _to_dataset(ray, source, batch_size)
         counts = _run(ray, ds, paths, store, os.fspath(checkpoint), modality, batch_size, options,
-                      _actor_pool(ray, concurrency), num_gpus_per_actor, num_cpus_per_actor)
+                      _actor_pool(ray, concurrency), num_gpus_per_actor, num_cpus_per_actor, load)
         store.refresh()
         store.compact()  # the job is complete: drop rows superseded by this run
     finally:
@@ -182,12 +189,42 @@ def embed_dataset(
     return summary
 
 
+def check_load_options(backend: str, device: str, dtype: str | None, quantize: str | None) -> dict[str, Any]:
+    """The actors' ``ImageBind.load`` options, checked here so that a bad one fails before any actor starts."""
+    import torch
+
+    from ..api_checks import check_quantize
+    from ..dtypes import as_dtype
+    from ..export import check_backend, check_onnx_options
+
+    check_backend(backend)
+    if backend == "torch":
+        check_quantize(quantize, torch.device(device), as_dtype(dtype))
+    else:
+        check_onnx_options(device, dtype, quantize, False)
+    return {"backend": backend, "device": device, "dtype": dtype, "quantize": quantize}
+
+
+def _warm_backend(checkpoint: str, kinds: list[str], load: Mapping[str, Any]) -> None:
+    """onnxruntime: export the needed encoders into the cache now, once, rather than in every actor."""
+    from .stages import modalities_for
+
+    if load["backend"] != "onnxruntime":
+        return
+    from ..export.cache import cached_export, is_export_folder
+
+    if not is_export_folder(checkpoint):
+        cached_export(checkpoint, modalities_for(kinds) or ["vision"], quantize=load["quantize"])
+
+
 def _run(ray: Any, ds: Any, paths: list[str] | None, store: BulkStore, checkpoint: str, modality: str | None,
-         batch_size: int, options: dict, pool: Any, gpus: float, cpus: float) -> dict[str, Any]:
+         batch_size: int, options: dict, pool: Any, gpus: float, cpus: float, load: dict) -> dict[str, Any]:
     """Build the pipeline, stream it to the end, and add up the writers' counts."""
     from .stages import Encoder, modalities_for, prepare, write
 
     kinds = [modality] if modality else ([infer_kind(p) for p in paths] if paths is not None else list(FILE_KINDS))
+    _warm_backend(checkpoint, kinds, load)
+
     done = frozenset((p, r["kind"], r["size"], r["mtime_ns"]) for p, r in store.latest.items() if r["error"] is None)
     # The memory reservation bounds how many decoding tasks share a node's RAM, and (as a
     # remote argument the actors lack) keeps Ray Data from fusing decoding into the
@@ -197,7 +234,7 @@ def _run(ray: Any, ds: Any, paths: list[str] | None, store: BulkStore, checkpoin
     ds = ds.map_batches(
         Encoder, batch_size=batch_size, batch_format="pyarrow", compute=pool, num_gpus=gpus, num_cpus=cpus,
         fn_constructor_kwargs={"checkpoint": checkpoint, "modalities": modalities_for(kinds) or ["vision"],
-                               "device": "cuda" if gpus else "cpu", "batch_size": batch_size},
+                               "batch_size": batch_size, **load},
     )
     ds = ds.map_batches(write, batch_size=None, batch_format="pyarrow",
                         fn_kwargs={"out": os.path.abspath(store.out_dir), "info": store.info})

@@ -41,14 +41,7 @@ def load_backend(
     once into the cache (:mod:`imagebind_sdk.export.cache`).
     """
     check_backend(backend)
-    if device is not None and torch.device(device).type != "cpu":
-        raise ValueError(f'backend="onnxruntime" runs on the CPU, got device={device!r}; leave device unset')
-    if dtype not in (None, torch.float32, "float32", "fp32"):
-        raise ValueError(f'backend="onnxruntime" runs float32 (or quantize="int8") graphs, got dtype={dtype!r}')
-    if quantize not in (None, "int8"):
-        raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
-    if compile is not False:
-        raise ValueError('compile=... applies to the torch backend only; onnxruntime optimises its graphs itself')
+    check_onnx_options(device, dtype, quantize, compile)
     from .cache import cached_export, is_export_folder
     from .runtime import load_onnx
 
@@ -57,3 +50,17 @@ def load_backend(
         folder = cached_export(source, modalities, quantize=quantize, revision=revision, cache_dir=cache_dir,
                                local_files_only=local_files_only)
     return load_onnx(folder, modalities=modalities, quantize=quantize, trim_text=trim_text)
+
+
+def check_onnx_options(
+    device: str | torch.device | None, dtype: torch.dtype | str | None, quantize: str | None, compile: bool | str
+) -> None:
+    """ValueError for a load option the onnxruntime backend cannot honour."""
+    if device is not None and torch.device(device).type != "cpu":
+        raise ValueError(f'backend="onnxruntime" runs on the CPU, got device={device!r}; leave device unset')
+    if dtype not in (None, torch.float32, "float32", "fp32"):
+        raise ValueError(f'backend="onnxruntime" runs float32 (or quantize="int8") graphs, got dtype={dtype!r}')
+    if quantize not in (None, "int8"):
+        raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
+    if compile is not False:
+        raise ValueError('compile=... applies to the torch backend only; onnxruntime optimises its graphs itself')

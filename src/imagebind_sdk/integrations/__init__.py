@@ -9,5 +9,6 @@ Import the one you use; nothing here imports a framework until then:
 
 Every adapter takes ``model=`` (an already loaded :class:`~imagebind_sdk.ImageBind`,
 shared, not reloaded) or ``checkpoint=`` plus the load options ``modalities``,
-``device``, ``dtype`` and ``quantize`` (see :mod:`imagebind_sdk.integrations.shared`).
+``device``, ``dtype``, ``quantize`` and ``backend`` (``"torch"`` or ``"onnxruntime"``; see
+:mod:`imagebind_sdk.integrations.shared`).
 """

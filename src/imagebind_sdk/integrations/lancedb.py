@@ -14,7 +14,7 @@ other string is text. Depth and thermal images look like any image, so they need
 same rule, so a table of images is searched by text, by an image path, a PIL image or
 ``{"audio": b"..."}``. The function's arguments are stored in the table's metadata:
 reopening the table (in any process) recreates it, and a table built with ``model=``
-records that model's checkpoint, modalities, device and dtype.
+records that model's checkpoint, modalities, device, dtype, quantisation and backend.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ class ImageBindSDKEmbeddings(_lancedb_embeddings.EmbeddingFunction):
     device: Optional[str] = None
     dtype: Optional[str] = None
     quantize: Optional[str] = None
+    backend: Optional[str] = None  # "torch" (None) or "onnxruntime"
     kind: Optional[str] = None  # input kind of the source column; None: decided per value
     normalize: bool = True  # unit vectors; False: the reference model's raw output
     batch_size: int = 32
@@ -60,7 +61,7 @@ class ImageBindSDKEmbeddings(_lancedb_embeddings.EmbeddingFunction):
     @cached_property
     def imagebind(self) -> Any:
         """The ImageBind model, loaded (or shared) on first use, not when a table is opened."""
-        options = LoadOptions.of(self.checkpoint, self.modalities, self.device, self.dtype, self.quantize)
+        options = LoadOptions.of(self.checkpoint, self.modalities, self.device, self.dtype, self.quantize, self.backend)
         return resolve_model(self.model, options)
 
     def ndims(self) -> int:
@@ -103,6 +104,8 @@ class ImageBindSDKEmbeddings(_lancedb_embeddings.EmbeddingFunction):
                 modalities=list(model.modalities),
                 device=str(model.device),
                 dtype=str(model.dtype).removeprefix("torch."),
+                quantize=model.quantize,
+                backend=None if model.backend == "torch" else model.backend,
             )
         return args
 
