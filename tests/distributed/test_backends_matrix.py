@@ -13,6 +13,7 @@ It lives beside the Ray tests to share their cluster fixture.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import subprocess
 import sys
@@ -174,3 +175,41 @@ def test_embed_dataset_checks_load_options_before_ray(tiny_dir, tmp_path, images
     with pytest.raises(ValueError, match="quantize"):
         embed_dataset(images, checkpoint=tiny_dir, out=tmp_path / "c", quantize="int4")
     assert not (tmp_path / "a").exists()
+
+
+def _numbers(value) -> list[float]:
+    """Every number in a JSON document, in document order (labels and paths left out)."""
+    if isinstance(value, dict):
+        return [x for key in sorted(value) for x in _numbers(value[key])]
+    if isinstance(value, list):
+        return [x for item in value for x in _numbers(item)]
+    return [float(value)] if isinstance(value, (int, float)) and not isinstance(value, bool) else []
+
+
+def test_cli_commands_take_the_backend(cluster, tiny_dir, assets_dir, tmp_path, images, reference, capsys,
+                                       monkeypatch) -> None:
+    """classify, similarity and moments with --backend onnxruntime (float32: the torch numbers within 1e-5;
+    int8: runs), and embed --engine ray with --backend onnxruntime --quantize int8."""
+    from imagebind_sdk.cli import main
+
+    monkeypatch.setenv("IMAGEBIND_CHECKPOINT", str(tiny_dir))
+    commands = [
+        ["classify", "--image", *images, "--labels", "dog,car,bird", "--json"],
+        ["similarity", "--a-text", "a dog", "a car", "--b-image", *images, "--json"],
+        ["moments", "--audio", str(assets_dir / "long_48k_mono_0.wav"), "--text", "a dog", "--json"],
+    ]
+    for command in commands:
+        outputs = {}
+        for backend in ("torch-float32", "onnxruntime-float32", "onnxruntime-int8"):
+            assert main(["--device", "cpu", *command, *_flags(backend)]) == 0, (command[0], backend)
+            outputs[backend] = _numbers(json.loads(capsys.readouterr().out))
+        torch_numbers, ort_numbers = torch.tensor(outputs["torch-float32"]), torch.tensor(outputs["onnxruntime-float32"])
+        assert len(outputs["onnxruntime-int8"]) == len(torch_numbers) > 0, command[0]
+        assert float((ort_numbers - torch_numbers).abs().max()) <= ATOL, command[0]
+    out = tmp_path / "ray-out"
+    argv = ["--device", "cpu", "embed", *images, "--engine", "ray", "--out", str(out), "--concurrency", "1",
+            *_flags("onnxruntime-int8")]
+    assert main(argv) == 0
+    loaded = load_bulk_output(out)
+    check("onnxruntime-int8", {"vision": loaded.vision[[loaded.sources["vision"].index(p) for p in images]]},
+          reference)

@@ -163,11 +163,20 @@ def cached_export(
     lock = FileLock(str(entry) + ".lock")
     logger.debug("taking the ONNX cache lock %s", lock.lock_file)
     with lock:  # one process exports; the others find its graphs once the lock is theirs
+        _remove_leftovers(entry)
         good = valid_modalities(entry, kind)
         missing = [m for m in wanted if m not in good]
         if missing:
             _add_to_entry(entry, resolved, missing, good, quantize)
     return entry
+
+
+def _remove_leftovers(entry: Path) -> None:
+    """Temporary folders and files of an export that was killed (only the lock holder writes them)."""
+    for path in entry.parent.glob(f".{entry.name}.*"):
+        shutil.rmtree(path, ignore_errors=True)
+    for path in entry.glob(".*.tmp") if entry.is_dir() else []:
+        path.unlink(missing_ok=True)
 
 
 def _add_to_entry(entry: Path, resolved: Any, missing: list[str], good: set[str], quantize: str | None) -> None:
