@@ -85,11 +85,17 @@ def body(modality: str, i: int, image: str) -> dict:
 
 async def drive(url: str, modality: str, concurrency: int, per_client: int, image: str) -> dict:
     latencies: list[float] = []
+    errors: list[str] = []
 
     async def client(c: int, http: httpx.AsyncClient) -> None:
         for k in range(per_client):
             started = time.perf_counter()
-            r = await http.post("/vectorize", json=body(modality, c * per_client + k, image))
+            try:
+                r = await http.post("/vectorize", json=body(modality, c * per_client + k, image))
+            except httpx.TransportError as exc:  # a dropped connection: counted, not fatal to the burst
+                errors.append(repr(exc))
+                logger.warning("request failed: %r", exc)
+                continue
             r.raise_for_status()
             latencies.append(time.perf_counter() - started)
 
@@ -99,7 +105,7 @@ async def drive(url: str, modality: str, concurrency: int, per_client: int, imag
         await asyncio.gather(*(client(c, http) for c in range(concurrency)))
         wall = time.perf_counter() - started
     latencies.sort()
-    return {"concurrency": concurrency, "items": len(latencies), "items_per_s": len(latencies) / wall,
+    return {"concurrency": concurrency, "items": len(latencies), "errors": errors, "items_per_s": len(latencies) / wall,
             "p50_ms": 1000 * statistics.median(latencies),
             "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]}
 

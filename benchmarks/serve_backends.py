@@ -68,6 +68,8 @@ def compare_servers(checkpoint: str, modality: str, rounds: int, clients: int, r
             names = list(servers) if r % 2 else list(reversed(servers))
             for name in names:
                 row = asyncio.run(drive(servers[name][1], modality, clients, requests, image))
+                if servers[name][0].poll() is not None:
+                    raise RuntimeError(f"the {name} server exited with {servers[name][0].returncode}")
                 rows.append({"round": r, "backend": name, **row})
                 logger.info("%-6s %-17s round %d  c=%-2d %4d items  %7.2f items/s  p50 %7.0f ms  p99 %7.0f ms",
                             modality, name, r, clients, row["items"], row["items_per_s"], row["p50_ms"], row["p99_ms"])

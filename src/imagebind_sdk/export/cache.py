@@ -42,6 +42,7 @@ CACHE_ENV = "IMAGEBIND_CACHE"
 CACHE_MANIFEST = "cache.json"
 CACHE_FORMAT = 1
 HASH_CHUNK = 16 * 2**20
+_FILE_MODE = 0o644  # graphs are read by every process and user that shares the cache
 
 
 def is_export_folder(source: str | os.PathLike[str]) -> bool:
@@ -203,6 +204,7 @@ def _add_to_entry(entry: Path, resolved: Any, missing: list[str], good: set[str]
                 for name in list(names.values()):
                     for path in (Path(tmp) / name, Path(tmp) / f"{name}.data"):
                         if path.exists():
+                            path.chmod(_FILE_MODE)  # onnx writes external data 0600; the cache is shared
                             os.replace(path, entry / path.name)
     finally:
         if bar is not None:
