@@ -7,6 +7,15 @@ server's peak RSS. ``--max-batch-size 1`` runs the same load one request at a ti
 (no cross-request batching), like the multi2vec-bind container.
 
     python benchmarks/serve.py --checkpoint /work/ib-huge --out benchmarks/results/serve.json
+
+``--backends`` compares backends instead (issue 16): for text and for vision, a torch
+float32 server and a ``--backend onnxruntime --quantize int8`` server run side by side
+(one process each), and bursts of concurrent clients alternate between them round by
+round, so drift of a shared machine hits both; then ``embed_files`` over images with
+both backends in this process, alternating too. Cosines to torch float32 come from
+the same items sent to both.
+
+    python benchmarks/serve.py --checkpoint /work/ib-huge --backends --rounds 3 --out results/serve_backends.json
 """
 
 from __future__ import annotations
@@ -42,15 +51,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(checkpoint: str, modality: str, batch: int) -> tuple[subprocess.Popen, str]:
+def start(checkpoint: str, modality: str, batch: int, options: tuple[str, ...] = (),
+          ready_s: float = 360) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
     cmd = [sys.executable, "-m", "imagebind_sdk", "serve", "--checkpoint", checkpoint, "--modalities", modality,
            "--port", str(port), "--max-batch-size", str(batch), "--log-level", "warning", "--max-wait-ms", "10",
-           "--request-timeout", "3600"]
+           "--request-timeout", "3600", *options]
     proc = subprocess.Popen(cmd, env=env)
     url = f"http://127.0.0.1:{port}"
-    for _ in range(1800):
+    for _ in range(int(ready_s / 0.2)):
         try:
             if httpx.get(url + "/.well-known/ready", timeout=1).status_code == 204:
                 return proc, url
@@ -75,11 +85,17 @@ def body(modality: str, i: int, image: str) -> dict:
 
 async def drive(url: str, modality: str, concurrency: int, per_client: int, image: str) -> dict:
     latencies: list[float] = []
+    errors: list[str] = []
 
     async def client(c: int, http: httpx.AsyncClient) -> None:
         for k in range(per_client):
             started = time.perf_counter()
-            r = await http.post("/vectorize", json=body(modality, c * per_client + k, image))
+            try:
+                r = await http.post("/vectorize", json=body(modality, c * per_client + k, image))
+            except httpx.TransportError as exc:  # a dropped connection: counted, not fatal to the burst
+                errors.append(repr(exc))
+                logger.warning("request failed: %r", exc)
+                continue
             r.raise_for_status()
             latencies.append(time.perf_counter() - started)
 
@@ -89,7 +105,7 @@ async def drive(url: str, modality: str, concurrency: int, per_client: int, imag
         await asyncio.gather(*(client(c, http) for c in range(concurrency)))
         wall = time.perf_counter() - started
     latencies.sort()
-    return {"concurrency": concurrency, "items": len(latencies), "items_per_s": len(latencies) / wall,
+    return {"concurrency": concurrency, "items": len(latencies), "errors": errors, "items_per_s": len(latencies) / wall,
             "p50_ms": 1000 * statistics.median(latencies),
             "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]}
 
@@ -111,11 +127,25 @@ def main() -> None:
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--modalities", default="text,vision")
     parser.add_argument("--unbatched", action="store_true", help="also run with --max-batch-size 1")
+    parser.add_argument("--backends", action="store_true",
+                        help="torch float32 vs onnxruntime int8 servers side by side, then embed_files")
+    parser.add_argument("--rounds", type=int, default=3, help="--backends: alternating bursts per backend")
+    parser.add_argument("--text-clients", type=int, default=32)
+    parser.add_argument("--text-requests", type=int, default=4, help="per client and burst")
+    parser.add_argument("--vision-clients", type=int, default=8)
+    parser.add_argument("--files", type=int, default=8, help="--backends: images for embed_files")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     image = base64.b64encode((ASSETS / "dog_image.jpg").read_bytes()).decode()
+    if args.backends:
+        from serve_backends import run_backends  # benchmarks/ is on sys.path: this script's folder
+
+        results = run_backends(args, image)
+        if args.out:
+            args.out.write_text(json.dumps(results, indent=2))
+        return
     results = []
     for modality in args.modalities.split(","):
         for batch in ([32, 1] if args.unbatched else [32]):

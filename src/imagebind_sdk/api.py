@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 import torch
 
 from .weights import hub
-from .weights.quantize import check_quantize, compile_mode, quantize_int8
+from .weights.quantize import check_quantize, compile_mode, is_quantized, quantize_int8
 from .preprocess import OnError, checked_options
 from .kinds import ENCODER_OF, INPUT_KINDS, unexpected_kinds
 from .weights.checkpoint import load_model
-from .model.config import MODALITIES, ImageBindConfig, check_modalities
+from .model.config import ImageBindConfig, check_modalities
 from .weights.dtypes import as_dtype
 from .vectors.embeddings import Embeddings
 from .model import ImageBindModel
@@ -82,15 +82,16 @@ class ImageBind:
         such as ``"reduce-overhead"``, which uses CUDA graphs) compiles each encoder;
         the first call per input shape is slow. ``trim_text=False`` runs every text
         through all 77 positions as the reference does (same numbers, slower).
-        ``backend="onnxruntime"`` loads a folder written by ``imagebind-sdk export-onnx``
-        (see :mod:`imagebind_sdk.export`; ``quantize="int8"`` picks its int8 graphs).
+        ``backend="onnxruntime"`` runs an ``export-onnx`` folder, or any torch checkpoint exported
+        once into a cache (:mod:`imagebind_sdk.export.cache`); ``quantize="int8"``: int8 graphs.
         """
         if backend != "torch":
             from .export import load_backend
 
-            onnx_model = load_backend(backend, source, modalities=modalities, device=device, dtype=dtype,
-                                      quantize=quantize, compile=compile, trim_text=trim_text)
-            return cls(onnx_model, device=torch.device("cpu"), source=str(source))
+            onnx_model = load_backend(backend, source, modalities=modalities, device=device, dtype=dtype, quantize=quantize,
+                                      compile=compile, trim_text=trim_text, revision=revision, cache_dir=cache_dir,
+                                      local_files_only=local_files_only)
+            return cls(onnx_model, device=torch.device("cpu"), source=os.fspath(source))
         wanted = check_modalities(modalities)
         target = torch.device(device) if device is not None else default_device()
         weights_dtype = as_dtype(dtype)
@@ -138,11 +139,18 @@ class ImageBind:
     def dtype(self) -> torch.dtype:
         return self.pipeline.dtype
 
+    @property
+    def backend(self) -> str:  # "torch", or "onnxruntime" (an OnnxModel says so)
+        return getattr(self.model, "backend", "torch")
+
+    @property
+    def quantize(self) -> str | None:  # "int8" when the encoders run int8 weights (either backend)
+        return getattr(self.model, "quantize", None) or ("int8" if self.backend == "torch" and is_quantized(self.model) else None)
+
     def __repr__(self) -> str:
-        return (
-            f"ImageBind(source={self.source!r}, modalities={list(self.modalities)}, "
-            f"dim={self.embedding_dim}, device={self.device}, dtype={self.dtype})"
-        )
+        q = f", quantize={self.quantize!r}" if self.quantize else ""
+        return (f"ImageBind(source={self.source!r}, backend={self.backend!r}, modalities={list(self.modalities)}, "
+                f"dim={self.embedding_dim}, device={self.device}, dtype={self.dtype}{q})")
 
     def encoder(self, modality: str) -> torch.nn.Module:
         """The loaded encoder of a modality, once its weights are checked finite (CheckpointError

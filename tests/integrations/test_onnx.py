@@ -113,8 +113,9 @@ def test_cli_export_and_errors(tiny_dir: Path, tmp_path: Path, capsys: pytest.Ca
         ImageBind.load(out, backend="onnxruntime", modalities=["audio"])
     with pytest.raises(ValueError, match="has no int8 graph for text"):
         ImageBind.load(out, backend="onnxruntime", quantize="int8")
-    with pytest.raises(FileNotFoundError, match="not an ONNX export folder"):
-        ImageBind.load(tiny_dir, backend="onnxruntime")
+    (tmp_path / "empty").mkdir()  # neither an export folder nor a torch checkpoint (those are exported)
+    with pytest.raises(FileNotFoundError, match="no checkpoint found"):
+        ImageBind.load(tmp_path / "empty", backend="onnxruntime")
     with pytest.raises(ValueError, match="backend must be one of"):
         ImageBind.load(out, backend="tensorrt")
     assert main(["export-onnx", "--checkpoint", str(tiny_dir), "--modalities", "txt", str(out)]) == 2

@@ -212,7 +212,7 @@ def _bulk_kinds(args: argparse.Namespace) -> list[str]:
 
 def run_ray(args: argparse.Namespace) -> int:
     """Embed files with distributed.embed_dataset into --out DIR; report as the local engine does."""
-    from .loading import checkpoint_of
+    from .loading import checkpoint_of, load_options
 
     if args.out is None or Path(args.out).suffix.lower() in FILE_FORMATS:
         raise UsageError("--engine ray writes a folder: give --out DIR (no file extension)")
@@ -224,7 +224,7 @@ def run_ray(args: argparse.Namespace) -> int:
         summary = embed_dataset(
             paths, checkpoint=checkpoint_of(args), out=args.out, kind=args.kind,
             batch_size=args.batch_size, concurrency=args.concurrency or None,
-            num_gpus_per_actor=args.gpus_per_actor, resume=args.resume,
+            num_gpus_per_actor=args.gpus_per_actor, resume=args.resume, **load_options(args),
         )
     report_failures(summary.failed_files, summary.unsupported_files)
     counts = "  ".join(f"{k}: {v}" for k, v in summary.summary().items())

@@ -48,7 +48,8 @@ def run_export(args: argparse.Namespace) -> int:
     if args.device not in (None, "cpu") or args.dtype not in (None, "float32", "fp32"):
         raise UsageError("export-onnx exports float32 CPU graphs; leave --device and --dtype unset")
     # --quantize int8 means "also write int8 graphs": the exported torch model stays float32.
-    model = load_model(argparse.Namespace(**{**vars(args), "quantize": None, "device": "cpu"}), modalities)
+    model = load_model(argparse.Namespace(**{**vars(args), "quantize": None, "device": "cpu", "backend": "torch"}),
+                       modalities)
     out = export_onnx(model, args.out_dir, modalities, quantize=args.quantize)
     for path in sorted(out.iterdir()):
         print(path)

@@ -46,19 +46,27 @@ def check_device(name: str | None) -> None:
         raise CliError(f"--device {name}: MPS (Apple GPU) is not available here; use --device cpu")
 
 
+def load_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The global options that decide how a model is loaded (the keyword arguments of
+    ``ImageBind.load`` and ``embed_dataset``): backend, device, dtype, quantize."""
+    return {
+        "backend": getattr(args, "backend", None) or "torch",
+        "device": args.device,
+        "dtype": args.dtype,
+        "quantize": getattr(args, "quantize", None),
+    }
+
+
 def load_model(args: argparse.Namespace, modalities: Sequence[str]) -> Any:
     """Load the checkpoint with only the encoders in ``modalities``."""
     from ..api import ImageBind
 
     check_device(args.device)
     wanted = list(dict.fromkeys(modalities))
-    logger.info("loading %s (encoders: %s)", checkpoint_of(args), ", ".join(wanted))
+    options = load_options(args)
+    logger.info("loading %s (encoders: %s; backend: %s)", checkpoint_of(args), ", ".join(wanted), options["backend"])
     try:
-        model = ImageBind.load(
-            checkpoint_of(args), modalities=wanted, device=args.device,
-            dtype=args.dtype, local_files_only=local_files_only(args),
-            quantize=getattr(args, "quantize", None),
-        )
+        model = ImageBind.load(checkpoint_of(args), modalities=wanted, local_files_only=local_files_only(args), **options)
     except Exception as exc:  # noqa: BLE001 - name the checkpoint when the library did not
         if isinstance(exc, expected_errors()):
             raise

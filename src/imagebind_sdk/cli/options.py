@@ -87,6 +87,10 @@ def add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> No
                        help="weights dtype: float32 (default), bfloat16 or float16 (aliases fp32, bf16, fp16, half)")
     group.add_argument("--quantize", choices=["int8"], default=default(None),
                        help="int8: dynamic int8 Linear layers, ~1.5-2x faster on CPU (CPU and float32 only)")
+    group.add_argument("--backend", choices=["torch", "onnxruntime"], default=default("torch"),
+                       help="what runs the encoders: torch (default) or onnxruntime (CPU; a torch checkpoint is "
+                       "exported to ONNX once, into $IMAGEBIND_CACHE or the Hugging Face cache; with --quantize "
+                       "int8 ~3-5x faster than torch float32)")
     group.add_argument("--debug", action="store_true", default=default(False),
                        help="show full tracebacks and debug logging")
     group.add_argument("-v", "--verbose", action="store_true", default=default(False),

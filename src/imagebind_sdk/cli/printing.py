@@ -48,7 +48,7 @@ CLI_FLAGS = {
     "on_error": "--on-error", "top_k": "--top-k", "device": "--device", "dtype": "--dtype",
     "quantize": "--quantize", "progress": "--progress", "hop_s": "--hop", "window_s": "--window",
     "merge_gap_s": "--merge-gap", "min_score": "--min-score", "ray_address": "--ray-address",
-    "concurrency": "--concurrency", "num_gpus_per_actor": "--gpus-per-actor",
+    "concurrency": "--concurrency", "num_gpus_per_actor": "--gpus-per-actor", "backend": "--backend",
 }
 # Whole spellings replaced as they are; parameter names with an underscore are Python's
 # alone, so they are replaced on their own too ("hop_s must be positive" -> "--hop ...").

@@ -164,6 +164,10 @@ def embed_dataset(
     resume: bool = True,
     ray_address: str | None = None,
     modality: str | None = None,
+    backend: str = "torch",
+    device: str | None = None,
+    dtype: str | None = None,
+    quantize: str | None = None,
 ) -> DatasetSummary:
     """Embed many files on Ray into the bulk output folder ``out`` (see :mod:`imagebind_sdk.bulk.format`).
 
@@ -180,14 +184,14 @@ def embed_dataset(
     Bad files are recorded in the ``error`` column and never fail the job; a path given
     twice with different bytes is recorded as failed. Connects to ``ray_address`` (e.g.
     ``"auto"``) unless Ray is already initialised, else starts a local Ray.
+    ``backend``/``device``/``dtype``/``quantize``: each actor's ``ImageBind.load`` options (device:
+    cuda with GPUs per actor, else cpu); onnxruntime exports once, on the driver, into its cache.
     """
     kind = kind_argument("embed_dataset", kind, modality)
     options = {k: dict(v) for k, v in (preprocess or {}).items()}
     check_bulk_args(kind, batch_size, options)
-    try:
-        import ray
-    except ImportError:
-        raise ImportError(f"embed_dataset needs Ray: {INSTALL}") from None
+    load = check_load_options(backend, device or ("cuda" if num_gpus_per_actor else "cpu"), dtype, quantize)
+    ray = _import_ray()
     start = time.perf_counter()
     store = _open_output(os.fspath(checkpoint), out, resume)
     started_ray = not ray.is_initialized()
@@ -196,13 +200,9 @@ def embed_dataset(
             ray.init(address=ray_address, logging_level=logging.WARNING)
         _check_cpus(ray, concurrency, num_cpus_per_actor)
         ds, paths = _to_dataset(ray, source, batch_size)
-        parts_before = {p.name for p in part_files(store.out_dir)}
-        counts = _run(ray, ds, paths, store, os.fspath(checkpoint), kind, batch_size, options,
-                      _actor_pool(ray, concurrency), num_gpus_per_actor, num_cpus_per_actor)
-        store.refresh()
-        _settle_conflicts(store, counts)
-        counts.update(_named_files(store, parts_before, paths if kind is None else []))
-        store.compact()  # the job is complete: drop rows superseded by this run
+        counts = _run_settled(store, paths, kind, lambda: _run(
+            ray, ds, paths, store, os.fspath(checkpoint), kind, batch_size, options,
+            _actor_pool(ray, concurrency), num_gpus_per_actor, num_cpus_per_actor, load))
     finally:
         store.close()
         if started_ray:
@@ -210,6 +210,26 @@ def embed_dataset(
     summary = DatasetSummary(**counts, seconds=time.perf_counter() - start, out=os.fspath(out))
     logger.info("embed_dataset: %s", summary.as_dict())
     return summary
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise ImportError(f"embed_dataset needs Ray: {INSTALL}") from None
+    return ray
+
+
+def _run_settled(store: BulkStore, paths: list[str] | None, kind: str | None, run: Any) -> dict[str, Any]:
+    """``run()``'s counts once its parts are read back: conflicting rows settled, failed and
+    unsupported files named, and rows superseded by this run dropped (the job is complete)."""
+    parts_before = {p.name for p in part_files(store.out_dir)}
+    counts = run()
+    store.refresh()
+    _settle_conflicts(store, counts)
+    counts.update(_named_files(store, parts_before, paths if kind is None else []))
+    store.compact()
+    return counts
 
 
 def _named_files(store: BulkStore, parts_before: set[str], paths: list[str] | None) -> dict[str, Any]:
@@ -220,12 +240,41 @@ def _named_files(store: BulkStore, parts_before: set[str], paths: list[str] | No
     return {"failed_files": failed, "unsupported_files": unsupported}
 
 
+def check_load_options(backend: str, device: str, dtype: str | None, quantize: str | None) -> dict[str, Any]:
+    """The actors' ``ImageBind.load`` options, checked here so that a bad one fails before any actor starts."""
+    import torch
+
+    from ..weights.quantize import check_quantize
+    from ..weights.dtypes import as_dtype
+    from ..export import check_backend, check_onnx_options
+
+    check_backend(backend)
+    if backend == "torch":
+        check_quantize(quantize, torch.device(device), as_dtype(dtype))
+    else:
+        check_onnx_options(device, dtype, quantize, False)
+    return {"backend": backend, "device": device, "dtype": dtype, "quantize": quantize}
+
+
+def _warm_backend(checkpoint: str, kinds: list[str], load: Mapping[str, Any]) -> None:
+    """onnxruntime: export the needed encoders into the cache now, once, rather than in every actor."""
+    from .stages import modalities_for
+
+    if load["backend"] != "onnxruntime":
+        return
+    from ..export.cache import cached_export, is_export_folder
+
+    if not is_export_folder(checkpoint):
+        cached_export(checkpoint, modalities_for(kinds) or ["vision"], quantize=load["quantize"])
+
+
 def _run(ray: Any, ds: Any, paths: list[str] | None, store: BulkStore, checkpoint: str, kind: str | None,
-         batch_size: int, options: dict, pool: Any, gpus: float, cpus: float) -> dict[str, Any]:
+         batch_size: int, options: dict, pool: Any, gpus: float, cpus: float, load: dict) -> dict[str, Any]:
     """Build the pipeline, stream it to the end, and add up the writers' counts."""
     from .stages import Encoder, modalities_for, prepare, write
 
     kinds = [kind] if kind else ([infer_kind(p) for p in paths] if paths is not None else list(FILE_KINDS))
+    _warm_backend(checkpoint, kinds, load)
     done = frozenset((p, r["kind"], r["size"], r["mtime_ns"], r["content_hash"])
                      for p, r in store.latest.items() if r["error"] is None)
     # The memory reservation bounds how many decoding tasks share a node's RAM, and (as a
@@ -236,7 +285,7 @@ def _run(ray: Any, ds: Any, paths: list[str] | None, store: BulkStore, checkpoin
     ds = ds.map_batches(
         Encoder, batch_size=batch_size, batch_format="pyarrow", compute=pool, num_gpus=gpus, num_cpus=cpus,
         fn_constructor_kwargs={"checkpoint": checkpoint, "modalities": modalities_for(kinds) or ["vision"],
-                               "device": "cuda" if gpus else "cpu", "batch_size": batch_size},
+                               "batch_size": batch_size, **load},
     )
     ds = ds.map_batches(write, batch_size=None, batch_format="pyarrow",
                         fn_kwargs={"out": os.path.abspath(store.out_dir), "info": store.info, "run": store.run})

@@ -73,10 +73,11 @@ PREPARED = pa.schema([("path", pa.string()), ("kind", pa.string()), ("size", pa.
 class Encoder:
     """Actor-pool stage: the model is loaded once per actor, then embeds batch after batch."""
 
-    def __init__(self, checkpoint: str, modalities: list[str], device: str, batch_size: int) -> None:
+    def __init__(self, checkpoint: str, modalities: list[str], device: str, batch_size: int, **load: Any) -> None:
         from ..api import ImageBind  # the heavy import happens in the actor, once
 
-        self.model = ImageBind.load(checkpoint, device=device, modalities=modalities)
+        # load: backend, dtype, quantize (checked on the driver by embed_dataset)
+        self.model = ImageBind.load(checkpoint, device=device, modalities=modalities, **load)
         self.batch_size = batch_size
         self.node_id = _node_id()
 

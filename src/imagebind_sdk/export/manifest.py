@@ -68,8 +68,9 @@ def check_manifest(path: Path, format_name: str) -> dict[str, Any]:
     checked: dict[str, dict[str, str]] = {}
     for modality in modalities:
         graphs = files.get(modality)
-        if not isinstance(graphs, dict) or "float32" not in graphs or not set(graphs) <= set(GRAPH_KINDS):
-            raise _fail(path, f"files.{modality}", f"an object with 'float32' (and 'int8') file names", graphs)
+        # an export-onnx folder holds float32 (and int8) graphs; an int8 cache entry only int8 ones
+        if not isinstance(graphs, dict) or not graphs or not set(graphs) <= set(GRAPH_KINDS):
+            raise _fail(path, f"files.{modality}", "an object with 'float32' and/or 'int8' file names", graphs)
         checked[modality] = {k: _graph_name(path, path.parent, f"files.{modality}.{k}", v) for k, v in graphs.items()}
     return {
         "modalities": list(modalities),

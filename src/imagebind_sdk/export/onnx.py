@@ -28,7 +28,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 
@@ -149,36 +149,79 @@ def export_onnx(
 
     >>> export_onnx(ImageBind.load("imagebind-huge", device="cpu"), "ib-onnx", ["text"])  # doctest: +SKIP
     """
-    if quantize not in (None, "int8"):
-        raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
-    wanted = check_modalities(modalities if modalities is not None else model.modalities)
     if model.dtype != torch.float32 or model.device.type != "cpu":
         raise ValueError(
             f"ONNX export needs a float32 CPU model, got dtype={model.dtype}, device={model.device}; "
             "load it with ImageBind.load(..., device='cpu') and no dtype/quantize"
         )
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    files = {}
+    wanted = check_modalities(modalities if modalities is not None else model.modalities)
     for modality in wanted:
-        encoder = model.encoder(modality)  # clear error when it was not loaded
-        logger.info("exporting the %s encoder to %s", modality, out / model_file(modality))
+        model.encoder(modality)  # clear error when it was not loaded
+    out = Path(out_dir)
+    files = write_graphs(model.model, out, wanted, quantize=quantize)
+    write_manifest(out, model.config, model.source, files, {m: model.logit_scale(m) for m in wanted})
+    return out
+
+
+def write_graphs(
+    model: Any, out: Path, modalities: Iterable[str], *, quantize: str | None = None, keep_float32: bool = True,
+    step: Callable[[str], None] | None = None,
+) -> dict[str, dict[str, str]]:
+    """Write the graphs of ``modalities`` of an ``ImageBindModel`` (float32, CPU) into ``out``.
+
+    Returns the manifest's ``files`` entries. ``keep_float32=False`` (with ``quantize``)
+    deletes each float32 graph once its int8 copy is written; ``step`` is called after
+    each graph written (a progress bar's update).
+    """
+    if quantize not in (None, "int8"):
+        raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, dict[str, str]] = {}
+    for modality in modalities:
+        if hasattr(model, "check_weights"):
+            model.check_weights(modality)  # CheckpointError naming a NaN/inf tensor, before tracing it
+        target = out / model_file(modality)
+        logger.info("exporting the %s encoder to %s", modality, target)
         with torch.no_grad():
-            _export_one(encoder, model.config, modality, out / model_file(modality))
-        files[modality] = {"float32": model_file(modality)}
+            _export_one(model.encoders[modality], model.config, modality, target)
+        files[modality] = {"float32": target.name}
+        if step is not None:
+            step(f"{modality} float32")
         if quantize == "int8":
-            quantize_file(out / model_file(modality), out / model_file(modality, "int8"))
+            quantize_file(target, out / model_file(modality, "int8"))
             files[modality]["int8"] = model_file(modality, "int8")
-    model.config.to_json(out / "config.json")
+            if not keep_float32:
+                for path in (target, out / f"{target.name}.data"):
+                    path.unlink(missing_ok=True)
+                del files[modality]["float32"]
+            if step is not None:
+                step(f"{modality} int8")
+    return files
+
+
+def write_manifest(
+    out: Path, config: ImageBindConfig, source: str, files: dict[str, dict[str, str]], scales: dict[str, float]
+) -> dict[str, Any]:
+    """Write ``config.json`` and ``onnx.json`` (each to a temporary name, then renamed)."""
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "exporter": f"torch.onnx.export(dynamo=False), torch {torch.__version__}",
         "opset": OPSET,
-        "source": model.source,
-        "modalities": list(wanted),
+        "source": source,
+        "modalities": list(files),
         "files": files,
-        "logit_scales": {m: model.logit_scale(m) for m in wanted},
+        "logit_scales": {m: float(scales[m]) for m in files},
     }
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-    return out
+    config_tmp = out / f".config.json.{os.getpid()}.tmp"
+    config.to_json(config_tmp)
+    os.replace(config_tmp, out / "config.json")
+    write_json_atomic(out / MANIFEST, manifest)
+    return manifest
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """``path`` holds either its old content or all of ``data``, never a part (temporary name, then rename)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    os.replace(tmp, path)

@@ -73,10 +73,14 @@ class OnnxEncoder:
 class OnnxModel:
     """Stands in for ``ImageBindModel`` inside ``ImageBind``: config, encoders, modalities."""
 
-    def __init__(self, config: ImageBindConfig, encoders: dict[str, OnnxEncoder], quantize: str | None) -> None:
+    backend = "onnxruntime"
+
+    def __init__(self, config: ImageBindConfig, encoders: dict[str, OnnxEncoder], quantize: str | None,
+                 folder: Path | None = None) -> None:
         self.config = config
         self.encoders = encoders
         self.quantize = quantize
+        self.folder = folder  # where the graphs were read from (an export folder or a cache entry)
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -144,4 +148,4 @@ def load_onnx(
         encoders[modality] = OnnxEncoder(modality, session, scale, config.video_frames)
         encoders[modality].trim_text = trim_text
     logger.info("loaded %s ONNX graphs for %s from %s", kind, list(wanted), folder)
-    return OnnxModel(config, encoders, quantize)
+    return OnnxModel(config, encoders, quantize, folder)

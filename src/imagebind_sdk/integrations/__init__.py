@@ -11,5 +11,6 @@ as they are (:mod:`imagebind_sdk.preprocess.hf_datasets`, part of preprocessing)
 
 Every adapter takes ``model=`` (an already loaded :class:`~imagebind_sdk.ImageBind`,
 shared, not reloaded) or ``checkpoint=`` plus the load options ``modalities``,
-``device``, ``dtype`` and ``quantize`` (see :mod:`imagebind_sdk.integrations.shared`).
+``device``, ``dtype``, ``quantize`` and ``backend`` (``"torch"`` or ``"onnxruntime"``; see
+:mod:`imagebind_sdk.integrations.shared`).
 """

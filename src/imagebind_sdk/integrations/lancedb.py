@@ -15,7 +15,7 @@ extension, ``kinds.KIND_OF_EXTENSION``, is that file, any other string is text);
 the column holds; a file is queried as ``{"audio": "bark.wav"}``, a PIL image or bytes
 (of the column's ``kind``). The function's arguments are stored in the table's metadata:
 reopening the table (in any process) recreates it, and a table built with ``model=``
-records that model's checkpoint, modalities, device and dtype.
+records that model's checkpoint, modalities, device, dtype, quantisation and backend.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ class ImageBindSDKEmbeddings(_lancedb_embeddings.EmbeddingFunction):
     device: Optional[str] = None
     dtype: Optional[str] = None
     quantize: Optional[str] = None
+    backend: Optional[str] = None  # "torch" (None) or "onnxruntime"
     kind: Optional[str] = None  # input kind of the source column; None: text; "auto": each value decides
     normalize: bool = True  # unit vectors; False: the reference model's raw output
     batch_size: int = 32
@@ -62,7 +63,7 @@ class ImageBindSDKEmbeddings(_lancedb_embeddings.EmbeddingFunction):
     @cached_property
     def imagebind(self) -> Any:
         """The ImageBind model, loaded (or shared) on first use, not when a table is opened."""
-        options = LoadOptions.of(self.checkpoint, self.modalities, self.device, self.dtype, self.quantize)
+        options = LoadOptions.of(self.checkpoint, self.modalities, self.device, self.dtype, self.quantize, self.backend)
         return resolve_model(self.model, options)
 
     def ndims(self) -> int:
@@ -107,6 +108,8 @@ class ImageBindSDKEmbeddings(_lancedb_embeddings.EmbeddingFunction):
                 modalities=list(model.modalities),
                 device=str(model.device),
                 dtype=str(model.dtype).removeprefix("torch."),
+                quantize=model.quantize,
+                backend=None if model.backend == "torch" else model.backend,
             )
         return args
 

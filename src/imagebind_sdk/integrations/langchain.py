@@ -30,14 +30,14 @@ class ImageBindEmbeddings(_embeddings.Embeddings):
     """ImageBind vectors for LangChain vector stores and retrievers.
 
     Pass ``model=`` (a loaded ``ImageBind``, shared) or ``checkpoint=`` plus
-    ``modalities``/``device``/``dtype``/``quantize``. ``normalize=False`` returns the
+    ``modalities``/``device``/``dtype``/``quantize``/``backend``. ``normalize=False`` returns the
     reference model's raw output instead of unit vectors (see ``ImageBind.embed``).
     """
 
     def __init__(
         self, model: "ImageBind | None" = None, *, normalize: bool = True, batch_size: int = 32, **load: Any
     ) -> None:
-        """``load``: ``checkpoint``, ``modalities``, ``device``, ``dtype``, ``quantize`` (when no ``model``)."""
+        """``load``: ``checkpoint``, ``modalities``, ``device``, ``dtype``, ``quantize``, ``backend`` (when no ``model``)."""
         self.model = resolve_model(model, LoadOptions.of(**load))
         self.normalize = normalize
         self.batch_size = batch_size

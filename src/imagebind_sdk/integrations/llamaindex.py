@@ -30,7 +30,7 @@ class ImageBindEmbedding(_multi_modal.MultiModalEmbedding):
     """ImageBind vectors for LlamaIndex indexes and retrievers.
 
     Pass ``model=`` (a loaded ``ImageBind``, shared) or ``checkpoint=`` plus
-    ``modalities``/``device``/``dtype``/``quantize``; ``embed_batch_size`` is
+    ``modalities``/``device``/``dtype``/``quantize``/``backend``; ``embed_batch_size`` is
     LlamaIndex's batch size (also the model's). ``normalize=False`` gives the
     reference model's raw output instead of unit vectors.
     """
@@ -40,7 +40,7 @@ class ImageBindEmbedding(_multi_modal.MultiModalEmbedding):
 
     def __init__(self, model: "ImageBind | None" = None, *, normalize: bool = True, **kwargs: Any) -> None:
         """``kwargs``: the load options (``checkpoint``, ``modalities``, ``device``, ``dtype``,
-        ``quantize``; when no ``model``) and LlamaIndex's own fields (``embed_batch_size``, ...)."""
+        ``quantize``, ``backend``; when no ``model``) and LlamaIndex's own fields (``embed_batch_size``, ...)."""
         loaded = resolve_model(model, LoadOptions.pop_from(kwargs))
         kwargs.setdefault("model_name", loaded.source or "imagebind")
         super().__init__(normalize=normalize, **kwargs)

@@ -23,11 +23,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# (checkpoint, modalities, device, dtype, quantize) -> ImageBind, kept while someone holds it.
+# (checkpoint, modalities, device, dtype, quantize, backend) -> ImageBind, kept while someone holds it.
 _LOADED: "weakref.WeakValueDictionary[tuple, ImageBind]" = weakref.WeakValueDictionary()
 _LOCK = threading.Lock()
 # Keyword arguments every adapter takes besides model=.
-LOAD_ARGUMENTS = ("checkpoint", "modalities", "device", "dtype", "quantize")
+LOAD_ARGUMENTS = ("checkpoint", "modalities", "device", "dtype", "quantize", "backend")
 
 
 def require(module: str, extra: str) -> ModuleType:
@@ -49,6 +49,7 @@ class LoadOptions:
     device: str | None = None
     dtype: str | None = None
     quantize: str | None = None
+    backend: str | None = None  # None: torch
 
     @classmethod
     def of(
@@ -58,6 +59,7 @@ class LoadOptions:
         device: "str | torch.device | None" = None,
         dtype: "str | torch.dtype | None" = None,
         quantize: str | None = None,
+        backend: str | None = None,
     ) -> "LoadOptions":
         return cls(
             None if checkpoint is None else str(checkpoint),
@@ -65,6 +67,7 @@ class LoadOptions:
             None if device is None else str(device),
             None if dtype is None else str(dtype).removeprefix("torch."),
             quantize,
+            None if backend in (None, "torch") else backend,
         )
 
     @classmethod
@@ -87,11 +90,11 @@ def resolve_model(model: "ImageBind | None" = None, options: LoadOptions = LoadO
         if not options.is_default():
             raise ValueError(
                 "pass either model= (an already loaded ImageBind) or checkpoint= with load options "
-                f"(modalities, device, dtype, quantize), not both; got model= and {_given(options)}"
+                f"(modalities, device, dtype, quantize, backend), not both; got model= and {_given(options)}"
             )
         return model
     source = options.checkpoint or DEFAULT_SOURCE
-    key = (source, options.modalities, options.device, options.dtype, options.quantize)
+    key = (source, options.modalities, options.device, options.dtype, options.quantize, options.backend)
     with _LOCK:  # one load per key even when two threads build adapters at once
         loaded = _LOADED.get(key)
         if loaded is None:
@@ -102,6 +105,7 @@ def resolve_model(model: "ImageBind | None" = None, options: LoadOptions = LoadO
                 device=options.device,
                 dtype=options.dtype,
                 quantize=options.quantize,
+                backend=options.backend or "torch",
             )
             _LOADED[key] = loaded
     return loaded

@@ -65,6 +65,8 @@ async def meta(request: Request) -> FastJSONResponse:
             "dimension": model.embedding_dim,
             "device": str(model.device),
             "dtype": str(model.dtype).removeprefix("torch."),
+            "backend": getattr(model, "backend", "torch"),
+            "quantize": getattr(model, "quantize", None),
         }
     return FastJSONResponse(body)
 

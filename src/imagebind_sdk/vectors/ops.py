@@ -37,11 +37,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-def all_finite(x: torch.Tensor) -> bool:
-    """No NaN or inf in ``x``. One pass in the common case: a finite float64 sum means
-    none (they propagate); only a non-finite sum needs the exact, slower test."""
-    return bool(torch.isfinite(x.sum(dtype=torch.float64))) or bool(torch.isfinite(x).all())
-
 ArrayLike = Union[torch.Tensor, np.ndarray, Sequence[Any]]
 
 QUERY_CHUNK = 256  # queries scored at once
