@@ -10,7 +10,7 @@ import signal
 from typing import Any
 
 from ..config import MODALITIES
-from .loading import checkpoint_of, load_model
+from .loading import CHECKPOINT_ENV, checkpoint_of, load_model
 from .errors import CliError, UsageError
 from .options import PROG
 
@@ -66,6 +66,8 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("--model-name", default=None, help="model name in answers (default: the checkpoint)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
                    help="uvicorn's log level (default: info)")
+    p.add_argument("--index", action="append", default=None, metavar="DIR",
+                   help="also serve the search page and API over this bulk output (see `app`; repeatable)")
     p.set_defaults(func=run)
 
 
@@ -88,6 +90,19 @@ def settings_of(args: argparse.Namespace) -> dict[str, Any]:
     )
 
 
+def _app_factory(args: argparse.Namespace, create_app: Any) -> Any:
+    """``create_app``, or the search page's app (``serve --index``, ``imagebind-sdk app``)."""
+    if getattr(args, "app_factory", None) is not None:
+        return args.app_factory
+    if args.index:
+        from ..app.server import index_checkpoint, serving_index
+
+        if not args.checkpoint and not os.environ.get(CHECKPOINT_ENV):  # the checkpoint that built the index
+            args.checkpoint = index_checkpoint(args.index[0])
+        return lambda load, **settings: serving_index(load, args.index, **settings)
+    return create_app
+
+
 def run(args: argparse.Namespace) -> int:
     try:  # a missing optional library is exit status 1 with the install command, not a usage error
         import uvicorn
@@ -107,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
             raise
 
     try:
-        app = create_app(load, **settings_of(args))
+        app = _app_factory(args, create_app)(load, **settings_of(args))
     except (TypeError, ValueError) as exc:
         raise UsageError(str(exc)) from exc
     config = uvicorn.Config(
