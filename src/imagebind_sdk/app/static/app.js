@@ -18,6 +18,7 @@ const state = {
   items: new Map(),   // id -> result shown (for labels)
   blobUrls: [],
   ready: false,
+  searches: 0,        // answers shown so far (body[data-searches]: scripts wait on it)
 };
 
 // ---- errors and the API -----------------------------------------------------------
@@ -250,6 +251,7 @@ async function search(terms) {
     showResults(body.results);
   } catch (err) {
     showError(err.message);
+    document.body.dataset.errors = String(Number(document.body.dataset.errors || 0) + 1);
   } finally {
     button.disabled = false;
     $("results").removeAttribute("aria-busy");
@@ -269,6 +271,7 @@ function showResults(results) {
   const grid = $("results");
   grid.replaceChildren(...results.map(resultCard));
   $("results-note").textContent = results.length ? `(${results.length})` : "(nothing matched)";
+  document.body.dataset.searches = String(++state.searches);
 }
 
 function resultCard(result) {
