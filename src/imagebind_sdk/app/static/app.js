@@ -406,6 +406,10 @@ async function renderHeatmap() {
     head.append(th);
   });
   const rows = table.createTBody();
+  // Colours span the off-diagonal range: a model's similarities often share a narrow band.
+  const off = body.matrix.flatMap((values, i) => values.filter((_, j) => j !== i));
+  const low = Math.min(...off);
+  const span = Math.max(Math.max(...off) - low, 1e-6);
   body.matrix.forEach((values, i) => {
     const row = rows.insertRow();
     const th = document.createElement("th");
@@ -416,7 +420,7 @@ async function renderHeatmap() {
       Object.assign(cell.dataset, { row: String(i), col: String(j), value: String(value) });
       cell.textContent = value.toFixed(2);
       cell.title = `${names[i]} × ${names[j]}: ${value.toFixed(4)}`;
-      const t = Math.max(0, Math.min(1, (value + 1) / 2));  // cosine -1..1 -> 0..1
+      const t = Math.max(0, Math.min(1, (value - low) / span));
       cell.style.backgroundColor = `hsl(${Math.round(220 - 200 * t)}, 70%, ${Math.round(88 - 40 * t)}%)`;
     });
   });
