@@ -80,6 +80,7 @@ class Catalog:
                            metadata=[{"kind": item.kind} for item in self.items])
         self.kinds = sorted({item.kind for item in self.items})
         self.paths = frozenset(item.path for item in self.items)  # the only files media routes open
+        self._masks: dict[frozenset[str], torch.Tensor] = {}  # rows of each set of kinds searched
 
     @classmethod
     def load(cls, roots: Iterable[str | os.PathLike[str]], only: Collection[str] | None = None) -> Catalog:
@@ -120,11 +121,24 @@ class Catalog:
         return self.index.embeddings[list(ids)]
 
     def search(self, query: torch.Tensor, top_k: int, kinds: Sequence[str] | None = None) -> list[dict[str, Any]]:
-        """The ``top_k`` items nearest ``query`` (a (D,) vector), best first, as result dicts."""
+        """The ``top_k`` items nearest ``query`` (a (D,) vector), best first (ties: lower id), as result dicts."""
         if not self.items:
             return []
-        wanted = [k for k in kinds if k in self.kinds] if kinds else None
-        if wanted is not None and not wanted:
+        wanted = frozenset(kinds or self.kinds) & set(self.kinds)
+        if wanted == set(self.kinds):  # every kind: the index's own search
+            hits = self.index.search(query.unsqueeze(0), top_k=top_k)[0]
+            return [{**self.items[hit["corpus_id"]].to_dict(), "score": hit["score"]} for hit in hits]
+        if not wanted:
             return []
-        hits = self.index.search(query.unsqueeze(0), top_k=top_k, kinds=wanted)[0]
-        return [{**self.items[hit["corpus_id"]].to_dict(), "score": hit["score"]} for hit in hits]
+        # Some kinds: score every row once and drop the others (no copy of the rows per query).
+        mask = self._kind_mask(wanted)
+        scores = (self.index.embeddings @ torch.nn.functional.normalize(query.float(), dim=-1))
+        scores = scores.masked_fill(~mask, float("-inf"))
+        values, order = torch.sort(scores, descending=True, stable=True)
+        count = min(top_k, int(mask.sum()))
+        return [{**self.items[i].to_dict(), "score": v} for i, v in zip(order[:count].tolist(), values[:count].tolist())]
+
+    def _kind_mask(self, kinds: frozenset[str]) -> torch.Tensor:
+        if kinds not in self._masks:
+            self._masks[kinds] = torch.tensor([item.kind in kinds for item in self.items], dtype=torch.bool)
+        return self._masks[kinds]
