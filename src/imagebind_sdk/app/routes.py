@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -93,8 +94,7 @@ async def thumbnail(request: Request, item_id: str) -> Response:
 
 
 async def _in_thread(function: Any, *args: Any) -> Any:
-    import asyncio
-
+    """Decoding a thumbnail (PIL, PyAV) blocks: off the event loop."""
     return await asyncio.get_running_loop().run_in_executor(None, function, *args)
 
 
