@@ -103,10 +103,13 @@ def startup(driver, checkpoint: str, work: Path) -> dict:
 def first_paint(driver, url: str, runs: int = 5) -> dict:
     fcp, ready = [], []
     for _ in range(runs):
+        driver.get("about:blank")  # a real navigation each time (a reload of the same URL may not paint anew)
         ready.append(page_ready_s(driver, url))
-        fcp.append(driver.execute_script(
-            "const e = performance.getEntriesByName('first-contentful-paint')[0]; return e ? e.startTime : null"))
-    return {"first_contentful_paint_ms": round(statistics.median(fcp), 1),
+        paint = driver.execute_script(
+            "const e = performance.getEntriesByName('first-contentful-paint')[0]; return e ? e.startTime : null")
+        if paint is not None:
+            fcp.append(paint)
+    return {"first_contentful_paint_ms": round(statistics.median(fcp), 1) if fcp else None, "paints": len(fcp),
             "page_ready_ms": round(1000 * statistics.median(ready), 1), "runs": runs}
 
 
@@ -184,13 +187,15 @@ def gradio_weight(driver, python: str) -> dict:
 
     port = free_port()
     script = ("import gradio as gr\n"
-              "gr.Interface(lambda im: {'dog': 1.0}, gr.Image(), gr.Label()).launch("
-              f"server_port={port}, share=False, analytics_enabled=False)\n")
+              "gr.Interface(lambda im: {'dog': 1.0}, gr.Image(), gr.Label(), analytics_enabled=False).launch("
+              f"server_port={port}, share=False)\n")
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1")
     proc = subprocess.Popen([python, "-c", script], env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(600):
+            if proc.poll() is not None:
+                raise RuntimeError(f"the Gradio demo exited with {proc.returncode}")
             try:
                 if httpx.get(url + "/", timeout=1).status_code == 200:
                     break
@@ -202,12 +207,28 @@ def gradio_weight(driver, python: str) -> dict:
         proc.wait(60)
 
 
+def page_rows(driver, checkpoint: str, work: Path) -> dict:
+    """Start-up (cold, warm), then first paint and page weight on a ready ``serve --index``."""
+    rows = {"startup": startup(driver, checkpoint, work)}
+    proc, url, _ = start("serve", "--index", str(work / "index"), checkpoint=checkpoint)
+    try:
+        wait_ready(proc, url)
+        rows["first_paint"] = first_paint(driver, url)
+        rows["page_weight"] = page_bytes(driver, url)
+    finally:
+        stop(proc)
+    logger.info("first paint %s, weight %s", rows["first_paint"], rows["page_weight"])
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", default=str(REPO.parent / "shared" / "golden" / "tiny"))
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--dim", type=int, default=1024, help="dimension of the in-process search rows")
     parser.add_argument("--gradio-python", default=None, help="python of a venv with gradio, for its page weight")
+    parser.add_argument("--parts", nargs="+", default=["page", "gradio", "search"],
+                        choices=["page", "gradio", "search"], help="which measurements to run (default: all)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -220,23 +241,17 @@ def main() -> None:
     results: dict = {"checkpoint": args.checkpoint, "cpus": os.cpu_count(), "load_avg": os.getloadavg()}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        driver = start_browser(work / "profile")
-        try:
-            results["startup"] = startup(driver, args.checkpoint, work)
-            proc, url, _ = start("serve", "--index", str(work / "index"), checkpoint=args.checkpoint)
+        if "page" in args.parts or "gradio" in args.parts:
+            driver = start_browser(work / "profile")
             try:
-                wait_ready(proc, url)
-                results["first_paint"] = first_paint(driver, url)
-                results["page_weight"] = page_bytes(driver, url)
+                if "page" in args.parts:
+                    results.update(page_rows(driver, args.checkpoint, work))
+                if "gradio" in args.parts and args.gradio_python:
+                    results["gradio_page_weight"] = gradio_weight(driver, args.gradio_python)
+                    logger.info("gradio weight %s", results["gradio_page_weight"])
             finally:
-                stop(proc)
-            logger.info("first paint %s, weight %s", results["first_paint"], results["page_weight"])
-            if args.gradio_python:
-                results["gradio_page_weight"] = gradio_weight(driver, args.gradio_python)
-                logger.info("gradio weight %s", results["gradio_page_weight"])
-        finally:
-            driver.quit()
-        for n in args.sizes:
+                driver.quit()
+        for n in args.sizes if "search" in args.parts else []:
             synthetic_output(work / f"wide-{n}", n, args.dim, args.checkpoint)
             synthetic_output(work / f"model-{n}", n, model_dim, args.checkpoint)
             results[f"search_{n}"] = {f"in_process_{args.dim}d": in_process_search(work / f"wide-{n}"),

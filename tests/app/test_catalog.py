@@ -9,6 +9,7 @@ import torch
 
 from imagebind_sdk.app.catalog import Catalog, Item, output_dirs
 from imagebind_sdk.app.indexing import build_index, default_index_dir, plan
+from imagebind_sdk.app.server import index_checkpoint
 
 
 def _catalog(n: int = 300, dim: int = 16) -> Catalog:
@@ -80,3 +81,5 @@ def test_build_index_resumes_and_lists_only_the_given_files(tiny_dir: Path, asse
     # Query vectors and indexed vectors come from the same model: an indexed image finds itself.
     query = model.embed(vision=[images[1]]).vision[0]
     assert first.search(query, 1)[0]["path"] == images[1]
+    # serve --index without --checkpoint uses the checkpoint that built the index.
+    assert index_checkpoint(tmp_path) == first.checkpoint["source"] and "tiny" in first.checkpoint["source"]
