@@ -83,3 +83,20 @@ def test_build_index_resumes_and_lists_only_the_given_files(tiny_dir: Path, asse
     assert first.search(query, 1)[0]["path"] == images[1]
     # serve --index without --checkpoint uses the checkpoint that built the index.
     assert index_checkpoint(tmp_path) == first.checkpoint["source"] and "tiny" in first.checkpoint["source"]
+
+
+def test_media_is_served_only_for_media_files_the_catalog_lists(tmp_path: Path, assets_dir: Path):
+    """A bulk output from elsewhere may list any path: only existing media files are served."""
+    from imagebind_sdk.app.media import media_file
+    from imagebind_sdk.server.errors import ApiError
+
+    secret = tmp_path / "id_rsa"
+    secret.write_text("key")
+    items = [Item(0, "/etc/passwd", "vision"), Item(1, str(secret), "audio"),
+             Item(2, str(tmp_path / "gone.jpg"), "vision"), Item(3, str(assets_dir / "dog_audio.wav"), "audio")]
+    for item, message in zip(items[:3], ("not a media file", "not a media file", "is gone")):
+        with pytest.raises(ApiError, match=message) as caught:
+            media_file(item)
+        assert caught.value.status == 404
+    path, media_type = media_file(items[3])
+    assert path == Path(items[3].path) and media_type.startswith("audio/")

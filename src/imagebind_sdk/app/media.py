@@ -1,7 +1,7 @@
 """The files behind items: the original (with range requests, for players that seek) and a small JPEG.
 
 Only paths the catalog lists are ever opened, looked up by item id: a client cannot
-name a path. A file that changed kind on disk (e.g. replaced by a directory or a
+name a path; and only media files among them (by extension). A file that changed kind on disk (e.g. replaced by a directory or a
 link to one) is refused rather than followed.
 """
 
@@ -14,6 +14,7 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
+from ..kinds import infer_kind
 from ..server.errors import ApiError
 from .catalog import Catalog, Item
 
@@ -32,8 +33,15 @@ def lookup(catalog: Catalog, item_id: int) -> Item:
 
 
 def media_file(item: Item) -> tuple[Path, str]:
-    """The item's file (a regular file that still exists) and its MIME type."""
+    """The item's file (a regular media file that still exists) and its MIME type.
+
+    A bulk output may come from elsewhere (``serve --index``) and its paths are data: only
+    files with a media extension are served, so a listed ``/etc/passwd`` or key file is not.
+    """
     path = Path(item.path)
+    if infer_kind(path) is None:
+        raise ApiError(404, f"item {item.id}: {path.name} is not a media file (by its extension); "
+                            "only image, audio, video and IMU .csv files are served")
     if not path.is_file():
         raise ApiError(404, f"item {item.id}: its file {item.path} is gone or is not a regular file")
     suffix = path.suffix.lower()
