@@ -48,6 +48,7 @@ class AppProcess:
         cmd = [sys.executable, "-m", "imagebind_sdk", *args, "--checkpoint", str(TINY),
                "--port", str(self.port), "--log-level", "warning"]
         self.started = time.monotonic()
+        self.seen: list[tuple[str, int, int]] = []  # (stage, done, total) reported while starting
         self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     def wait_ready(self) -> "AppProcess":
@@ -59,6 +60,10 @@ class AppProcess:
             try:
                 if httpx.get(self.url + "/.well-known/ready", timeout=1).status_code == 204:
                     return self
+                status = httpx.get(self.url + "/v1/app/status", timeout=1)
+                if status.status_code == 200:
+                    body = status.json()
+                    self.seen.append((body["stage"], body["done"], body["total"]))
             except httpx.TransportError:
                 pass
             time.sleep(0.1)

@@ -43,6 +43,14 @@ def test_status_and_items(client, catalog):
     assert windowed and all(item["end_s"] > item["start_s"] >= 0 for item in windowed)
 
 
+def test_progress_is_reported_while_indexing(app_server):
+    """/v1/app/status answers during start-up: the model loads, then the files are counted in."""
+    stages = [stage for stage, _, _ in app_server.seen]
+    assert "indexing" in stages, app_server.seen
+    counts = [done for stage, done, total in app_server.seen if stage == "indexing" and total == 8]
+    assert counts and counts == sorted(counts) and counts[0] < 8
+
+
 def test_uploaded_indexed_image_is_top_1(client):
     """The server's query path (decode + engine) gives the bulk path's vector: cosine 1 to 1e-5."""
     dog = ASSETS / "dog_image.jpg"

@@ -73,7 +73,7 @@ async function addFile(file, kind) {
   clearError();
   kind = kind || kindOfFile(file);
   if (!kind) return showError(`Cannot tell what kind of file "${file.name}" is: pick an image, audio, video or IMU .csv file.`);
-  if (file.size > MAX_UPLOAD_BYTES) return showError(`"${file.name}" is larger than 64 MB.`);
+  if (file.size > MAX_UPLOAD_BYTES) return showError(`"${file.name}" is larger than 46 MB (the largest upload the server takes as base64).`);
   if (file.size === 0) return showError(`"${file.name}" is empty.`);
   state.terms.push({ type: "file", label: file.name, kind, b64: await readBase64(file), weight: 1 });
   renderChips();
