@@ -36,6 +36,7 @@ def test_status_and_items(client, catalog):
     status = client.get("/v1/app/status").json()
     assert status["stage"] == "ready" and status["done"] == status["total"] == 8
     assert status["items"] == len(catalog) and set(status["kinds"]) == {"vision", "audio", "video", "imu"}
+    assert status["max_request_bytes"] == 64 * 1024 * 1024  # the page checks uploads against it
     listed = client.get("/v1/items", params={"limit": 1000}).json()
     assert listed["total"] == len(catalog)
     assert [item["id"] for item in listed["items"]] == list(range(len(catalog)))

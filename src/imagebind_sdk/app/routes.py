@@ -41,7 +41,8 @@ def _id(text: str) -> int:
 @router.get("/v1/app/status")
 async def status(request: Request) -> FastJSONResponse:
     """Indexing progress: ``stage`` (loading, indexing, ready, failed), ``done``/``total`` files, ``items``."""
-    return FastJSONResponse(state_of(request).status())
+    limit = request.app.state.service.settings.max_request_bytes  # the page checks uploads against it
+    return FastJSONResponse({**state_of(request).status(), "max_request_bytes": limit})
 
 
 @router.post("/v1/search")

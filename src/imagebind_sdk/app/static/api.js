@@ -6,7 +6,6 @@
 const $ = (id) => document.getElementById(id);
 const KEY_STORE = "imagebind-sdk.api-key";
 const MAX_SELECTED = 16;
-const MAX_UPLOAD_BYTES = 46 * 1024 * 1024;  // base64 in JSON grows it by 4/3: under the 64 MB body limit
 const IMAGE_KINDS = ["vision", "depth", "thermal"];
 
 const state = {
@@ -17,6 +16,7 @@ const state = {
   blobUrls: [],
   ready: false,
   searches: 0,        // answers shown so far (body[data-searches]: scripts wait on it)
+  maxUpload: 46 * 1024 * 1024,  // file bytes; base64 in JSON grows them by 4/3 (set from the server's limit)
 };
 
 // ---- errors and the API -----------------------------------------------------------

@@ -15,6 +15,7 @@ async function pollStatus() {
     return;
   }
   const bar = $("progress");
+  if (status.max_request_bytes) state.maxUpload = Math.floor(status.max_request_bytes * 0.74);
   if (status.stage === "ready") {
     bar.hidden = true;
     $("status").textContent = `Ready: ${status.items} items (${status.kinds.join(", ")}).`;
@@ -73,7 +74,10 @@ async function addFile(file, kind) {
   clearError();
   kind = kind || kindOfFile(file);
   if (!kind) return showError(`Cannot tell what kind of file "${file.name}" is: pick an image, audio, video or IMU .csv file.`);
-  if (file.size > MAX_UPLOAD_BYTES) return showError(`"${file.name}" is larger than 46 MB (the largest upload the server takes as base64).`);
+  if (file.size > state.maxUpload) {
+    const mb = (state.maxUpload / 1024 / 1024).toFixed(0);
+    return showError(`"${file.name}" is larger than ${mb} MB, the largest file this server takes (--max-request-mb).`);
+  }
   if (file.size === 0) return showError(`"${file.name}" is empty.`);
   state.terms.push({ type: "file", label: file.name, kind, b64: await readBase64(file), weight: 1 });
   renderChips();
