@@ -63,11 +63,12 @@ def test_default_index_dir_is_keyed_by_paths_model_and_windows(tmp_path: Path, m
 def test_build_index_resumes_and_lists_only_the_given_files(tiny_dir: Path, assets_dir: Path, tmp_path: Path):
     from imagebind_sdk import ImageBind
 
-    model = ImageBind.load(str(tiny_dir), modalities=["vision", "audio"])
+    model = ImageBind.load(str(tiny_dir), modalities=["vision", "audio", "depth"])
     images = [str(assets_dir / n) for n in ("dog_image.jpg", "car_image.jpg")]
     wav = str(assets_dir / "dog_audio.wav")
-    whole, windowed, unknown = plan([*images, wav, str(tiny_dir / "config.json")], windows=True)
-    assert whole == images and windowed == [wav] and unknown == [str(tiny_dir / "config.json")]
+    todo = plan([*images, wav, str(tiny_dir / "config.json")], windows=True)
+    assert todo.jobs == [(images, "files", {}), ([wav], "windows", {"windows": True})]
+    assert todo.unknown == [str(tiny_dir / "config.json")]
 
     first = build_index(model, [*images, wav], tmp_path, windows=True)
     parts = sorted(p.name for p in tmp_path.rglob("part-*.parquet"))
@@ -81,6 +82,12 @@ def test_build_index_resumes_and_lists_only_the_given_files(tiny_dir: Path, asse
     # Query vectors and indexed vectors come from the same model: an indexed image finds itself.
     query = model.embed(vision=[images[1]]).vision[0]
     assert first.search(query, 1)[0]["path"] == images[1]
+    # Depth images are named by the user (they look like any image): embedded as depth, not vision.
+    depth = str(assets_dir / "depth" / "010002.jpg")
+    mixed = build_index(model, [*images, depth], tmp_path, windows=True, named={"depth": [depth]})
+    assert [(i.path, i.kind) for i in mixed.items if i.path == depth] == [(depth, "depth")]
+    want = model.embed(depth=[depth]).depth[0]
+    assert torch.allclose(mixed.vectors([[i.path for i in mixed.items].index(depth)])[0], want, atol=1e-5)
     # serve --index without --checkpoint uses the checkpoint that built the index.
     assert index_checkpoint(tmp_path) == first.checkpoint["source"] and "tiny" in first.checkpoint["source"]
 

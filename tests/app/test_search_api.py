@@ -235,10 +235,12 @@ def test_app_refuses_missing_paths_and_folders_without_media(tmp_path):
 
     (tmp_path / "notes.txt").write_text("no media here")
     env = {"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin"}
-    for paths, message in (([str(tmp_path / "missing")], "no such file, folder or glob match"),
+    missing = str(tmp_path / "missing")
+    for paths, message in (([missing], "no such file, folder or glob match"),
+                           (["--depth", missing], "no such file, folder or glob match"),
                            ([str(tmp_path)], "no image, audio, video or IMU files")):
         result = subprocess.run([sys.executable, "-m", "imagebind_sdk", "app", *paths, "--checkpoint", str(TINY),
                                  "--index-dir", str(tmp_path / "index")],
                                 capture_output=True, text=True, env=env, timeout=120)
         assert result.returncode == 2, result.stderr
-        assert message in result.stderr and paths[0] in result.stderr
+        assert message in result.stderr and paths[-1] in result.stderr

@@ -13,8 +13,9 @@ import hashlib
 import json
 import logging
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from ..bulk import embed_files, list_files
 from ..kinds import infer_kind
@@ -37,55 +38,82 @@ def cache_root() -> Path:
     return Path(base) / "imagebind_sdk" / "app"
 
 
-def default_index_dir(paths: Sequence[str], checkpoint: str, windows: bool) -> Path:
+def default_index_dir(paths: Sequence[str], checkpoint: str, windows: bool,
+                      named: Mapping[str, Sequence[str]] | None = None) -> Path:
     """The cache folder for these inputs and this model (the same inputs resume the same folder)."""
-    key = {"paths": sorted(os.path.abspath(p) for p in paths), "checkpoint": checkpoint, "windows": windows}
+    key: dict[str, Any] = {"paths": sorted(os.path.abspath(p) for p in paths), "checkpoint": checkpoint,
+                           "windows": windows}
+    key.update({kind: sorted(os.path.abspath(p) for p in named_paths)
+                for kind, named_paths in (named or {}).items() if named_paths})
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     return cache_root() / digest
 
 
-def plan(paths: Sequence[str], windows: bool) -> tuple[list[str], list[str], list[str]]:
-    """(whole files, files to window, files of unknown kind), each in walk order."""
-    whole, windowed, unknown = [], [], []
-    for path in list_files(list(paths)):
+@dataclass
+class Plan:
+    """What to embed: ``(files, sub-folder, embed_files options)`` jobs, and the files left out."""
+
+    jobs: list[tuple[list[str], str, dict[str, Any]]] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+
+    @property
+    def files(self) -> list[str]:
+        return [path for files, _, _ in self.jobs for path in files]
+
+
+def plan(paths: Sequence[str], windows: bool, named: Mapping[str, Sequence[str]] | None = None) -> Plan:
+    """The jobs for ``paths`` (kinds from extensions) and ``named`` (kind -> paths, e.g. depth images).
+
+    With ``windows`` audio, video and IMU files become windows (``DIR/windows``); the rest
+    are whole files (``DIR/files``). A file named under a kind is only embedded as that kind.
+    """
+    result = Plan()
+    named_files = {kind: list_files(list(named_paths)) for kind, named_paths in (named or {}).items() if named_paths}
+    taken = {path for files in named_files.values() for path in files}
+    whole, windowed = [], []
+    for path in list_files(list(paths)) if paths else []:
         kind = infer_kind(path)
+        if path in taken:
+            continue
         if kind is None:
-            unknown.append(path)
-        elif windows and kind in WINDOW_KINDS:
-            windowed.append(path)
+            result.unknown.append(path)
         else:
-            whole.append(path)
-    return whole, windowed, unknown
+            (windowed if windows and kind in WINDOW_KINDS else whole).append(path)
+    result.jobs += [(chunk, "files", {}) for chunk in _chunks(whole, CHUNK_FILES)]
+    result.jobs += [(chunk, "windows", {"windows": True}) for chunk in _chunks(windowed, 1)]
+    for kind, files in named_files.items():
+        result.jobs += [(chunk, "files", {"modality": kind}) for chunk in _chunks(files, CHUNK_FILES)]
+    return result
 
 
-def build_index(model: Any, paths: Sequence[str], index_dir: str | os.PathLike[str], *,
-                windows: bool = False, state: AppState | None = None, progress: bool | None = None) -> Catalog:
-    """Embed ``paths`` into ``index_dir`` (resuming what is there) and return the catalog of exactly these files."""
+def build_index(model: Any, paths: Sequence[str], index_dir: str | os.PathLike[str], *, windows: bool = False,
+                named: Mapping[str, Sequence[str]] | None = None, state: AppState | None = None,
+                progress: bool | None = None) -> Catalog:
+    """Embed ``paths`` (and ``named`` kind -> paths) into ``index_dir``, resuming what is there;
+    the catalog of exactly these files."""
     state = state or AppState()
-    whole, windowed, unknown = plan(paths, windows)
-    if unknown:
-        logger.warning("%d files of unknown kind left out (e.g. %s)", len(unknown), unknown[0])
-    total = len(whole) + len(windowed)
+    todo = plan(paths, windows, named)
+    if todo.unknown:
+        logger.warning("%d files of unknown kind left out (e.g. %s)", len(todo.unknown), todo.unknown[0])
+    total = len(todo.files)
     state.update(stage="indexing", total=total, done=0, message=f"embedding {total} files")
     bar = progress_bar(total, "indexing", "file", progress)
     root = Path(index_dir)
-    jobs = [(chunk, root / "files", {}) for chunk in _chunks(whole, CHUNK_FILES)]
-    jobs += [(chunk, root / "windows", {"windows": True}) for chunk in _chunks(windowed, 1)]
     done = 0
     try:
-        for chunk, out, options in jobs:
-            result = embed_files(model, chunk, out=out, progress=False, **options)
+        for files, folder, options in todo.jobs:
+            result = embed_files(model, files, out=root / folder, progress=False, **options)
             for path, error in result.failed:
                 logger.warning("could not embed %s: %s", path, error)
-            done += len(chunk)
+            done += len(files)
             state.update(done=done, message=f"embedded {done} of {total} files")
             if bar is not None:
-                bar.update(len(chunk))
+                bar.update(len(files))
     finally:
         if bar is not None:
             bar.close()
     existing = [d for d in (root / "files", root / "windows") if d.is_dir()]
-    catalog = Catalog.load(existing, only=set(whole) | set(windowed))
+    catalog = Catalog.load(existing, only=set(todo.files))
     logger.info("indexed %d files as %d items in %s", total, len(catalog), root)
     return catalog
 

@@ -16,6 +16,8 @@ from .options import PROG
 
 logger = logging.getLogger("imagebind_sdk.cli")
 
+NAMED_KINDS = ("depth", "thermal")
+
 DESCRIPTION = """\
 Embed every image, audio, video and IMU file under PATH (resumable: a second start
 only embeds new or changed files) and serve a search page over them at
@@ -29,6 +31,7 @@ EPILOG = f"""\
 examples:
   {PROG} app ~/Pictures ~/Music
   {PROG} app clips/ --windows --port 8000 --api-key secret
+  {PROG} app photos/ --depth scans/depth --thermal scans/ir
   {PROG} serve --index ~/.cache/imagebind_sdk/app/<hash>   # serve an existing index
 """
 
@@ -39,7 +42,10 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
         "app", parents=parents, help="search page over folders of media (text, file, mic, webcam queries)",
         description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("paths", nargs="+", metavar="PATH", help="folders, files or globs to index")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="folders, files or globs to index (kinds by extension)")
+    for kind in NAMED_KINDS:  # depth and thermal images look like any image: the user names them
+        p.add_argument(f"--{kind}", action="append", default=[], metavar="PATH",
+                       help=f"{kind} images (folder, file or glob; repeatable)")
     p.add_argument("--index-dir", metavar="DIR", default=None,
                    help="where the embeddings are kept (default: a folder in the user's cache keyed by the "
                         "paths and the model; $IMAGEBIND_APP_CACHE moves the cache)")
@@ -60,6 +66,8 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 
 def _check_paths(paths: list[str]) -> None:
+    if not paths:
+        raise UsageError("give at least one PATH, --depth or --thermal to index")
     missing = [p for p in paths if not os.path.exists(p) and not glob.glob(p)]
     if missing:
         raise UsageError(f"no such file, folder or glob match: {', '.join(missing)}")
@@ -71,11 +79,13 @@ def app_factory(args: argparse.Namespace) -> Any:
     from ..app.server import check_dim, create_search_app
     from ..app.state import AppState
 
-    whole, windowed, _ = plan(args.paths, args.windows)
-    if not whole and not windowed:
-        raise UsageError(f"no image, audio, video or IMU files under {', '.join(args.paths)}")
-    index_dir = args.index_dir or default_index_dir(args.paths, checkpoint_of(args), args.windows)
-    logger.warning("index: %s (%d files)", index_dir, len(whole) + len(windowed))
+    named = {kind: getattr(args, kind) for kind in NAMED_KINDS}
+    todo = plan(args.paths, args.windows, named)
+    if not todo.files:
+        given = [*args.paths, *(p for paths in named.values() for p in paths)]
+        raise UsageError(f"no image, audio, video or IMU files under {', '.join(given)}")
+    index_dir = args.index_dir or default_index_dir(args.paths, checkpoint_of(args), args.windows, named)
+    logger.warning("index: %s (%d files)", index_dir, len(todo.files))
     state = AppState()
 
     def factory(load: Any, **settings: Any) -> Any:
@@ -83,7 +93,7 @@ def app_factory(args: argparse.Namespace) -> Any:
             state.update(stage="loading", message=f"loading {checkpoint_of(args)}")
             try:
                 model = load()
-                catalog = build_index(model, args.paths, index_dir, windows=args.windows, state=state)
+                catalog = build_index(model, args.paths, index_dir, windows=args.windows, named=named, state=state)
                 check_dim(model, catalog)
             except BaseException as exc:
                 state.update(stage="failed", message=f"{type(exc).__name__}: {exc}")
@@ -100,6 +110,6 @@ def app_factory(args: argparse.Namespace) -> Any:
 def run(args: argparse.Namespace) -> int:
     from . import serve
 
-    _check_paths(args.paths)
+    _check_paths([*args.paths, *(p for kind in NAMED_KINDS for p in getattr(args, kind))])
     args.app_factory = app_factory(args)
     return serve.run(args)
