@@ -134,9 +134,14 @@ class Catalog:
         mask = self._kind_mask(wanted)
         scores = (self.index.embeddings @ torch.nn.functional.normalize(query.float(), dim=-1))
         scores = scores.masked_fill(~mask, float("-inf"))
-        values, order = torch.sort(scores, descending=True, stable=True)
         count = min(top_k, int(mask.sum()))
-        return [{**self.items[i].to_dict(), "score": v} for i, v in zip(order[:count].tolist(), values[:count].tolist())]
+        cut = torch.topk(scores, count).values[-1]
+        # Every row at or above the cut (ties included), in id order; a stable sort by score
+        # then orders equal scores by lower id, as EmbeddingIndex.search does.
+        candidates = torch.nonzero(scores >= cut).squeeze(1)
+        values, order = torch.sort(scores[candidates], descending=True, stable=True)
+        ids, values = candidates[order[:count]].tolist(), values[:count].tolist()
+        return [{**self.items[i].to_dict(), "score": v} for i, v in zip(ids, values)]
 
     def _kind_mask(self, kinds: frozenset[str]) -> torch.Tensor:
         if kinds not in self._masks:
