@@ -46,6 +46,7 @@ LAYERS: list[set[str]] = [
     {"bulk"},  # many files -> an output folder (can be windowed)
     {"api"},  # the facade: ImageBind
     {"distributed", "integrations", "server"},  # doors built on the facade
+    {"app"},  # the search page: a bulk output served with the server's API and a page
     {"cli", "__main__", ""},  # the command line; "" = the package root (imagebind_sdk/__init__.py)
 ]
 

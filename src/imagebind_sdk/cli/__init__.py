@@ -18,7 +18,7 @@ import sys
 from typing import Sequence
 
 from .. import progress
-from . import checkpoints, compare, embed, export, index, moments, serve
+from . import app, checkpoints, compare, embed, export, index, moments, serve
 from .environment import logging_setup, offline_env
 from .errors import UsageError
 from .options import PROG, Parser, add_global_options, short_usage
@@ -35,6 +35,7 @@ COMMAND_MODULES = (
     serve,
     moments,
     export,
+    app,
 )
 
 DESCRIPTION = """\

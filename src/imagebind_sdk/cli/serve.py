@@ -13,7 +13,7 @@ import threading
 from typing import Any
 
 from ..model.config import MODALITIES
-from .loading import checkpoint_of, load_model
+from .loading import CHECKPOINT_ENV, checkpoint_of, load_model
 from .errors import CliError, UsageError
 from .options import PROG
 
@@ -80,6 +80,8 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
                    help="model name in answers (default: the checkpoint's alias, repo id or folder name)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
                    help="uvicorn's log level (default: info)")
+    p.add_argument("--index", action="append", default=None, metavar="DIR",
+                   help="also serve the search page and API over this bulk output (see `app`; repeatable)")
     p.set_defaults(func=run)
 
 
@@ -161,6 +163,19 @@ def _server(uvicorn: Any, config: Any, timeout_s: float) -> Any:
     return Server(config)
 
 
+def _app_factory(args: argparse.Namespace, create_app: Any) -> Any:
+    """``create_app``, or the search page's app (``serve --index``, ``imagebind-sdk app``)."""
+    if getattr(args, "app_factory", None) is not None:
+        return args.app_factory
+    if args.index:
+        from ..app.server import index_checkpoint, serving_index
+
+        if not args.checkpoint and not os.environ.get(CHECKPOINT_ENV):  # the checkpoint that built the index
+            args.checkpoint = index_checkpoint(args.index[0])
+        return lambda load, **settings: serving_index(load, args.index, **settings)
+    return create_app
+
+
 def run(args: argparse.Namespace) -> int:
     try:  # a missing optional library is exit status 1 with the install command, not a usage error
         import uvicorn
@@ -183,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         settings = settings_of(args)
-        app = create_app(load, **settings)
+        app = _app_factory(args, create_app)(load, **settings)
     except (TypeError, ValueError) as exc:
         raise UsageError(str(exc)) from exc
     sock = bind(args.host, args.port)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable, Sequence
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
@@ -24,12 +24,13 @@ logger = logging.getLogger(__name__)
 ROUTERS = (routes_weaviate.router, routes_native.router, routes_openai.router)
 
 
-def create_app(model: Any, **settings: Any) -> FastAPI:
+def create_app(model: Any, *, routers: Sequence[APIRouter] = (), **settings: Any) -> FastAPI:
     """The ASGI app serving ``model`` (an ``ImageBind``, or a no-argument function loading one).
 
     With a loader, the app answers ``/.well-known/live`` at once and ``/.well-known/ready``
     (204) once the model is loaded in a background thread. ``settings`` are the fields of
     :class:`~imagebind_sdk.server.settings.Settings` (``max_batch_size=32``, ``api_key=...``).
+    ``routers``: more API routes behind the same key, limits and metrics (the search page's).
 
     >>> app = create_app(ImageBind.load("imagebind-huge"), max_batch_size=16)  # doctest: +SKIP
     >>> uvicorn.run(app, port=8080)  # doctest: +SKIP
@@ -48,12 +49,13 @@ def create_app(model: Any, **settings: Any) -> FastAPI:
     app = FastAPI(title="imagebind-sdk", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.service = service
     app.state.stopping = False
-    for router in ROUTERS:
+    all_routers = (*ROUTERS, *routers)
+    for router in all_routers:
         app.include_router(router)
     _add_metrics_route(app, metrics)
     _add_error_handlers(app)
     # Metric labels: the known paths (any other path shares one label, bounding cardinality).
-    endpoints = frozenset(route.path for router in ROUTERS for route in router.routes) | {"/metrics"}
+    endpoints = frozenset(route.path for router in all_routers for route in router.routes) | {"/metrics"}
     # Added innermost first: metrics (outermost) count every answer, 401 and 413 included.
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_request_bytes, budget=service.budget)
     if config.api_key is not None:
