@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 LABEL_CACHE_SIZE = 32
+# encode(output=...) values other than the embedding: the trunk's features (see encode).
+FEATURE_OUTPUTS = ("pooled", "tokens")
 def default_device() -> torch.device:
     """CUDA if available, else Apple MPS, else CPU."""
     if torch.cuda.is_available():
@@ -54,6 +56,7 @@ class ImageBind:
         self.device = device
         self.source = source
         self.tokenizer = default_tokenizer()
+        self._adapters: Any = None  # model.lora.AdapterSet once an adapter is loaded
         self._label_cache: dict[tuple[tuple[str, ...], tuple[str, ...]], torch.Tensor] = {}
 
     @classmethod
@@ -71,6 +74,7 @@ class ImageBind:
         compile: bool | str = False,
         trim_text: bool = True,
         backend: str = "torch",
+        adapters: Any = None,
     ) -> "ImageBind":
         """Load a checkpoint: alias (``imagebind-huge``), Hub repo id, directory or file.
 
@@ -84,7 +88,12 @@ class ImageBind:
         through all 77 positions as the reference does (same numbers, slower).
         ``backend="onnxruntime"`` loads a folder written by ``imagebind-sdk export-onnx``
         (see :mod:`imagebind_sdk.export`; ``quantize="int8"`` picks its int8 graphs).
+        ``adapters``: LoRA adapters in ImageBind-LoRA's format (a folder, file or Hub repo,
+        a list of them, or a dict name -> source), loaded with :meth:`load_adapter`; the
+        first becomes active.
         """
+        if backend != "torch" and adapters is not None:
+            raise ValueError(f"adapters need backend='torch' (LoRA paths are not exported), got backend={backend!r}")
         if backend != "torch":
             from .export import load_backend
 
@@ -107,7 +116,14 @@ class ImageBind:
             encoder.trim_text = trim_text
             if mode is not None:
                 encoder.compile(mode=mode)
-        return cls(model, device=target, source=resolved.source)
+        loaded = cls(model, device=target, source=resolved.source)
+        if adapters is not None:
+            named = adapters.items() if isinstance(adapters, Mapping) else (
+                [(None, adapters)] if isinstance(adapters, (str, os.PathLike)) else [(None, a) for a in adapters])
+            for i, (name, adapter_source) in enumerate(named):
+                loaded.load_adapter(adapter_source, name=name, activate=i == 0, revision=None, cache_dir=cache_dir,
+                                    local_files_only=local_files_only)
+        return loaded
 
     # -- properties ---------------------------------------------------------
     @property
@@ -127,10 +143,59 @@ class ImageBind:
         return next(self.model.parameters()).dtype
 
     def __repr__(self) -> str:
+        adapter = f", adapter={self.active_adapter!r}" if self.active_adapter is not None else ""
         return (
             f"ImageBind(source={self.source!r}, modalities={list(self.modalities)}, "
-            f"dim={self.embedding_dim}, device={self.device}, dtype={self.dtype})"
+            f"dim={self.embedding_dim}, device={self.device}, dtype={self.dtype}{adapter})"
         )
+
+    # -- LoRA adapters --------------------------------------------------------
+    @property
+    def active_adapter(self) -> str | None:
+        """The name of the active LoRA adapter, None for the base model."""
+        return self._adapters.active if self._adapters is not None else None
+
+    @property
+    def adapters(self) -> list[str]:
+        """Names of the loaded LoRA adapters."""
+        return list(self._adapters.adapters) if self._adapters is not None else []
+
+    def load_adapter(
+        self, source: str | os.PathLike[str], name: str | None = None, *, postfix: str | None = None,
+        layers: Mapping[str, list[int]] | None = None, activate: bool = True, revision: str | None = None,
+        cache_dir: str | os.PathLike[str] | None = None, local_files_only: bool | None = None,
+    ) -> str:
+        """Load a LoRA adapter in ImageBind-LoRA's format (folder, one of its files, or Hub repo)
+        beside the others; it becomes active unless ``activate=False``. Returns its name
+        (default: the postfix without its leading ``_``, or the folder's name).
+
+        A text adapter makes the text trunk run WITHOUT its causal mask, as ImageBind-LoRA's
+        code does (text vectors change even for an all-zero adapter).
+        """
+        from .adapters import adapter_files, adapter_folder, read_adapter
+        from .model.lora import AdapterSet
+
+        if not hasattr(self.model, "check_weights") or not hasattr(self.model, "encoders"):
+            raise ValueError("LoRA adapters need the torch backend")
+        folder = adapter_folder(source, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
+        if name is None:
+            found = adapter_files(folder, postfix)[0].lstrip("_")
+            name = found or folder.name
+        adapter = read_adapter(folder, self.model, name=name, postfix=postfix, layers=layers)
+        if self._adapters is None:
+            self._adapters = AdapterSet(self.model)
+        self._adapters.add(adapter.to(self.device, self.dtype))
+        if activate:
+            self.set_adapter(name)
+        return name
+
+    def set_adapter(self, name: str | None) -> None:
+        """Make a loaded adapter active (None: the base model); nothing is reloaded."""
+        if self._adapters is None:
+            if name is None:
+                return
+            raise ValueError(f"no adapter named {name!r}; none is loaded (see load_adapter)")
+        self._adapters.activate(name)
 
     def encoder(self, modality: str) -> torch.nn.Module:
         """The loaded encoder of a modality, once its weights are checked finite (CheckpointError
@@ -163,9 +228,17 @@ class ImageBind:
     # -- embedding ----------------------------------------------------------
     @torch.inference_mode()
     def encode(
-        self, modality: str, x: torch.Tensor, *, batch_size: int | None = None, normalize: bool = True
+        self, modality: str, x: torch.Tensor, *, batch_size: int | None = None, normalize: bool = True,
+        output: str = "embedding",
     ) -> torch.Tensor:
         """Preprocessed model inputs -> (N, D) float32 vectors on the CPU.
+
+        ``output`` (features for LLM apps such as PandaGPT or ImageBind-LLM):
+        ``"embedding"`` (default) the vectors below; ``"pooled"`` the selected token
+        (CLS; text: end-of-text) after the trunk's final norm, before the projection,
+        (N, width); ``"tokens"`` the whole token sequence after that norm, (N, L, width).
+        Multi-clip inputs keep their clips: (N, S, width) / (N, S, L, width).
+        ``normalize`` applies to embeddings only.
 
         Multi-clip inputs (audio (B,S,1,128,204), video (B,S,3,T,224,224)) average the
         clip vectors. ``normalize=True``: unit vectors (the clip mean renormalised).
@@ -174,6 +247,8 @@ class ImageBind:
         Every row is finite: an input whose row comes out NaN/inf (finite values too large
         for the encoder) raises :class:`InputError` naming its index.
         """
+        if output != "embedding":
+            return self._features(modality, x, output, batch_size)
         out = self._encode(modality, x, batch_size, normalize)
         bad = nonfinite_rows(out)
         if bad:
@@ -199,6 +274,25 @@ class ImageBind:
             if normalize:
                 out = torch.nn.functional.normalize(out, dim=-1)
         return out
+
+    @torch.inference_mode()
+    def _features(self, modality: str, x: torch.Tensor, output: str, batch_size: int | None) -> torch.Tensor:
+        """``encode(output="pooled" | "tokens")``: the trunk's features, finite, float32 on the CPU."""
+        if output not in FEATURE_OUTPUTS:
+            raise ValueError(f"output must be one of {['embedding', *FEATURE_OUTPUTS]}, got {output!r}")
+        encoder = self.encoder(modality)
+        clips = check_model_input(modality, x, self.config)
+        flat = x.reshape(-1, *x.shape[2:]) if clips else x
+        if flat.is_floating_point():
+            flat = flat.to(self.dtype)
+        step = batch_size or max(len(flat), 1)
+        parts = [encoder(flat[i : i + step].to(self.device), output=output).float().cpu()
+                 for i in range(0, len(flat), step)]
+        out = torch.cat(parts) if parts else torch.empty(0, self.config.encoder(modality).width)
+        bad = nonfinite_rows(out.flatten(1)) if out.ndim > 2 else nonfinite_rows(out)
+        if bad:
+            raise InputError(f"{modality}[{bad[0] // (x.shape[1] if clips else 1)}]: {nonfinite_message(self.dtype)}")
+        return out.view(x.shape[0], x.shape[1], *out.shape[1:]) if clips else out
 
     def embed(
         self,
@@ -257,7 +351,7 @@ class ImageBind:
 
     def label_embeddings(self, labels: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
         """(L, D) text embeddings of labels averaged over prompt templates (cached)."""
-        key = (tuple(labels), tuple(templates))
+        key = (self.active_adapter, tuple(labels), tuple(templates))
         if key not in self._label_cache:
             if len(self._label_cache) >= LABEL_CACHE_SIZE:
                 self._label_cache.pop(next(iter(self._label_cache)))
