@@ -29,7 +29,7 @@ from . import keymap
 from .checkpoint import CheckpointError
 from .config import MODALITIES
 from .model.encoder import ImageBindModel
-from .model.lora import Adapter
+from .model.lora import Adapter, AdapterSet
 
 LORA_FILE = re.compile(r"^imagebind-lora-(" + "|".join(MODALITIES) + r")(.*)\.safetensors$")
 MODULE_FILE = re.compile(r"^imagebind-(heads|postprocessors)(.*)\.pth$")
@@ -177,3 +177,18 @@ def read_adapter(
         overrides.update(_read_module(path, f"modality_{kind}", model))
     files = [*trunk_files.values(), *module_files.values()]
     return Adapter(name, file_identity(files), trunks, overrides, [p.name for p in files])
+
+
+def load_adapter(
+    adapters: AdapterSet, source: str | os.PathLike[str], name: str | None, *, postfix: str | None,
+    layers: Mapping[str, list[int]] | None, device: torch.device, dtype: torch.dtype, revision: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None, local_files_only: bool | None = None,
+) -> str:
+    """Read the adapter at ``source`` for ``adapters.model`` and add it (inactive); return its name
+    (default: the postfix without its leading ``_``, else the folder's name)."""
+    folder = adapter_folder(source, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
+    if name is None:
+        name = adapter_files(folder, postfix)[0].lstrip("_") or folder.name
+    adapter = read_adapter(folder, adapters.model, name=name, postfix=postfix, layers=layers)
+    adapters.add(adapter.to(device, dtype))
+    return name

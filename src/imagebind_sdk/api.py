@@ -172,19 +172,16 @@ class ImageBind:
         A text adapter makes the text trunk run WITHOUT its causal mask, as ImageBind-LoRA's
         code does (text vectors change even for an all-zero adapter).
         """
-        from .adapters import adapter_files, adapter_folder, read_adapter
-        from .model.lora import AdapterSet
+        from .adapters import load_adapter
 
-        if not hasattr(self.model, "check_weights") or not hasattr(self.model, "encoders"):
+        if not hasattr(self.model, "check_weights"):
             raise ValueError("LoRA adapters need the torch backend")
-        folder = adapter_folder(source, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
-        if name is None:
-            found = adapter_files(folder, postfix)[0].lstrip("_")
-            name = found or folder.name
-        adapter = read_adapter(folder, self.model, name=name, postfix=postfix, layers=layers)
         if self._adapters is None:
+            from .model.lora import AdapterSet
+
             self._adapters = AdapterSet(self.model)
-        self._adapters.add(adapter.to(self.device, self.dtype))
+        name = load_adapter(self._adapters, source, name, postfix=postfix, layers=layers, device=self.device,
+                            dtype=self.dtype, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
         if activate:
             self.set_adapter(name)
         return name
