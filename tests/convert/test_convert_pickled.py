@@ -83,9 +83,13 @@ class _Exec:
 
 
 def _prefix_trick(marker: Path) -> bytes:
-    """GLOBAL 'torch.serialization.os' 'system': os reached through a module's attribute."""
-    command = f"touch {marker}".encode()
-    return b"\x80\x02ctorch.serialization.os\nsystem\nq\x00X" + len(command).to_bytes(4, "little") + command + b"\x85R."
+    """Protocol 4 STACK_GLOBAL ('torch.serialization', 'os.system'): os reached through an
+    allowed-looking module's attribute (plain pickle resolves the dotted name and runs it)."""
+
+    def text(value: str) -> bytes:
+        return b"\x8c" + bytes([len(value)]) + value.encode()
+
+    return b"\x80\x04" + text("torch.serialization") + text("os.system") + b"\x93" + text(f"touch {marker}") + b"\x85R."
 
 
 def _inst_pickle(marker: Path) -> bytes:
