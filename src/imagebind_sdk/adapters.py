@@ -192,3 +192,28 @@ def load_adapter(
     adapter = read_adapter(folder, adapters.model, name=name, postfix=postfix, layers=layers)
     adapters.add(adapter.to(device, dtype))
     return name
+
+
+def save_adapter(
+    folder: str | os.PathLike[str], pairs: Mapping[str, list[tuple[torch.Tensor, torch.Tensor]]], *,
+    postfix: str = "_last",
+) -> list[Path]:
+    """Write LoRA pairs in ImageBind-LoRA's format: per modality, ``[(w_a (rank, D), w_b (D, rank)), ...]``
+    one per adapted block, saved as ``imagebind-lora-{modality}{postfix}.safetensors``.
+    For adapters trained elsewhere (PEFT, your own loop) that should load here and in ImageBind-LoRA."""
+    from safetensors.torch import save_file
+
+    unknown = sorted(set(pairs) - set(MODALITIES))
+    if unknown:
+        raise ValueError(f"unknown modalities {unknown}; expected some of {list(MODALITIES)}")
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for modality, blocks in pairs.items():
+        tensors = {}
+        for i, (a, b) in enumerate(blocks):
+            tensors[f"w_a_{i:03d}"], tensors[f"w_b_{i:03d}"] = a.detach().contiguous(), b.detach().contiguous()
+        path = out / f"imagebind-lora-{modality}{postfix}.safetensors"
+        save_file(tensors, str(path))
+        written.append(path)
+    return written
