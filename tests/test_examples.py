@@ -60,3 +60,11 @@ def test_depth_thermal_imu(example_env):
     out = run_example(example_env, "depth_thermal_imu.py")
     for line in ("depth: (3, 32)", "thermal: (3, 32)", "imu: (3, 32)", "IMU x Text (cosine)", "010002.jpg"):
         assert line in out
+
+
+def test_lora_adapter(example_env):
+    out = run_example(example_env, "lora_adapter.py")
+    assert "Before (adapter: None)" in out and "After (adapter: example)" in out
+    assert "base restored exactly: True" in out
+    change = float(out.split("largest change in a similarity: ")[1].split()[0])
+    assert change > 0.01  # the adapter really changes the vectors

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 import torch
 
 from .weights import hub
+from .weights.adapters import named_sources
 from .weights.quantize import check_quantize, compile_mode, is_quantized, quantize_int8
 from .preprocess import OnError, checked_options
 from .kinds import ENCODER_OF, INPUT_KINDS, unexpected_kinds
@@ -49,6 +50,7 @@ class ImageBind:
     def __init__(self, model: ImageBindModel, *, device: torch.device, source: str = "") -> None:
         self.pipeline = Pipeline(model, device=device)  # every embedding goes through it
         self.source = source
+        self._adapters: Any = None  # model.lora.AdapterSet once an adapter is loaded
         self._label_cache: dict[tuple[tuple[str, ...], tuple[str, ...]], torch.Tensor] = {}
 
     @property
@@ -71,6 +73,7 @@ class ImageBind:
         compile: bool | str = False,
         trim_text: bool = True,
         backend: str = "torch",
+        adapters: Any = None,
     ) -> "ImageBind":
         """Load a checkpoint: alias (``imagebind-huge``), Hub repo id, directory or file.
 
@@ -84,8 +87,13 @@ class ImageBind:
         through all 77 positions as the reference does (same numbers, slower).
         ``backend="onnxruntime"`` runs an ``export-onnx`` folder, or any torch checkpoint exported
         once into a cache (:mod:`imagebind_sdk.export.cache`); ``quantize="int8"``: int8 graphs.
+        ``adapters``: LoRA adapters in ImageBind-LoRA's format (a folder, file or Hub repo,
+        a list of them, or a dict name -> source), loaded with :meth:`load_adapter`; the
+        first becomes active.
         """
         if backend != "torch":
+            if adapters is not None:
+                raise ValueError(f"adapters need backend='torch' (LoRA paths are not exported), got {backend!r}")
             from .export import load_backend
 
             onnx_model = load_backend(backend, source, modalities=modalities, device=device, dtype=dtype, quantize=quantize,
@@ -97,9 +105,8 @@ class ImageBind:
         weights_dtype = as_dtype(dtype)
         check_quantize(quantize, target, weights_dtype)
         mode = compile_mode(compile, quantize)
-        resolved = hub.resolve(
-            source, modalities=wanted, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
-        )
+        resolved = hub.resolve(source, modalities=wanted, revision=revision, cache_dir=cache_dir,
+                               local_files_only=local_files_only)
         model = load_model(resolved.config, resolved.weight_files, wanted, weights_dtype)
         if quantize is not None:
             model = quantize_int8(model)
@@ -108,7 +115,10 @@ class ImageBind:
             encoder.trim_text = trim_text
             if mode is not None:
                 encoder.compile(mode=mode)
-        return cls(model, device=target, source=resolved.source)
+        loaded = cls(model, device=target, source=resolved.source)
+        for i, (name, adapter) in enumerate(named_sources(adapters)):
+            loaded.load_adapter(adapter, name=name, activate=i == 0, cache_dir=cache_dir, local_files_only=local_files_only)
+        return loaded
 
     # -- properties ---------------------------------------------------------
     @property
@@ -149,8 +159,54 @@ class ImageBind:
 
     def __repr__(self) -> str:
         q = f", quantize={self.quantize!r}" if self.quantize else ""
+        a = f", adapter={self.active_adapter!r}" if self.active_adapter is not None else ""
         return (f"ImageBind(source={self.source!r}, backend={self.backend!r}, modalities={list(self.modalities)}, "
-                f"dim={self.embedding_dim}, device={self.device}, dtype={self.dtype}{q})")
+                f"dim={self.embedding_dim}, device={self.device}, dtype={self.dtype}{q}{a})")
+
+    # -- LoRA adapters --------------------------------------------------------
+    @property
+    def active_adapter(self) -> str | None:
+        """The name of the active LoRA adapter, None for the base model."""
+        return self._adapters.active if self._adapters is not None else None
+
+    @property
+    def adapters(self) -> list[str]:
+        """Names of the loaded LoRA adapters."""
+        return list(self._adapters.adapters) if self._adapters is not None else []
+
+    def load_adapter(
+        self, source: str | os.PathLike[str], name: str | None = None, *, postfix: str | None = None,
+        layers: Mapping[str, list[int]] | None = None, activate: bool = True, revision: str | None = None,
+        cache_dir: str | os.PathLike[str] | None = None, local_files_only: bool | None = None,
+    ) -> str:
+        """Load a LoRA adapter in ImageBind-LoRA's format (folder, one of its files, or Hub repo)
+        beside the others; it becomes active unless ``activate=False``. Returns its name
+        (default: the postfix without its leading ``_``, or the folder's name).
+
+        A text adapter makes the text trunk run WITHOUT its causal mask, as ImageBind-LoRA's
+        code does (text vectors change even for an all-zero adapter).
+        """
+        from .weights.adapters import load_adapter
+
+        if not hasattr(self.model, "check_weights"):
+            raise ValueError("LoRA adapters need the torch backend")
+        if self._adapters is None:
+            from .model.lora import AdapterSet
+
+            self._adapters = AdapterSet(self.model)
+        name = load_adapter(self._adapters, source, name, postfix=postfix, layers=layers, device=self.device,
+                            dtype=self.dtype, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
+        if activate:
+            self.set_adapter(name)
+        return name
+
+    def set_adapter(self, name: str | None) -> None:
+        """Make a loaded adapter active (None: the base model); nothing is reloaded."""
+        if self._adapters is None:
+            if name is None:
+                return
+            raise ValueError(f"no adapter named {name!r}; none is loaded (see load_adapter)")
+        self._adapters.activate(name)
 
     def encoder(self, modality: str) -> torch.nn.Module:
         """The loaded encoder of a modality, once its weights are checked finite (CheckpointError
@@ -169,9 +225,17 @@ class ImageBind:
 
     # -- embedding ----------------------------------------------------------
     def encode(
-        self, modality: str, x: torch.Tensor, *, batch_size: int | None = None, normalize: bool = True
+        self, modality: str, x: torch.Tensor, *, batch_size: int | None = None, normalize: bool = True,
+        output: str = "embedding",
     ) -> torch.Tensor:
         """Preprocessed model inputs -> (N, D) float32 vectors on the CPU.
+
+        ``output`` (features for LLM apps such as PandaGPT or ImageBind-LLM):
+        ``"embedding"`` (default) the vectors below; ``"pooled"`` the selected token
+        (CLS; text: end-of-text) after the trunk's final norm, before the projection,
+        (N, width); ``"tokens"`` the whole token sequence after that norm, (N, L, width).
+        Multi-clip inputs keep their clips: (N, S, width) / (N, S, L, width).
+        ``normalize`` applies to embeddings only.
 
         Multi-clip inputs (audio (B,S,1,128,204), video (B,S,3,T,224,224)) average the
         clip vectors. ``normalize=True``: unit vectors (the clip mean renormalised).
@@ -180,6 +244,8 @@ class ImageBind:
         Every row is finite: an input whose row comes out NaN/inf (finite values too large
         for the encoder) raises :class:`InputError` naming its index.
         """
+        if output != "embedding":
+            return self.pipeline.features(modality, x, output, batch_size)
         return self.pipeline.encode(modality, x, batch_size=batch_size, normalize=normalize)
 
     def embed(
@@ -237,7 +303,7 @@ class ImageBind:
 
     def label_embeddings(self, labels: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
         """(L, D) text embeddings of labels averaged over prompt templates (cached)."""
-        key = (tuple(labels), tuple(templates))
+        key = (self.active_adapter, tuple(labels), tuple(templates))
         if key not in self._label_cache:
             if len(self._label_cache) >= LABEL_CACHE_SIZE:
                 self._label_cache.pop(next(iter(self._label_cache)))

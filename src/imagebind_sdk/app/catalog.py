@@ -18,6 +18,7 @@ import torch
 
 from ..bulk.format import INFO, load_bulk_output, read_info
 from ..search.index import EmbeddingIndex
+from ..vectors.ops import normalize_rows
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ class Catalog:
             return []
         # Some kinds: score every row once and drop the others (no copy of the rows per query).
         mask = self._kind_mask(wanted)
-        scores = (self.index.embeddings @ torch.nn.functional.normalize(query.float(), dim=-1))
+        scores = (self.index.embeddings @ normalize_rows(query.float()))
         scores = scores.masked_fill(~mask, float("-inf"))
         count = min(top_k, int(mask.sum()))
         cut = torch.topk(scores, count).values[-1]

@@ -43,6 +43,8 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     c.add_argument("--overwrite", action="store_true", help="replace files already in OUT_DIR")
     c.add_argument("--modalities", metavar="LIST",
                    help="comma-separated encoders to keep, e.g. vision,text (default: all)")
+    c.add_argument("--config", metavar="CONFIG_JSON",
+                   help="config.json for a pickled state dict that cannot say its head counts")
     c.set_defaults(func=run_convert)
 
     i = subparsers.add_parser("info", parents=parents, help="describe a checkpoint (files, config, parameters)",
@@ -67,7 +69,7 @@ def run_convert(args: argparse.Namespace) -> int:
     modalities = [m.strip() for m in args.modalities.split(",") if m.strip()] if args.modalities else None
     files = convert_checkpoint(args.source, args.out_dir, dtype=args.dtype, shard=args.shard,
                                overwrite=args.overwrite, modalities=modalities,
-                               local_files_only=local_files_only(args))
+                               local_files_only=local_files_only(args), config=args.config)
     for path in files:
         print(path)
     return 0

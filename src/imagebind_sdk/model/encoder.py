@@ -34,6 +34,9 @@ class ModalityEncoder(nn.Module):
         self.causal = config.causal
         # Text only: run up to the last end-of-text token of the batch (exact, see forward).
         self.trim_text = True
+        # Text only: False while a LoRA text adapter is active. ImageBind-LoRA's wrapped trunk
+        # drops the attention mask, so its text vectors come from unmasked attention.
+        self.masked = True
         self.stem = STEMS[config.stem](config)
         self.trunk = Transformer(
             config.width, config.depth, config.heads, bias_kv=config.bias_kv, pre_norm=config.pre_norm
@@ -42,17 +45,24 @@ class ModalityEncoder(nn.Module):
         if config.logit_scale_init is not None:  # vision's scale is a constant 1, not stored
             self.register_buffer("log_logit_scale", torch.tensor(math.log(config.logit_scale_init)))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """A batch of model inputs -> (B, out_dim) unit vectors."""
-        if self.causal:  # text
-            eot = x.argmax(dim=-1)  # end-of-text has the largest id
+    def forward(self, x: torch.Tensor, output: str = "embedding") -> torch.Tensor:
+        """A batch of model inputs -> (B, out_dim) unit vectors, or the features before them.
+
+        ``output="pooled"``: the selected token (CLS, text: end-of-text) after the head's
+        norm, before the projection, (B, width). ``output="tokens"``: every token after that
+        norm, (B, L, width); text then runs all its positions (no trimming).
+        """
+        eot = x.argmax(dim=-1) if self.causal else None  # text: end-of-text has the largest id
+        if self.causal and self.masked and self.trim_text and output != "tokens":
             # Causal attention: positions after the last end-of-text never affect it.
-            if self.trim_text:
-                x = x[:, : int(eot.max()) + 1]
-            out = self.head(self.trunk(self.stem(x), causal=True), eot)
-        else:
-            out = self.head(self.trunk(self.stem(x)))
-        return F.normalize(out.float(), dim=-1)
+            x = x[:, : int(eot.max()) + 1]
+        tokens = self.trunk(self.stem(x), causal=self.causal and self.masked)
+        if output == "tokens":
+            return self.head.norm(tokens)
+        pooled = self.head.pooled(tokens, eot)
+        if output == "pooled":
+            return pooled
+        return F.normalize(self.head.proj(pooled).float(), dim=-1)
 
     def compile(self, *args: Any, **kwargs: Any) -> None:
         """torch.compile this encoder. Text compiles its stem, trunk and head, not ``forward``:

@@ -22,8 +22,12 @@ class Head(nn.Module):
 
     def forward(self, tokens: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
         """``index`` selects a token per row (text: end-of-text); default the CLS token."""
+        return self.proj(self.pooled(tokens, index))
+
+    def pooled(self, tokens: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
+        """The selected token after the norm, before the projection (B, D)."""
         if index is None:
             picked = tokens[:, 0]
         else:
             picked = tokens[torch.arange(tokens.shape[0], device=tokens.device), index]
-        return self.proj(self.norm(picked))
+        return self.norm(picked)

@@ -47,7 +47,13 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    """``x + attn(norm_1(x))`` then ``x + mlp(norm_2(x))``."""
+    """``x + attn(norm_1(x))`` then ``x + mlp(norm_2(x))``.
+
+    ``lora`` is the active LoRA adapter's ``(w_a, w_b)`` for this block, or None: a
+    low-rank path ``w_b(w_a(h))`` beside the attention on the same normalised input
+    ``h``, unscaled (ImageBind-LoRA's math). A plain attribute, not a parameter: adapters
+    are switched by :mod:`imagebind_sdk.model.lora` without touching the state dict.
+    """
 
     def __init__(self, dim: int, num_heads: int, bias_kv: bool = False) -> None:
         super().__init__()
@@ -55,9 +61,14 @@ class Block(nn.Module):
         self.attn = Attention(dim, num_heads, bias_kv)
         self.norm_2 = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
         self.mlp = MLP(dim, MLP_RATIO * dim)
+        self.lora: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def forward(self, x: torch.Tensor, causal: bool = False) -> torch.Tensor:
-        x = x + self.attn(self.norm_1(x), causal)
+        h = self.norm_1(x)
+        out = self.attn(h, causal)
+        if self.lora is not None:
+            out = out + F.linear(F.linear(h, self.lora[0]), self.lora[1])
+        x = x + out
         return x + self.mlp(self.norm_2(x))
 
 

@@ -23,6 +23,9 @@ from .model_inputs import check_model_input, nonfinite_message, nonfinite_rows
 
 logger = logging.getLogger(__name__)
 
+# ImageBind.encode(output=...) values other than the embedding: the trunk's features.
+FEATURE_OUTPUTS = ("pooled", "tokens")
+
 
 def unit_rows(raw: torch.Tensor) -> torch.Tensor:
     """Raw model outputs (unit x logit scale, clip means) -> unit vectors: the one
@@ -102,6 +105,17 @@ class Pipeline:
         """Texts -> (N, 77) token ids."""
         return self.tokenizer(list(texts))
 
+    def _batches(self, modality: str, x: torch.Tensor, batch_size: int | None, **call: Any) -> tuple[bool, list]:
+        """(several clips per item?, the encoder's outputs on the CPU for ``x`` checked, flattened
+        over clips, cast to the model's dtype and cut into ``batch_size`` rows)."""
+        encoder = self.encoder(modality)
+        clips = check_model_input(modality, x, self.config)
+        flat = x.reshape(-1, *x.shape[2:]) if clips else x
+        if flat.is_floating_point():
+            flat = flat.to(self.dtype)
+        step = batch_size or max(len(flat), 1)
+        return clips, [encoder(flat[i : i + step].to(self.device), **call).cpu() for i in range(0, len(flat), step)]
+
     @torch.inference_mode()
     def run(self, modality: str, x: torch.Tensor, batch_size: int | None, normalize: bool) -> torch.Tensor:
         """Model inputs -> (N, D) float32 rows on the CPU, unchecked (may hold NaN/inf).
@@ -109,19 +123,26 @@ class Pipeline:
         Multi-clip inputs average their clip vectors; ``normalize``: unit vectors (the clip
         mean renormalised), else each clip's unit vector x the logit scale, then the mean.
         """
-        encoder = self.encoder(modality)
-        clips = check_model_input(modality, x, self.config)
-        flat = x.reshape(-1, *x.shape[2:]) if clips else x
-        if flat.is_floating_point():
-            flat = flat.to(self.dtype)
-        step = batch_size or max(len(flat), 1)
-        parts = [encoder(flat[i : i + step].to(self.device)).cpu() for i in range(0, len(flat), step)]
+        clips, parts = self._batches(modality, x, batch_size)
         out = torch.cat(parts) if parts else torch.empty(0, self.embedding_dim)
         if not normalize:
             out = out * self.logit_scale(modality)
         if clips:
             out = finish(out.view(x.shape[0], x.shape[1], -1).mean(dim=1), normalize)
         return out
+
+    @torch.inference_mode()
+    def features(self, modality: str, x: torch.Tensor, output: str, batch_size: int | None = None) -> torch.Tensor:
+        """The trunk's features (``ImageBind.encode(output=...)``), finite, float32 on the CPU:
+        ``"pooled"`` (N, width) or ``"tokens"`` (N, L, width); multi-clip inputs keep their clips."""
+        if output not in FEATURE_OUTPUTS:
+            raise ValueError(f"output must be one of {['embedding', *FEATURE_OUTPUTS]}, got {output!r}")
+        clips, parts = self._batches(modality, x, batch_size, output=output)
+        out = torch.cat(parts).float() if parts else torch.empty(0, self.config.encoder(modality).width)
+        bad = nonfinite_rows(out.flatten(1))
+        if bad:
+            raise InputError(f"{modality}[{bad[0] // (x.shape[1] if clips else 1)}]: {nonfinite_message(self.dtype)}")
+        return out.view(x.shape[0], x.shape[1], *out.shape[1:]) if clips else out
 
     def encode(
         self, modality: str, x: torch.Tensor, *, batch_size: int | None = None, normalize: bool = True

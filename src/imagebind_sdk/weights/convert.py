@@ -18,7 +18,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 from safetensors import safe_open
@@ -57,6 +57,7 @@ def convert_checkpoint(
     revision: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     local_files_only: bool | None = None,
+    config: str | os.PathLike[str] | None = None,
 ) -> list[Path]:
     """Write ``source`` (anything ``hub.resolve`` accepts) to ``out_dir`` as safetensors.
 
@@ -65,7 +66,16 @@ def convert_checkpoint(
     ``dtype`` casts floating tensors except 0-d logit scales and the text mask.
     ``modalities`` keeps a subset (default: all six). Existing checkpoint files in
     ``out_dir`` are refused unless ``overwrite=True``. Returns the files written.
+
+    A pickle (``.pt``/``.pth``/``.bin``/``.ckpt``: a whole ``torch.save(model)`` or a state
+    dict) is read without running its code (:mod:`imagebind_sdk.weights.pickled`); ``config``
+    names a ``config.json`` for it when the file itself cannot say (see there).
     """
+    if _is_pickle(source):
+        return _convert_pickle(Path(source).expanduser(), out_dir, config, dtype=dtype, shard=shard,
+                               overwrite=overwrite, modalities=modalities)
+    if config is not None:
+        raise ValueError("config= is for pickled files; a directory or repo brings its own config.json")
     target = dtypes.as_dtype(dtype)
     wanted = check_modalities(modalities)
     resolved = hub.resolve(
@@ -84,6 +94,28 @@ def convert_checkpoint(
     _remove_stale(out, keep={p.name for p in written})
     logger.info("wrote %d files to %s", len(written), out)
     return written
+
+
+def _is_pickle(source: str | os.PathLike[str]) -> bool:
+    path = Path(source).expanduser()
+    return path.suffix in checkpoint.PICKLE_SUFFIXES and path.is_file()
+
+
+def _convert_pickle(path: Path, out_dir: str | os.PathLike[str], config: Any, **options: Any) -> list[Path]:
+    """The pickle's tensors and config written to a temporary folder, then converted from there
+    (the same checks and atomic writes as any other source)."""
+    import tempfile
+
+    from .pickled import read_pickled
+
+    tensors, model_config = read_pickled(path, config)
+    out = Path(out_dir).expanduser()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".imagebind-convert-", dir=out.parent) as tmp:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(Path(tmp) / SINGLE_NAME))
+        model_config.to_json(Path(tmp) / CONFIG_NAME)
+        del tensors
+        return convert_checkpoint(tmp, out, **options)
 
 
 def source_specs(index: dict[str, Path], keys: Iterable[str]) -> Specs:
