@@ -43,7 +43,7 @@ MAX_BLOCKS = 5000  # more blocks than this only add scheduling overhead; each bl
 class DatasetSummary:
     """What :func:`embed_dataset` returns: counts of this run, time, and items per node.
 
-    ``skipped``: items already in ``out`` (``already_done`` in ``BulkResult.summary()``).
+    ``already_done``: items already in ``out`` (``skipped``, its 0.1 name, still reads it).
     ``failed_files`` / ``unsupported_files``: ``(path, reason)`` of this run's failed
     files and of listed files of unknown kind (as ``BulkResult.failed`` / ``.unsupported``).
     """
@@ -67,15 +67,11 @@ class DatasetSummary:
     def items_per_s(self) -> float:
         return self.embedded / self.seconds if self.seconds > 0 else 0.0
 
-    @property
-    def already_done(self) -> int:
-        return self.skipped
-
     def summary(self) -> dict[str, int]:
         """The counts under the names and in the order of ``BulkResult.summary()`` (the local engine)."""
         return {
-            "files": self.embedded + self.skipped + self.failed + self.unsupported, "embedded": self.embedded,
-            "already_done": self.skipped, "failed": self.failed, "unsupported": self.unsupported,
+            "files": self.embedded + self.already_done + self.failed + self.unsupported, "embedded": self.embedded,
+            "already_done": self.already_done, "failed": self.failed, "unsupported": self.unsupported,
         }
 
     def as_dict(self) -> dict[str, Any]:
