@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from imagebind_sdk.search.index import EmbeddingIndex
+from imagebind_sdk.retrieval.index import EmbeddingIndex
 
 logger = logging.getLogger("bench.index")
 

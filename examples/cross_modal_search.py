@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from imagebind_sdk import ImageBind
-from imagebind_sdk.search.index import EmbeddingIndex
+from imagebind_sdk.retrieval.index import EmbeddingIndex
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp"}

@@ -29,7 +29,7 @@ IMPORT_TIME_ENV = ("PYTHONPATH", "HF_HOME", "HF_HUB_CACHE", "HF_HUB_OFFLINE", "H
 SERVER = r"""
 import json, os, signal, sys, traceback
 from imagebind_sdk.cli import main
-import imagebind_sdk.api, imagebind_sdk.bulk.files, imagebind_sdk.search.index  # the heavy imports, once
+import imagebind_sdk.api, imagebind_sdk.bulk.files, imagebind_sdk.retrieval.index  # the heavy imports, once
 
 signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
 sys.stdout.write("ready\n")

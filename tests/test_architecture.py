@@ -41,7 +41,7 @@ LAYERS: list[set[str]] = [
     {"weights", "preprocess"},  # checkpoints -> a model; items -> model inputs
     {"vectors", "export"},  # vectors once made (Embeddings, ops, zero-shot); ONNX export and runtime
     # items of one kind -> vectors with per-item outcomes; vector search
-    {"pipeline", "search"},
+    {"pipeline", "retrieval"},
     {"windows"},  # windowed embeddings of long recordings, moments
     {"bulk"},  # many files -> an output folder (can be windowed)
     {"api"},  # the facade: ImageBind

@@ -70,7 +70,7 @@ def _truncated_image(scratch: Path, tiny: Path, assets: Path) -> None:
 
 
 def _deep_index(scratch: Path, tiny: Path, assets: Path) -> None:
-    from imagebind_sdk.search.index import EmbeddingIndex
+    from imagebind_sdk.retrieval.index import EmbeddingIndex
 
     index = EmbeddingIndex(dim=2)
     index.add([[1.0, 0.0]], ids=["a"])

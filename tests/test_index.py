@@ -1,4 +1,4 @@
-"""Tests for imagebind_sdk.search.index.EmbeddingIndex."""
+"""Tests for imagebind_sdk.retrieval.index.EmbeddingIndex."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from imagebind_sdk.search.index import EmbeddingIndex
+from imagebind_sdk.retrieval.index import EmbeddingIndex
 
 R2 = 1 / math.sqrt(2)
 

@@ -312,7 +312,7 @@ def test_search_top_k_bounds_and_multi_query() -> None:
 
 
 def test_search_delegates_to_index() -> None:
-    from imagebind_sdk.search.index import EmbeddingIndex
+    from imagebind_sdk.retrieval.index import EmbeddingIndex
 
     index = EmbeddingIndex()
     index.add(torch.stack([E2, E1]), ids=["up", "right"], metadata=[{"k": 1}, {"k": 2}])

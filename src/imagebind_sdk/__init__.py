@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each name load
     from .weights.convert import convert_checkpoint
     from .vectors.embeddings import Embeddings
     from .weights.hub import WeightsNotFoundError
-    from .search.index import EmbeddingIndex
+    from .retrieval.index import EmbeddingIndex
     from .vectors.ops import compose, search, similarity
     from .preprocess import InputError
     from .weights.pretrained import Pretrained, list_pretrained
@@ -39,7 +39,7 @@ _LAZY = {
     "convert_checkpoint": "weights.convert",
     "Embeddings": "vectors.embeddings",
     "WeightsNotFoundError": "weights.hub",
-    "EmbeddingIndex": "search.index",
+    "EmbeddingIndex": "retrieval.index",
     "compose": "vectors.ops",
     "search": "vectors.ops",
     "similarity": "vectors.ops",

@@ -36,7 +36,7 @@ def test_bytes_rows_are_identified_by_their_hash(ray_cluster, tiny_model, tiny_d
                              batch_size=2).as_dict()
 
     assert run([{"path": "mem://a.bmp", "bytes": old}])["embedded"] == 1
-    assert run([{"path": "mem://a.bmp", "bytes": old}])["skipped"] == 1  # the same bytes: done
+    assert run([{"path": "mem://a.bmp", "bytes": old}])["already_done"] == 1  # the same bytes: done
     # Same path, same length, new content: embedded again, and the new vector is the one kept.
     assert run([{"path": "mem://a.bmp", "bytes": new}])["embedded"] == 1
     loaded = load_bulk_output(out)

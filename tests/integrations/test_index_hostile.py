@@ -13,8 +13,8 @@ from safetensors.torch import save_file
 faiss = pytest.importorskip("faiss", reason="needs faiss: pip install 'imagebind-sdk[faiss]'")
 
 from imagebind_sdk.vectors import ops  # noqa: E402
-from imagebind_sdk.search.index import EmbeddingIndex  # noqa: E402
-from imagebind_sdk.search.index_faiss import HNSW_EF_SEARCH, HNSW_FILE  # noqa: E402
+from imagebind_sdk.retrieval.index import EmbeddingIndex  # noqa: E402
+from imagebind_sdk.retrieval.index_faiss import HNSW_EF_SEARCH, HNSW_FILE  # noqa: E402
 
 
 def _unit(n: int, seed: int, dim: int = 16) -> torch.Tensor:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from imagebind_sdk.bulk.files import embed_files, load_bulk_output
-from imagebind_sdk.search.index import EmbeddingIndex
+from imagebind_sdk.retrieval.index import EmbeddingIndex
 
 
 def test_embed_files_windows(tiny_model, assets_dir, tmp_path):

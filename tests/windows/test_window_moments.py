@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from imagebind_sdk.search.index import EmbeddingIndex
+from imagebind_sdk.retrieval.index import EmbeddingIndex
 from imagebind_sdk.windows.moments import find_moments, format_timestamp
 from imagebind_sdk.windows.embed import Windows
 from .window_media import BURST_S, BURSTS, NOISE_MINUTES

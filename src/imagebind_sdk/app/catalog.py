@@ -17,7 +17,7 @@ from typing import Any, Collection, Iterable, Sequence
 import torch
 
 from ..bulk.format import INFO, load_bulk_output, read_info
-from ..search.index import EmbeddingIndex
+from ..retrieval.index import EmbeddingIndex
 from ..vectors.ops import normalize_rows
 
 logger = logging.getLogger(__name__)

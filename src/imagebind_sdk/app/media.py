@@ -7,12 +7,15 @@ link to one) is refused rather than followed.
 
 from __future__ import annotations
 
+import bisect
+
 import io
 import mimetypes
 import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
+from typing import Any
 
 from ..kinds import infer_kind
 from ..server.errors import ApiError
@@ -73,8 +76,10 @@ def _video_thumbnail(path: Path, at_s: float) -> bytes:
 
     from ..preprocess.video import decode_frames
 
-    def frame_at(count: int, fps: float) -> list[int]:
-        return [min(max(int(at_s * fps), 0), count - 1)]
+    def frame_at(timeline: Any) -> list[int]:  # preprocess.video_timeline.Timeline: the stream's own times
+        if timeline.times is not None:
+            return [max(bisect.bisect_right(timeline.times, at_s) - 1, 0)]
+        return [min(max(int(at_s * timeline.fps), 0), timeline.count - 1)]
 
     return _jpeg(Image.fromarray(decode_frames(str(path), frame_at)[0]))
 

@@ -103,7 +103,7 @@ def run_build(args: argparse.Namespace) -> int:
     import torch
 
     from ..bulk.files import embed_files
-    from ..search.index import EmbeddingIndex
+    from ..retrieval.index import EmbeddingIndex
 
     model = load_model(args, [ENCODER_OF[k] for k in _kinds_in(args.directory, args.kind)])
     with items_reported_here():
@@ -128,7 +128,7 @@ def run_build(args: argparse.Namespace) -> int:
 
 def _load_index(path: str) -> Any:
     """EmbeddingIndex.load; an unreadable index file is reported with the index's path."""
-    from ..search.index import EmbeddingIndex
+    from ..retrieval.index import EmbeddingIndex
 
     try:
         return EmbeddingIndex.load(path)

@@ -250,7 +250,7 @@ def search(
     Mirrors sentence-transformers' ``util.semantic_search``. Equal scores are ordered
     by lower ``corpus_id`` first. ``top_k`` above the corpus size returns every row.
     The corpus is scored ``chunk_size`` rows at a time to bound memory. If ``corpus``
-    is an :class:`~imagebind_sdk.search.index.EmbeddingIndex`, its ``search`` is used and hits
+    is an :class:`~imagebind_sdk.retrieval.index.EmbeddingIndex`, its ``search`` is used and hits
     also carry ``"id"`` and ``"metadata"``.
 
     >>> hits = search(out.text, out.vision, top_k=3)  # doctest: +SKIP

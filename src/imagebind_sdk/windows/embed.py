@@ -130,7 +130,7 @@ class WindowEmbeddings(Sequence[Windows]):
         return ids
 
     def add_to(self, index: Any) -> list[str]:
-        """Add every window to an :class:`~imagebind_sdk.search.index.EmbeddingIndex`, timestamps in metadata."""
+        """Add every window to an :class:`~imagebind_sdk.retrieval.index.EmbeddingIndex`, timestamps in metadata."""
         return index.add(self.vectors, ids=self.ids(), metadata=self.metadata())
 
 

@@ -1,4 +1,4 @@
-"""Search backends of :class:`~imagebind_sdk.search.index.EmbeddingIndex`: brute force or FAISS.
+"""Search backends of :class:`~imagebind_sdk.retrieval.index.EmbeddingIndex`: brute force or FAISS.
 
 ``"torch"`` is the exact chunked matrix product of :mod:`imagebind_sdk.vectors.ops`.
 ``"faiss"`` is FAISS's ``IndexFlatIP``: the same exact top-k (inner product of unit

@@ -86,7 +86,7 @@ class EmbeddingIndex:
     ``dim`` fixes the embedding size up front; otherwise the first :meth:`add` sets it.
     ``backend``: "auto" (FAISS from 50k rows when installed), "torch", "faiss" (exact)
     or "hnsw" (approximate; ``hnsw_m``/``ef_search``/``ef_construction``), see
-    :mod:`imagebind_sdk.search.index_faiss`.
+    :mod:`imagebind_sdk.retrieval.index_faiss`.
 
     >>> index = EmbeddingIndex(dim=1024)
     >>> index.add(out.vision, ids=out.sources["vision"])  # doctest: +SKIP
