@@ -82,10 +82,10 @@ def windows(tokenizer: Tokenizer, text: str) -> list[list[int]]:
     return out
 
 
-def text_rows(tokenizer: Tokenizer, texts: Sequence[str], overflow: str, indices: Sequence[int] | None = None
-              ) -> TextRows:
-    """``texts`` -> :class:`TextRows` as ``overflow`` says; ``indices`` name the texts in errors
-    (their positions in the caller's list; default 0..N-1)."""
+def text_rows(tokenizer: Tokenizer, texts: Sequence[str], overflow: str, indices: Sequence[int] | None = None,
+              name: str = "text") -> TextRows:
+    """``texts`` -> :class:`TextRows` as ``overflow`` says; errors name ``name[index]`` (``indices``:
+    the texts' positions in the caller's list; default 0..N-1)."""
     check_text_overflow(overflow)
     size = tokenizer.window
     heads, owner, cut = [], [], 0
@@ -98,7 +98,7 @@ def text_rows(tokenizer: Tokenizer, texts: Sequence[str], overflow: str, indices
             continue
         if overflow == "error":
             index = indices[position] if indices is not None else position
-            raise InputError(too_long(index, len(tokenizer.encode(text)), size))
+            raise InputError(too_long(index, len(tokenizer.encode(text)), size, name))
         parts = windows(tokenizer, text)
         heads += parts
         owner += [position] * len(parts)
