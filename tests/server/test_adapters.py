@@ -108,3 +108,6 @@ def test_text_overflow_field(served, adapted):
     bad = served.post("/v1/embeddings", json={"input": ["a", LONG], "text_overflow": "error", "model": "tiny"})
     assert bad.status_code == 400 and "input[1]: 200 tokens" in bad.text
     assert "text_overflow: expected one of" in served.post("/v1/embed", json={"text": "a", "text_overflow": "x"}).text
+    # One text may not become more windows than the server queues at once (--max-queue, 1024).
+    huge = served.post("/v1/embed", json={"text": ["dog " * 80_000], "text_overflow": "chunk_mean"})
+    assert huge.status_code == 413 and "1067 windows" in huge.json()["error"]
