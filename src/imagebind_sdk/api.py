@@ -18,7 +18,7 @@ from .model.config import ImageBindConfig, check_modalities
 from .weights.dtypes import as_dtype
 from .vectors.embeddings import Embeddings
 from .model import ImageBindModel
-from .pipeline import Pipeline, check_on_error, embed_kind, text_list
+from .pipeline import Pipeline, check_on_error, check_text_overflow, embed_kind, text_list
 from .vectors.templates import templates_for
 from .vectors.zero_shot import ZeroShotResult, build_label_embeddings, parse_labels, zero_shot_probs
 
@@ -263,6 +263,7 @@ class ImageBind:
         progress: bool | None = None,
         preprocess: Mapping[str, Mapping[str, Any]] | None = None,
         normalize: bool = True,
+        text_overflow: str = "truncate",
         **unexpected: Any,
     ) -> Embeddings:
         """Embed any mix of modalities; each argument is one item or a list.
@@ -275,6 +276,10 @@ class ImageBind:
         left out and reported in ``.skipped``; by default the first one raises. Every
         returned row is finite (a NaN/inf embedding is a bad item). Invalid options raise
         ValueError before any item is read, whatever ``on_error`` says.
+
+        ``text_overflow``: texts longer than the encoder's 77 tokens are ``"truncate"``-d
+        (default; one warning per call counts them), embedded whole as the renormalised
+        mean of their 77-token windows (``"chunk_mean"``), or refused (``"error"``).
         """
         if unexpected:
             raise unexpected_kinds("embed", unexpected)
@@ -287,12 +292,14 @@ class ImageBind:
         for kind in given:  # fail fast on an unloaded encoder (its weights are scanned at first use)
             self.pipeline.loaded(ENCODER_OF[kind])
         check_on_error(on_error)
+        check_text_overflow(text_overflow)
         options = checked_options(preprocess)
         if "text" in given:
             given["text"] = text_list(given["text"])
         results = {
             kind: embed_kind(self.pipeline, kind, value, batch_size=batch_size, on_error=on_error,
-                             progress=progress, options=options.get(kind), normalize=normalize)
+                             progress=progress, options=options.get(kind), normalize=normalize,
+                             text_overflow=text_overflow)
             for kind, value in given.items()
         }
         return Embeddings(

@@ -10,7 +10,7 @@ from ..kinds import ENCODER_OF, INPUT_KINDS
 from .files import expand_inputs
 from .loading import load_model
 from .errors import UsageError
-from .options import add_embed_options, add_input_flags, positive_int, read_list
+from .options import add_embed_options, add_input_flags, add_text_overflow, positive_int, read_list
 from .printing import display_name, format_table, print_json, short_label
 
 SIM_DESCRIPTION = """\
@@ -56,6 +56,7 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
                    help="softmax over each row of the reference logits instead of cosines (see above)")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     add_embed_options(p, on_error=False)
+    add_text_overflow(p)
     p.set_defaults(func=run_similarity)
 
     c = subparsers.add_parser("classify", parents=parents, help="zero-shot classification against text labels",
@@ -95,13 +96,13 @@ def _sets(args: argparse.Namespace) -> list[tuple[dict[str, list[str]], dict[str
     return [({a: inputs[a]}, {b: inputs[b]}) for a, b in pairs]
 
 
-def _embed_all(model: Any, sets: list, batch_size: int) -> Any:
+def _embed_all(model: Any, sets: list, batch_size: int, text_overflow: str) -> Any:
     """Embed every distinct input once: kind -> (unit rows, sources)."""
     merged: dict[str, list[str]] = {}
     for group in (g for pair in sets for g in pair):
         for kind, items in group.items():
             merged[kind] = list(dict.fromkeys(merged.get(kind, []) + list(items)))
-    out = model.embed(**merged, batch_size=batch_size)
+    out = model.embed(**merged, batch_size=batch_size, text_overflow=text_overflow)
     return {k: (out[k], out.sources[k]) for k in merged}
 
 
@@ -141,7 +142,7 @@ def run_similarity(args: argparse.Namespace) -> int:
     sets = _sets(args)
     kinds = {k for pair in sets for g in pair for k in g}
     model = load_model(args, [ENCODER_OF[k] for k in INPUT_KINDS if k in kinds])
-    embedded = _embed_all(model, sets, args.batch_size)
+    embedded = _embed_all(model, sets, args.batch_size, args.text_overflow)
     tables = [_table(_side(a, embedded, model), _side(b, embedded, model), args.softmax) for a, b in sets]
     if args.json:
         print_json(tables)

@@ -14,7 +14,7 @@ from .environment import items_reported_here, ray_session
 from .errors import CliError, UsageError
 from .files import check_paths, expand_inputs
 from .loading import load_model
-from .options import PROG, add_embed_options, add_input_flags, non_negative_int
+from .options import PROG, add_embed_options, add_input_flags, add_text_overflow, non_negative_int
 from .printing import report, report_failures, report_files
 
 FILE_FORMATS = (".npy", ".safetensors", ".jsonl", ".parquet")
@@ -58,6 +58,7 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     out.add_argument("--out", metavar="FILE_OR_DIR",
                      help=f"output file ({', '.join(FILE_FORMATS)}); in bulk mode also a directory")
     add_embed_options(out)
+    add_text_overflow(out)
     bulk = p.add_argument_group("bulk mode")
     bulk.add_argument("--kind", "--modality", dest="kind", choices=FILE_KINDS,
                       help="read every file as this kind instead of inferring it from the extension")
@@ -126,7 +127,8 @@ def run(args: argparse.Namespace) -> int:
     _check_out(args.out, len(inputs), bulk=False)
     model = load_model(args, [ENCODER_OF[k] for k in inputs])
     with items_reported_here():
-        out = model.embed(**inputs, batch_size=args.batch_size, on_error=args.on_error)
+        out = model.embed(**inputs, batch_size=args.batch_size, on_error=args.on_error,
+                          text_overflow=args.text_overflow)
     for kind, skipped in out.skipped.items():
         for item in skipped:
             report(f"skipped {kind}[{item.index}] ({item.source}): {item.error}")
@@ -216,6 +218,9 @@ def run_ray(args: argparse.Namespace) -> int:
 
     if args.out is None or Path(args.out).suffix.lower() in FILE_FORMATS:
         raise UsageError("--engine ray writes a folder: give --out DIR (no file extension)")
+    if getattr(args, "adapter", None):
+        raise UsageError("--engine ray does not take --adapter (its actors load the checkpoint alone); "
+                         "use --engine local")
     check_paths(args.paths)
     paths = args.paths[0] if len(args.paths) == 1 else args.paths
     with ray_session(args.ray_address, verbose=args.verbose or args.debug):

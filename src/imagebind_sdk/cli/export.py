@@ -47,6 +47,8 @@ def run_export(args: argparse.Namespace) -> int:
         raise UsageError(f"--modalities: unknown {unknown or 'empty list'}; choose from {','.join(MODALITIES)}")
     if args.device not in (None, "cpu") or args.dtype not in (None, "float32", "fp32"):
         raise UsageError("export-onnx exports float32 CPU graphs; leave --device and --dtype unset")
+    if getattr(args, "adapter", None):
+        raise UsageError("export-onnx exports the base checkpoint: LoRA adapters are not exported; drop --adapter")
     # --quantize int8 means "also write int8 graphs": the exported torch model stays float32.
     model = load_model(argparse.Namespace(**{**vars(args), "quantize": None, "device": "cpu", "backend": "torch"}),
                        modalities)

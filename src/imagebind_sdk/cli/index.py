@@ -11,7 +11,7 @@ from .environment import items_reported_here
 from .errors import CliError, UsageError
 from .files import expand_inputs
 from .loading import load_model
-from .options import add_embed_options, add_input_flags, non_negative_int, positive_int
+from .options import add_embed_options, add_input_flags, add_text_overflow, non_negative_int, positive_int
 from .printing import print_json, report_files, short_label
 
 BUILD_DESCRIPTION = """\
@@ -70,6 +70,7 @@ def _search_args(s: argparse.ArgumentParser) -> None:
                         "e.g. --image beach.jpg --audio waves.wav)")
     s.add_argument("--json", action="store_true", help="print JSON")
     add_embed_options(s, on_error=False)
+    add_text_overflow(s)
     s.set_defaults(func=run_search)
 
 
@@ -143,7 +144,7 @@ def run_search(args: argparse.Namespace) -> int:
         raise UsageError("no query: give --text/--image/--audio/... inputs")
     queries = expand_inputs(args.inputs)
     model = load_model(args, [ENCODER_OF[k] for k in queries])
-    out = model.embed(**queries, batch_size=args.batch_size)
+    out = model.embed(**queries, batch_size=args.batch_size, text_overflow=args.text_overflow)
     rows = [(kind, source, vector) for kind in queries for source, vector in zip(out.sources[kind], out[kind])]
     if args.compose:
         rows = [_composed(rows)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,6 +16,7 @@ logger = logging.getLogger("imagebind_sdk.cli")
 
 DEFAULT_CHECKPOINT = "imagebind-huge"
 CHECKPOINT_ENV = "IMAGEBIND_CHECKPOINT"
+ADAPTER_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 def checkpoint_of(args: argparse.Namespace) -> str:
@@ -57,6 +59,22 @@ def load_options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def adapters_of(args: argparse.Namespace) -> list[tuple[str | None, str]] | None:
+    """``--adapter [NAME=]SOURCE`` options as (name or None, source) pairs; None when none is given.
+    ``NAME=`` is a name only when it looks like one and the whole value is not an existing path."""
+    given = getattr(args, "adapter", None)
+    if not given:
+        return None
+    pairs: list[tuple[str | None, str]] = []
+    for value in given:
+        name, sep, source = value.partition("=")
+        if sep and ADAPTER_NAME.fullmatch(name) and source and not os.path.exists(value):
+            pairs.append((name, source))
+        else:
+            pairs.append((None, value))
+    return pairs
+
+
 def load_model(args: argparse.Namespace, modalities: Sequence[str]) -> Any:
     """Load the checkpoint with only the encoders in ``modalities``."""
     from ..api import ImageBind
@@ -66,7 +84,8 @@ def load_model(args: argparse.Namespace, modalities: Sequence[str]) -> Any:
     options = load_options(args)
     logger.info("loading %s (encoders: %s; backend: %s)", checkpoint_of(args), ", ".join(wanted), options["backend"])
     try:
-        model = ImageBind.load(checkpoint_of(args), modalities=wanted, local_files_only=local_files_only(args), **options)
+        model = ImageBind.load(checkpoint_of(args), modalities=wanted, local_files_only=local_files_only(args),
+                               adapters=adapters_of(args), **options)
     except Exception as exc:  # noqa: BLE001 - name the checkpoint when the library did not
         if isinstance(exc, expected_errors()):
             raise

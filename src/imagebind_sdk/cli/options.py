@@ -91,6 +91,10 @@ def add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> No
                        help="what runs the encoders: torch (default) or onnxruntime (CPU; a torch checkpoint is "
                        "exported to ONNX once, into $IMAGEBIND_CACHE or the Hugging Face cache; with --quantize "
                        "int8 ~3-5x faster than torch float32)")
+    group.add_argument("--adapter", action="append", default=default(None), metavar="[NAME=]SOURCE",
+                       help="a LoRA adapter in ImageBind-LoRA's format to load on the checkpoint: folder, file or "
+                       "Hub repo, optionally named NAME= (repeatable; the first is active; serve answers each by "
+                       "its name in a request's \"model\" field)")
     group.add_argument("--debug", action="store_true", default=default(False),
                        help="show full tracebacks and debug logging")
     group.add_argument("-v", "--verbose", action="store_true", default=default(False),
@@ -138,6 +142,13 @@ def add_embed_options(parser: Any, *, on_error: bool = True) -> None:
         parser.add_argument("--on-error", choices=("raise", "skip"), default="raise",
                             help="on an unreadable input: stop with an error (raise, default) "
                             "or leave it out and report it on stderr (skip)")
+
+
+def add_text_overflow(parser: Any) -> None:
+    """--text-overflow: texts past the text encoder's 77 tokens (``embed(text_overflow=...)``)."""
+    parser.add_argument("--text-overflow", choices=("truncate", "chunk_mean", "error"), default="truncate",
+                        help="a text longer than 77 tokens: cut it (truncate, default; warned), embed it whole "
+                        "as the mean of its 77-token windows (chunk_mean), or stop with an error (error)")
 
 
 def positive_int(text: str) -> int:

@@ -24,6 +24,7 @@ from functools import cached_property
 from typing import Any, Optional
 
 from ..kinds import INPUT_KINDS, infer_kind
+from ..pipeline.overflow import check_text_overflow
 from .shared import LoadOptions, embed_rows, require, resolve_model
 
 _lancedb_embeddings = require("lancedb.embeddings", "lancedb")
@@ -49,6 +50,8 @@ class ImageBindSDKEmbeddings(_lancedb_embeddings.EmbeddingFunction):
     dtype: Optional[str] = None
     quantize: Optional[str] = None
     backend: Optional[str] = None  # "torch" (None) or "onnxruntime"
+    adapters: Any = None  # LoRA adapters, as ImageBind.load(adapters=...): a source, a list, or {name: source}
+    text_overflow: str = "truncate"  # texts past 77 tokens: "truncate", "chunk_mean" or "error"
     kind: Optional[str] = None  # input kind of the source column; None: text; "auto": each value decides
     normalize: bool = True  # unit vectors; False: the reference model's raw output
     batch_size: int = 32
@@ -58,12 +61,14 @@ class ImageBindSDKEmbeddings(_lancedb_embeddings.EmbeddingFunction):
         super().__init__(**kwargs)
         if self.kind is not None and self.kind not in (*INPUT_KINDS, AUTO):
             raise ValueError(f"kind must be one of {list(INPUT_KINDS)}, {AUTO!r} or None, got {self.kind!r}")
+        check_text_overflow(self.text_overflow)
         self._ndims = None
 
     @cached_property
     def imagebind(self) -> Any:
         """The ImageBind model, loaded (or shared) on first use, not when a table is opened."""
-        options = LoadOptions.of(self.checkpoint, self.modalities, self.device, self.dtype, self.quantize, self.backend)
+        options = LoadOptions.of(self.checkpoint, self.modalities, self.device, self.dtype, self.quantize, self.backend,
+                                 self.adapters)
         return resolve_model(self.model, options)
 
     def ndims(self) -> int:
@@ -136,7 +141,8 @@ class ImageBindSDKEmbeddings(_lancedb_embeddings.EmbeddingFunction):
         out: list = [None] * len(pairs)
         for kind, positions in by_kind.items():
             items = [pairs[p][1] for p in positions]
-            rows = embed_rows(self.imagebind, kind, items, normalize=self.normalize, batch_size=self.batch_size)
+            rows = embed_rows(self.imagebind, kind, items, normalize=self.normalize, batch_size=self.batch_size,
+                              text_overflow=self.text_overflow)
             for position, row in zip(positions, rows):
                 out[position] = _np.asarray(row, dtype=_np.float32)
         return out

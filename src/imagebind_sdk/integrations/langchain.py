@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, Sequence
 
+from ..pipeline.overflow import check_text_overflow
 from .shared import LoadOptions, embed_rows, require, resolve_model
 
 if TYPE_CHECKING:
@@ -30,24 +31,31 @@ class ImageBindEmbeddings(_embeddings.Embeddings):
     """ImageBind vectors for LangChain vector stores and retrievers.
 
     Pass ``model=`` (a loaded ``ImageBind``, shared) or ``checkpoint=`` plus
-    ``modalities``/``device``/``dtype``/``quantize``/``backend``. ``normalize=False`` returns the
-    reference model's raw output instead of unit vectors (see ``ImageBind.embed``).
+    ``modalities``/``device``/``dtype``/``quantize``/``backend``/``adapters`` (LoRA adapters, as
+    ``ImageBind.load(adapters=...)``). ``normalize=False`` returns the reference model's raw output
+    instead of unit vectors (see ``ImageBind.embed``). ``text_overflow``: texts past 77 tokens,
+    ``"truncate"`` (default), ``"chunk_mean"`` or ``"error"`` (see ``ImageBind.embed``).
     """
 
     def __init__(
-        self, model: "ImageBind | None" = None, *, normalize: bool = True, batch_size: int = 32, **load: Any
+        self, model: "ImageBind | None" = None, *, normalize: bool = True, batch_size: int = 32,
+        text_overflow: str = "truncate", **load: Any
     ) -> None:
-        """``load``: ``checkpoint``, ``modalities``, ``device``, ``dtype``, ``quantize``, ``backend`` (when no ``model``)."""
+        """``load``: ``checkpoint``, ``modalities``, ``device``, ``dtype``, ``quantize``, ``backend``,
+        ``adapters`` (when no ``model``)."""
+        check_text_overflow(text_overflow)
         self.model = resolve_model(model, LoadOptions.of(**load))
         self.normalize = normalize
         self.batch_size = batch_size
+        self.text_overflow = text_overflow
 
     def __repr__(self) -> str:
         return f"ImageBindEmbeddings(model={self.model!r}, normalize={self.normalize})"
 
     def embed_kind(self, kind: str, items: Sequence[Any]) -> list[list[float]]:
         """Vectors of inputs of one kind (``"vision"``, ``"audio"``, ``"video"``, ``"depth"``, ...)."""
-        return embed_rows(self.model, kind, items, normalize=self.normalize, batch_size=self.batch_size)
+        return embed_rows(self.model, kind, items, normalize=self.normalize, batch_size=self.batch_size,
+                          text_overflow=self.text_overflow)
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return self.embed_kind("text", texts)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, Sequence
 
+from ..pipeline.overflow import check_text_overflow
 from .shared import LoadOptions, embed_rows, require, resolve_model
 
 if TYPE_CHECKING:
@@ -32,18 +33,24 @@ class ImageBindEmbedding(_multi_modal.MultiModalEmbedding):
     Pass ``model=`` (a loaded ``ImageBind``, shared) or ``checkpoint=`` plus
     ``modalities``/``device``/``dtype``/``quantize``/``backend``; ``embed_batch_size`` is
     LlamaIndex's batch size (also the model's). ``normalize=False`` gives the
-    reference model's raw output instead of unit vectors.
+    reference model's raw output instead of unit vectors. ``adapters=``: LoRA adapters, as
+    ``ImageBind.load(adapters=...)``; ``text_overflow``: texts past 77 tokens (see ``ImageBind.embed``).
     """
 
     normalize: bool = _pydantic.Field(default=True, description="unit vectors (False: reference raw output)")
+    text_overflow: str = _pydantic.Field(default="truncate", description="texts past 77 tokens: truncate, "
+                                         "chunk_mean or error")
     _model: Any = _pydantic.PrivateAttr()
 
-    def __init__(self, model: "ImageBind | None" = None, *, normalize: bool = True, **kwargs: Any) -> None:
+    def __init__(self, model: "ImageBind | None" = None, *, normalize: bool = True, text_overflow: str = "truncate",
+                 **kwargs: Any) -> None:
         """``kwargs``: the load options (``checkpoint``, ``modalities``, ``device``, ``dtype``,
-        ``quantize``, ``backend``; when no ``model``) and LlamaIndex's own fields (``embed_batch_size``, ...)."""
+        ``quantize``, ``backend``, ``adapters``; when no ``model``) and LlamaIndex's own fields
+        (``embed_batch_size``, ...)."""
+        check_text_overflow(text_overflow)
         loaded = resolve_model(model, LoadOptions.pop_from(kwargs))
         kwargs.setdefault("model_name", loaded.source or "imagebind")
-        super().__init__(normalize=normalize, **kwargs)
+        super().__init__(normalize=normalize, text_overflow=text_overflow, **kwargs)
         self._model = loaded
 
     @classmethod
@@ -56,7 +63,8 @@ class ImageBindEmbedding(_multi_modal.MultiModalEmbedding):
 
     def get_kind_embedding_batch(self, kind: str, items: Sequence[Any]) -> list[list[float]]:
         """Vectors of inputs of any ``embed()`` kind (``"audio"``, ``"video"``, ``"imu"``, ...)."""
-        return embed_rows(self._model, kind, items, normalize=self.normalize, batch_size=self.embed_batch_size)
+        return embed_rows(self._model, kind, items, normalize=self.normalize, batch_size=self.embed_batch_size,
+                          text_overflow=self.text_overflow)
 
     def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
         return self.get_kind_embedding_batch("text", texts)

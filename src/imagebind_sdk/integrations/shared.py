@@ -23,11 +23,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# (checkpoint, modalities, device, dtype, quantize, backend) -> ImageBind, kept while someone holds it.
+# (checkpoint, modalities, device, dtype, quantize, backend, adapters) -> ImageBind, kept while someone holds it.
 _LOADED: "weakref.WeakValueDictionary[tuple, ImageBind]" = weakref.WeakValueDictionary()
 _LOCK = threading.Lock()
 # Keyword arguments every adapter takes besides model=.
-LOAD_ARGUMENTS = ("checkpoint", "modalities", "device", "dtype", "quantize", "backend")
+LOAD_ARGUMENTS = ("checkpoint", "modalities", "device", "dtype", "quantize", "backend", "adapters")
 
 
 def require(module: str, extra: str) -> ModuleType:
@@ -50,6 +50,7 @@ class LoadOptions:
     dtype: str | None = None
     quantize: str | None = None
     backend: str | None = None  # None: torch
+    adapters: tuple[tuple[str | None, str], ...] | None = None  # LoRA adapters: (name or None, source); first active
 
     @classmethod
     def of(
@@ -60,7 +61,11 @@ class LoadOptions:
         dtype: "str | torch.dtype | None" = None,
         quantize: str | None = None,
         backend: str | None = None,
+        adapters: Any = None,
     ) -> "LoadOptions":
+        from ..weights.adapters import named_sources
+
+        pairs = tuple((name, str(source)) for name, source in named_sources(adapters)) or None
         return cls(
             None if checkpoint is None else str(checkpoint),
             None if modalities is None else tuple([modalities] if isinstance(modalities, str) else modalities),
@@ -68,6 +73,7 @@ class LoadOptions:
             None if dtype is None else str(dtype).removeprefix("torch."),
             quantize,
             None if backend in (None, "torch") else backend,
+            pairs,
         )
 
     @classmethod
@@ -90,11 +96,12 @@ def resolve_model(model: "ImageBind | None" = None, options: LoadOptions = LoadO
         if not options.is_default():
             raise ValueError(
                 "pass either model= (an already loaded ImageBind) or checkpoint= with load options "
-                f"(modalities, device, dtype, quantize, backend), not both; got model= and {_given(options)}"
+                f"(modalities, device, dtype, quantize, backend, adapters), not both; got model= and {_given(options)}"
             )
         return model
     source = options.checkpoint or DEFAULT_SOURCE
-    key = (source, options.modalities, options.device, options.dtype, options.quantize, options.backend)
+    key = (source, options.modalities, options.device, options.dtype, options.quantize, options.backend,
+           options.adapters)
     with _LOCK:  # one load per key even when two threads build adapters at once
         loaded = _LOADED.get(key)
         if loaded is None:
@@ -106,6 +113,7 @@ def resolve_model(model: "ImageBind | None" = None, options: LoadOptions = LoadO
                 dtype=options.dtype,
                 quantize=options.quantize,
                 backend=options.backend or "torch",
+                adapters=list(options.adapters) if options.adapters else None,
             )
             _LOADED[key] = loaded
     return loaded
@@ -116,7 +124,8 @@ def _given(options: LoadOptions) -> str:
 
 
 def embed_rows(
-    model: "ImageBind", kind: str, items: Sequence[Any], *, normalize: bool = True, batch_size: int = 32
+    model: "ImageBind", kind: str, items: Sequence[Any], *, normalize: bool = True, batch_size: int = 32,
+    text_overflow: str = "truncate",
 ) -> list[list[float]]:
     """Vectors of ``items`` of one input kind as plain float lists, in input order
     (the embedding pipeline's :func:`~imagebind_sdk.pipeline.embed_kind`; a bad item raises naming it)."""
@@ -128,4 +137,5 @@ def embed_rows(
     items = list(items)
     if not items:
         return []
-    return embed_kind(pipeline_of(model), kind, items, normalize=normalize, batch_size=batch_size).vectors.tolist()
+    return embed_kind(pipeline_of(model), kind, items, normalize=normalize, batch_size=batch_size,
+                      text_overflow=text_overflow).vectors.tolist()

@@ -17,14 +17,18 @@ from typing import Any
 from .batching import chunks, closing_bar
 from .encoding import Pipeline, Rows, failure, finish, unit_rows
 from .items import KindResult, check_on_error, embed_kind, keep_rows, text_list
+from .overflow import TEXT_OVERFLOW, TextRows, check_text_overflow, text_rows, warn_cut
 from .model_inputs import check_model_input, nonfinite_message, nonfinite_rows
 
 __all__ = [
     "KindResult",
+    "TEXT_OVERFLOW",
+    "TextRows",
     "Pipeline",
     "Rows",
     "check_model_input",
     "check_on_error",
+    "check_text_overflow",
     "chunks",
     "closing_bar",
     "embed_kind",
@@ -35,7 +39,9 @@ __all__ = [
     "nonfinite_rows",
     "pipeline_of",
     "text_list",
+    "text_rows",
     "unit_rows",
+    "warn_cut",
 ]
 
 

@@ -20,6 +20,7 @@ from ..kinds import ENCODER_OF
 from ..preprocess import InputError, OnError, Skipped, as_item_list, preprocess_batch
 from .batching import chunks, closing_bar
 from .encoding import Pipeline, Rows
+from .overflow import check_fits, check_text_overflow, text_rows, warn_cut
 
 logger = logging.getLogger(__name__)
 
@@ -65,14 +66,17 @@ def embed_kind(
     progress: bool | None = None,
     options: Mapping[str, Any] | None = None,
     normalize: bool = True,
+    text_overflow: str = "truncate",
 ) -> KindResult:
-    """Items of ``kind`` (one or a list, as ``embed(<kind>=value)`` takes them) -> :class:`KindResult`."""
+    """Items of ``kind`` (one or a list, as ``embed(<kind>=value)`` takes them) -> :class:`KindResult`.
+    ``text_overflow``: texts past the 77-token context, see :mod:`.overflow`."""
     check_on_error(on_error)
+    check_text_overflow(text_overflow)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     pipeline.loaded(ENCODER_OF[kind])  # fail fast on an unloaded encoder, before any item is read
     if kind == "text":
-        return _embed_text(pipeline, text_list(value), batch_size, progress, normalize, on_error)
+        return _embed_text(pipeline, text_list(value), batch_size, progress, normalize, on_error, text_overflow)
     return _embed_items(pipeline, kind, value, batch_size, on_error, progress, dict(options or {}), normalize)
 
 
@@ -91,22 +95,30 @@ def keep_rows(
 
 
 def _embed_text(
-    pipeline: Pipeline, texts: list[str], batch_size: int, progress: bool | None, normalize: bool, on_error: OnError
+    pipeline: Pipeline, texts: list[str], batch_size: int, progress: bool | None, normalize: bool, on_error: OnError,
+    overflow: str,
 ) -> KindResult:
+    if overflow == "error":  # refuse before any work
+        check_fits(pipeline.tokenizer, texts)
     # Sorting by length keeps trimmed batches short (text trimming is exact).
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     out = torch.zeros(len(texts), pipeline.embedding_dim)
     keep = torch.ones(len(texts), dtype=torch.bool)
     skipped: list[Skipped] = []
+    cut = 0
     with closing_bar(len(texts), "embedding text", progress) as bar:
         for _, chunk in chunks(order, batch_size):
             chunk_texts = [texts[i] for i in chunk]
-            rows = pipeline.encode_rows("text", pipeline.tokenize(chunk_texts), normalize=normalize,
+            prepared = text_rows(pipeline.tokenizer, chunk_texts, overflow, chunk)
+            cut += prepared.cut
+            rows = pipeline.encode_rows("text", prepared.ids, batch_size=batch_size, normalize=normalize,
                                         isolate=on_error == "skip")
+            rows = prepared.merge(rows, len(chunk), normalize)
             good = set(keep_rows("text", rows, list(chunk), chunk_texts, on_error, skipped))
             keep[[i for j, i in enumerate(chunk) if j not in good]] = False
             out[list(chunk)] = rows.vectors
             bar.update(len(chunk))
+    warn_cut(cut, len(texts))
     skipped.sort(key=lambda s: s.index)
     kept = [i for i, k in enumerate(keep.tolist()) if k]
     return KindResult(out[keep], [texts[i] for i in kept], kept, skipped)

@@ -96,6 +96,13 @@ def pre_tokens(text: str, head_only: bool = False) -> Iterator[str]:
     (the caller wants the first tokens only), a run without whitespace is also cut after
     ``LONGEST_RUN_CHARS``, so a 60 MB word costs what its head costs.
     """
+    return (token for token, _ in _pre_token_runs(text, head_only))
+
+
+def _pre_token_runs(text: str, head_only: bool = False) -> Iterator[tuple[str, bool]]:
+    """:func:`pre_tokens` with, for each, whether it starts a whitespace-separated word
+    (tokens never hold whitespace, and every other character is in some token, so a token
+    starts a word exactly when whitespace or the text's start precedes it)."""
     carry = ""
     for fixed in _fixed_segments(text):
         buffer = carry + fixed
@@ -103,10 +110,15 @@ def pre_tokens(text: str, head_only: bool = False) -> Iterator[str]:
         if head_only and len(buffer) - cut > LONGEST_RUN_CHARS:
             cut = len(buffer)
         carry = buffer[cut:]
-        for match in TOKEN_PATTERN.finditer(_clean(buffer[:cut])):
-            yield match.group()
-    for match in TOKEN_PATTERN.finditer(_clean(carry)):
-        yield match.group()
+        yield from _runs(_clean(buffer[:cut]))
+    yield from _runs(_clean(carry))
+
+
+def _runs(piece: str) -> Iterator[tuple[str, bool]]:
+    # A piece starts the text or follows a safe cut (whitespace): its start starts a word.
+    for match in TOKEN_PATTERN.finditer(piece):
+        start = match.start()
+        yield match.group(), start == 0 or piece[start - 1].isspace()
 
 
 class Tokenizer:
@@ -193,17 +205,39 @@ class Tokenizer:
             ids.extend(self.encoder[t] for t in self._word(mapped, needed))
         return ids if max_tokens is None else ids[:max_tokens]
 
+    def words(self, text: str) -> list[list[int]]:
+        """BPE ids of one whole text grouped by whitespace-separated word (their concatenation
+        is :meth:`encode` ``(text)``): where ``text_overflow="chunk_mean"`` may cut."""
+        out: list[list[int]] = []
+        for piece, starts_word in _pre_token_runs(text):
+            mapped = "".join(self.byte_encoder[b] for b in piece.encode("utf-8"))
+            if starts_word or not out:
+                out.append([])
+            out[-1].extend(self.encoder[t] for t in self._word(mapped, None))
+        return out
+
+    @property
+    def window(self) -> int:
+        """Content tokens one row holds: the context less start- and end-of-text."""
+        return self.context_length - 2
+
+    def frame(self, heads: Sequence[Sequence[int]]) -> torch.Tensor:
+        """Id lists of at most :attr:`window` ids -> (N, context_length) rows framed by
+        start/end-of-text and zero-padded."""
+        out = torch.zeros(len(heads), self.context_length, dtype=torch.long)
+        for row, ids in enumerate(heads):
+            framed = [self.sot_id, *ids[: self.window], self.eot_id]
+            out[row, : len(framed)] = torch.tensor(framed)
+        return out
+
     def __call__(self, texts: str | Sequence[str]) -> torch.Tensor:
         """Texts -> (N, context_length) int64 ids, zero-padded; long texts keep EOT last."""
         if isinstance(texts, str):
             texts = [texts]
-        out = torch.zeros(len(texts), self.context_length, dtype=torch.long)
         for row, text in enumerate(texts):
             if not isinstance(text, str):
                 raise TypeError(f"text[{row}]: expected str, got {type(text).__name__}")
-            ids = [self.sot_id, *self.encode(text, self.context_length - 2), self.eot_id]
-            out[row, : len(ids)] = torch.tensor(ids)
-        return out
+        return self.frame([self.encode(text, self.window) for text in texts])
 
 
 def _head_chars(needed: int | None) -> int:

@@ -5,7 +5,8 @@ Why this shape:
   up to ``max_batch_size`` items or ``max_wait_ms`` after the oldest arrived. While the
   model is busy, queues fill up, so batches grow exactly when the server is loaded.
 - Kinds never share a batch (video and vision use the same encoder but not the same
-  batch), and one request's items of a kind enter their queue in one step: a request
+  batch), nor do LoRA adapters (the queue key is (kind, adapter); the worker switches
+  ``set_adapter`` between batches, never inside one), and one request's items of a kind enter their queue in one step: a request
   served alone is always cut into the same batches and gets bit-identical vectors.
 - A batch yields one outcome per item (:meth:`Pipeline.encode_rows` with isolation): an
   item whose vector is NaN/inf, or that the encoder fails on alone, fails only itself;
@@ -67,7 +68,8 @@ class Engine:
         self.pipeline = pipeline_of(model)
         self.settings = settings
         self.metrics = metrics
-        self._queues: dict[str, deque[_Item]] = {kind: deque() for kind in INPUT_KINDS}
+        # One queue per (kind, adapter): items of different adapters never share an encoder batch.
+        self._queues: dict[tuple[str, str | None], deque[_Item]] = {(kind, None): deque() for kind in INPUT_KINDS}
         self._cond = threading.Condition()
         self._stopping = False
         self._pending = 0  # items admitted and not yet answered (event-loop thread only)
@@ -105,9 +107,10 @@ class Engine:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
     # -- encoding -------------------------------------------------------------
-    async def encode(self, kind: str, tensors: list[torch.Tensor]) -> Rows:
-        """Preprocessed items of one kind -> their (N, D) raw model outputs (normalize=False),
-        with the positions of the items that have no vector and why."""
+    async def encode(self, kind: str, tensors: list[torch.Tensor], adapter: str | None = None) -> Rows:
+        """Preprocessed items of one kind -> their (N, D) raw model outputs (normalize=False)
+        under LoRA ``adapter`` (None: the base), with the positions of the items that have
+        no vector and why."""
         if not tensors:
             return Rows(torch.empty(0, self.pipeline.embedding_dim), {})
         loop = asyncio.get_running_loop()
@@ -116,8 +119,9 @@ class Engine:
         with self._cond:
             if self._stopping:
                 raise ApiError(503, "the server is shutting down")
-            self._queues[kind].extend(items)  # one step: never interleaved with another request
-            self.metrics.queue_depth.labels(kind).set(len(self._queues[kind]))
+            queue = self._queues.setdefault((kind, adapter), deque())
+            queue.extend(items)  # one step: never interleaved with another request
+            self.metrics.queue_depth.labels(kind).set(len(queue))
             self._cond.notify()
         try:
             outcomes = await asyncio.gather(*(item.future for item in items))
@@ -139,34 +143,37 @@ class Engine:
                 return
             self._encode_batch(*taken)
 
-    def _next_batch(self) -> tuple[str, list[_Item]] | None:
+    def _next_batch(self) -> tuple[tuple[str, str | None], list[_Item]] | None:
         """Wait (holding the condition) for a batch that is full or whose oldest item waited long enough."""
         max_wait = self.settings.max_wait_ms / 1000.0
         while True:
             for queue in self._queues.values():
                 while queue and queue[0].cancelled:
                     queue.popleft()
-            live = [kind for kind, queue in self._queues.items() if queue]
+            live = [key for key, queue in self._queues.items() if queue]
             if not live:
                 if self._stopping:
                     return None
                 self._cond.wait()
                 continue
-            kind = min(live, key=lambda k: self._queues[k][0].enqueued)  # oldest first: no starvation
-            queue = self._queues[kind]
+            key = min(live, key=lambda k: self._queues[k][0].enqueued)  # oldest first: no starvation
+            queue = self._queues[key]
             wait = queue[0].enqueued + max_wait - time.monotonic()
             if len(queue) >= self.settings.max_batch_size or wait <= 0 or self._stopping:
                 batch = [queue.popleft() for _ in range(min(len(queue), self.settings.max_batch_size))]
-                self.metrics.queue_depth.labels(kind).set(len(queue))
-                return kind, batch
+                self.metrics.queue_depth.labels(key[0]).set(len(queue))
+                return key, batch
             self._cond.wait(wait)
 
-    def _encode_batch(self, kind: str, batch: list[_Item]) -> None:
+    def _encode_batch(self, key: tuple[str, str | None], batch: list[_Item]) -> None:
+        kind, adapter = key
         batch = [item for item in batch if not item.cancelled]
         if not batch:
             return
         started = time.perf_counter()
         try:
+            if getattr(self.model, "active_adapter", None) != adapter:  # only this thread switches it
+                self.model.set_adapter(adapter)
             # Per-item outcomes: a bad item (NaN/inf vector, or an encoder error on it alone,
             # found by retrying item by item) fails only its own request.
             rows = self.pipeline.encode_rows(

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from starlette.datastructures import UploadFile
 
 from ..kinds import FILE_KINDS, INPUT_KINDS
+from ..pipeline.overflow import TEXT_OVERFLOW
 from .decode import as_list, form_bool, json_type, native_media, optional_bool, parse_json_object, string_list
 from .errors import ApiError, bad_request
 from .respond import FastJSONResponse, rows
@@ -15,8 +16,8 @@ from .routes_weaviate import service_of
 
 router = APIRouter()
 
-EMBED_OPTIONS = ("normalize", "on_error")
-ZERO_SHOT_OPTIONS = ("labels", "templates", "top_k")
+EMBED_OPTIONS = ("normalize", "on_error", "model", "text_overflow")
+ZERO_SHOT_OPTIONS = ("labels", "templates", "top_k", "model")
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 MAX_FORM_ITEMS = 10_000  # multipart files and fields per request (bodies are size-limited anyway)
 
@@ -71,6 +72,13 @@ def _on_error(value: Any) -> bool:
     return value == "skip"
 
 
+def text_overflow(value: Any) -> str:
+    """``text_overflow``: texts past the 77-token context, as ``embed(text_overflow=...)``."""
+    if value not in TEXT_OVERFLOW:
+        raise bad_request(f"text_overflow: expected one of {list(TEXT_OVERFLOW)}, got {value!r}")
+    return value
+
+
 @router.post("/v1/embed")
 async def embed(request: Request) -> FastJSONResponse:
     service = service_of(request)
@@ -79,16 +87,19 @@ async def embed(request: Request) -> FastJSONResponse:
         normalize = form_bool(options.get("normalize", "true"), "normalize")
         skip_bad = _on_error(options.get("on_error", "raise"))
     else:
-        payload = parse_json_object(await request.body())
-        inputs = _json_inputs(payload, EMBED_OPTIONS)
-        normalize = optional_bool(payload, "normalize", True)
-        skip_bad = _on_error(payload.get("on_error", "raise"))
+        options = parse_json_object(await request.body())
+        inputs = _json_inputs(options, EMBED_OPTIONS)
+        normalize = optional_bool(options, "normalize", True)
+        skip_bad = _on_error(options.get("on_error", "raise"))
     if not any(inputs.values()):
         raise bad_request(f"nothing to embed: give at least one item of {', '.join(INPUT_KINDS)}")
-    result = await service.run(service.embed(inputs, {k: k for k in inputs}, skip_bad=skip_bad, normalize=normalize))
+    adapter = service.adapter_for(options.get("model"))
+    result = await service.run(service.embed(inputs, {k: k for k in inputs}, skip_bad=skip_bad, normalize=normalize,
+                                             adapter=adapter, text_overflow=text_overflow(
+                                                 options.get("text_overflow", "truncate"))))
     embeddings = {kind: rows(vectors) for kind, vectors in result.vectors.items()}
     return FastJSONResponse({
-        "model": service.name, "dim": service.model.embedding_dim, "normalize": normalize,
+        "model": adapter or service.name, "dim": service.model.embedding_dim, "normalize": normalize,
         "embeddings": embeddings, "skipped": result.skipped,
     })
 
@@ -127,16 +138,17 @@ async def zero_shot(request: Request) -> FastJSONResponse:
     except (TypeError, ValueError) as exc:
         raise bad_request(f"templates: {exc}") from None
     top_k = _top_k(payload, len(labels))
+    adapter = service.adapter_for(payload.get("model"))
 
     async def work() -> FastJSONResponse:
-        label_emb = await service.label_embeddings(labels, chosen)
-        vectors = (await service.embed(inputs, {kind: kind}, normalize=True)).vectors[kind]
+        label_emb = await service.label_embeddings(labels, chosen, adapter)
+        vectors = (await service.embed(inputs, {kind: kind}, normalize=True, adapter=adapter)).vectors[kind]
         probs = zero_shot_probs(label_emb, vectors, service.logit_scale_text)
         results = []
         for index, row in enumerate(probs.tolist()):
             order = sorted(range(len(labels)), key=lambda j: -row[j])[:top_k]
             results.append({"index": index, "top": [{"label": labels[j], "probability": row[j]} for j in order]})
-        return FastJSONResponse({"model": service.name, "kind": kind, "labels": labels,
+        return FastJSONResponse({"model": adapter or service.name, "kind": kind, "labels": labels,
                                  "probabilities": probs.tolist(), "results": results})
 
     return await service.run(work())

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request
 from .decode import json_type, parse_json_object
 from .errors import bad_request
 from .respond import FastJSONResponse
+from .routes_native import text_overflow
 from .routes_weaviate import service_of
 
 router = APIRouter()
@@ -45,8 +46,6 @@ def _check_options(payload: dict[str, Any], dim: int) -> str:
     dimensions = payload.get("dimensions")
     if dimensions is not None and dimensions != dim:
         raise bad_request(f"dimensions: this model's vectors have {dim} dimensions, got a request for {dimensions!r}")
-    if "model" in payload and not isinstance(payload["model"], str):
-        raise bad_request(f"model: expected a string, got {json_type(payload['model'])}")
     return encoding
 
 
@@ -63,9 +62,13 @@ async def embeddings(request: Request) -> FastJSONResponse:
     texts = _texts(payload)
     service.require_engine()
     encoding = _check_options(payload, service.model.embedding_dim)
-    result = await service.run(service.embed({"text": texts}, {"text": "input"}, normalize=True))
+    # "model": the base (the served name) or a LoRA adapter; any name when the server has no adapters.
+    adapter = service.adapter_for(payload.get("model"), lenient=True)
+    overflow = text_overflow(payload.get("text_overflow", "truncate"))  # an extension: extra_body= in openai
+    result = await service.run(service.embed({"text": texts}, {"text": "input"}, normalize=True, adapter=adapter,
+                                             text_overflow=overflow))
     unit = result.vectors["text"].to(torch.float32)
     data = [{"object": "embedding", "index": i, "embedding": _encode(v, encoding)} for i, v in enumerate(unit)]
     usage = {"prompt_tokens": result.text_tokens, "total_tokens": result.text_tokens}
-    return FastJSONResponse({"object": "list", "data": data, "model": service.name, "usage": usage})
+    return FastJSONResponse({"object": "list", "data": data, "model": adapter or service.name, "usage": usage})
 

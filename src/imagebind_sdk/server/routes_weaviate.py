@@ -67,6 +67,8 @@ async def meta(request: Request) -> FastJSONResponse:
             "dtype": str(model.dtype).removeprefix("torch."),
             "backend": getattr(model, "backend", "torch"),
             "quantize": getattr(model, "quantize", None),
+            "adapters": service.adapters,  # the "model" names a request may give, beside "name" (the base)
+            "default_model": service.default_adapter or service.name,
         }
     return FastJSONResponse(body)
 
@@ -82,5 +84,6 @@ async def vectorize(request: Request) -> FastJSONResponse:
         else:
             inputs[kind] = [b64_bytes(value, f"{field}[{i}]") for i, value in enumerate(as_list(payload, field))]
         fields[kind] = field
-    result = await service.run(service.embed(inputs, fields))
+    # Weaviate's module sends no model name: the default one (see Service.adapter_for).
+    result = await service.run(service.embed(inputs, fields, adapter=service.adapter_for(None)))
     return FastJSONResponse({answer: rows(result.vectors[kind]) for kind, answer in FIELDS.values()})

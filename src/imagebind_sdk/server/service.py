@@ -10,7 +10,8 @@ from typing import Any, Awaitable, Callable, Sequence, TypeVar
 import torch
 
 from ..kinds import ENCODER_OF, INPUT_KINDS
-from ..pipeline import finish
+from ..pipeline import Rows, finish, text_rows, warn_cut
+from ..preprocess.sources import InputError
 from .budget import MemoryBudget, decoded_bytes, describe
 from .engine import Engine
 from .errors import ApiError, bad_request
@@ -42,6 +43,7 @@ class Service:
         self._model_or_loader = model
         self.model: Any = None
         self.engine: Engine | None = None
+        self.default_adapter: str | None = None  # requests without a "model" field get this one
         self.load_error: BaseException | None = None
         self._labels: dict[tuple, torch.Tensor] = {}
         self.budget = MemoryBudget(settings.max_inflight_bytes, settings.retry_after_s, metrics.inflight_bytes)
@@ -67,6 +69,7 @@ class Service:
 
     def _ready(self, model: Any) -> None:
         self.model = model
+        self.default_adapter = getattr(model, "active_adapter", None)
         self.engine = Engine(model, self.settings, self.metrics)
         logger.info("model ready: %r", model)
 
@@ -86,6 +89,31 @@ class Service:
     def logit_scale_text(self) -> float:
         """The text logit scale: zero-shot probabilities are softmax(scale * cosine)."""
         return float(self.model.logit_scale("text"))
+
+    @property
+    def adapters(self) -> list[str]:
+        """The LoRA adapters served beside the base (``model`` names of requests)."""
+        return list(getattr(self.model, "adapters", []) or [])
+
+    def adapter_for(self, model: Any, lenient: bool = False) -> str | None:
+        """A request's ``model`` field -> the adapter to run (None: the base). Absent: the
+        adapter active when the model was handed over; the served name: the base. An unknown
+        name is a 404 naming the known ones (``lenient``, for OpenAI clients that must send
+        some name: served by the default when the server has no adapters)."""
+        self.require_engine()
+        if model is None:
+            return self.default_adapter
+        if not isinstance(model, str):
+            raise bad_request(f"model: expected a string, got {type(model).__name__}")
+        if model == self.name:
+            return None
+        if model in self.adapters:
+            return model
+        if lenient and not self.adapters:
+            return self.default_adapter
+        known = [self.name, *self.adapters]
+        raise ApiError(404, f"model: no model named {model!r} here; this server serves {known} "
+                            f"(the base, then its LoRA adapters)")
 
     def require_engine(self) -> Engine:
         if self.engine is None:
@@ -107,11 +135,14 @@ class Service:
             raise ApiError(500, f"internal error: {type(exc).__name__}: {exc}") from exc
 
     async def embed(
-        self, inputs: dict[str, list[Any]], fields: dict[str, str], *, skip_bad: bool = False, normalize: bool = False
+        self, inputs: dict[str, list[Any]], fields: dict[str, str], *, skip_bad: bool = False, normalize: bool = False,
+        adapter: str | None = None, text_overflow: str = "truncate",
     ) -> Embedded:
         """Embed a request's items by kind (text: str, others: file bytes) -> unit vectors
-        (``normalize``) or raw model outputs. A bad item (unreadable, or no finite vector)
-        is a 400 naming ``field[index]`` of this request, or is skipped (``skip_bad``)."""
+        (``normalize``) or raw model outputs, under LoRA ``adapter`` (None: the base; see
+        :meth:`adapter_for`). A bad item (unreadable, or no finite vector) is a 400 naming
+        ``field[index]`` of this request, or is skipped (``skip_bad``); so is a text too long
+        for ``text_overflow="error"``."""
         engine = self.require_engine()
         self._check_loaded(inputs, fields)
         kinds = [kind for kind in INPUT_KINDS if inputs.get(kind)]
@@ -119,7 +150,8 @@ class Service:
         asked = {kind: inputs[kind] for kind in kinds}  # reserved against the budget before any decoding
         with engine.admit(sum(len(inputs[k]) for k in kinds)), self.budget.hold(decoded_bytes(asked), describe(asked)):
             results = await asyncio.gather(
-                *(self._embed_kind(engine, kind, inputs[kind], fields[kind], skip_bad, out) for kind in kinds),
+                *(self._embed_kind(engine, kind, inputs[kind], fields[kind], skip_bad, out, (adapter, text_overflow))
+                  for kind in kinds),
                 return_exceptions=True,
             )
         for kind, result in zip(kinds, results):  # the first failing kind, in a fixed order
@@ -137,44 +169,71 @@ class Service:
                 )
 
     async def _embed_kind(
-        self, engine: Engine, kind: str, items: list[Any], field_name: str, skip_bad: bool, out: Embedded
+        self, engine: Engine, kind: str, items: list[Any], field_name: str, skip_bad: bool, out: Embedded,
+        how: tuple[str | None, str],
     ) -> torch.Tensor:
         if kind == "text":
-            tokens = await engine.in_pool(engine.pipeline.tokenize, list(items))
-            out.text_tokens += int((tokens != 0).sum())
-            tensors, kept = list(tokens.unbind(0)), list(range(len(items)))
-        else:
-            results = await asyncio.gather(*(engine.in_pool(_preprocess, kind, item) for item in items))
-            tensors, kept = [], []
-            for index, result in enumerate(results):
-                if isinstance(result, Exception):
-                    _skip(out, kind, index, f"{field_name}[{index}]: could not read this {kind} input: {result}",
-                          skip_bad)
-                    continue
-                tensors.append(result)
-                kept.append(index)
-        rows = await engine.encode(kind, tensors)
-        for position in sorted(rows.failed):  # this request's own items only, named by its own field
-            _skip(out, kind, kept[position], f"{field_name}[{kept[position]}]: {rows.failed[position]}", skip_bad)
-        good = rows.good()
-        out.kept[kind] = [kept[p] for p in good]
-        return rows.vectors[good]
+            return await self._embed_text(engine, items, field_name, skip_bad, out, how)
+        results = await asyncio.gather(*(engine.in_pool(_preprocess, kind, item) for item in items))
+        tensors, kept = [], []
+        for index, result in enumerate(results):
+            if isinstance(result, Exception):
+                _skip(out, kind, index, f"{field_name}[{index}]: could not read this {kind} input: {result}", skip_bad)
+                continue
+            tensors.append(result)
+            kept.append(index)
+        rows = await engine.encode(kind, tensors, how[0])
+        return _kept_rows(out, kind, kept, field_name, skip_bad, rows)
+
+    async def _embed_text(
+        self, engine: Engine, texts: list[str], field_name: str, skip_bad: bool, out: Embedded,
+        how: tuple[str | None, str],
+    ) -> torch.Tensor:
+        """Texts through the pipeline's :func:`text_rows` (``text_overflow``), encoded, then merged per text."""
+        adapter, text_overflow = how
+        try:
+            prepared = await engine.in_pool(text_rows, engine.pipeline.tokenizer, list(texts), text_overflow,
+                                            None, field_name)
+        except InputError as exc:  # text_overflow="error": names field[index] and its token count
+            raise bad_request(str(exc)) from None
+        if len(prepared.owner) > self.settings.max_queue:
+            raise ApiError(413, f"{field_name}: the texts make {len(prepared.owner)} windows of the text encoder "
+                                f"(text_overflow={text_overflow!r}), more than the server queues at once "
+                                f"({self.settings.max_queue}, --max-queue); split them")
+        warn_cut(prepared.cut, len(texts))
+        out.text_tokens += int((prepared.ids != 0).sum())
+        rows = await engine.encode("text", list(prepared.ids.unbind(0)), adapter)
+        rows = prepared.merge(rows, len(texts), normalize=False)
+        return _kept_rows(out, "text", list(range(len(texts))), field_name, skip_bad, rows)
 
     # -- zero-shot ----------------------------------------------------------------
-    async def label_embeddings(self, labels: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
-        """(L, D) unit label embeddings (templates averaged), cached; same math as ``ImageBind.zero_shot``."""
+    async def label_embeddings(self, labels: Sequence[str], templates: Sequence[str], adapter: str | None = None
+                               ) -> torch.Tensor:
+        """(L, D) unit label embeddings (templates averaged) under ``adapter``, cached; same math
+        as ``ImageBind.zero_shot``."""
         from ..vectors.zero_shot import build_label_embeddings
 
-        key = (tuple(labels), tuple(templates))
+        key = (adapter, tuple(labels), tuple(templates))
         if key not in self._labels:
             texts = [template.format(label) for label in labels for template in templates]
             step = self.settings.max_batch_size  # labels x templates may exceed --max-queue: one batch at a time
-            unit = torch.cat([(await self.embed({"text": texts[i:i + step]}, {"text": "labels"}, normalize=True)).vectors["text"]
+            unit = torch.cat([(await self.embed({"text": texts[i:i + step]}, {"text": "labels"}, normalize=True,
+                                                adapter=adapter)).vectors["text"]
                               for i in range(0, len(texts), step)])
             if len(self._labels) >= LABEL_CACHE_SIZE:
                 self._labels.pop(next(iter(self._labels)))
             self._labels[key] = build_label_embeddings(list(labels), list(templates), _given(unit))
         return self._labels[key]
+
+
+def _kept_rows(out: Embedded, kind: str, kept: list[int], field_name: str, skip_bad: bool, rows: Rows
+               ) -> torch.Tensor:
+    """The rows that hold a vector; the failed ones fail the request naming ``field[index]``, or are skipped."""
+    for position in sorted(rows.failed):  # this request's own items only, named by its own field
+        _skip(out, kind, kept[position], f"{field_name}[{kept[position]}]: {rows.failed[position]}", skip_bad)
+    good = rows.good()
+    out.kept[kind] = [kept[p] for p in good]
+    return rows.vectors[good]
 
 
 def _skip(out: Embedded, kind: str, index: int, message: str, skip_bad: bool) -> None:

@@ -180,14 +180,15 @@ def read_adapter(
 
 
 def named_sources(adapters: Any) -> list[tuple[str | None, Any]]:
-    """``load(adapters=...)`` as (name or None, source) pairs: one source, a list, or a dict name -> source."""
+    """``load(adapters=...)`` as (name or None, source) pairs: one source, a list of sources or of
+    (name, source) pairs, or a dict name -> source."""
     if adapters is None:
         return []
     if isinstance(adapters, Mapping):
         return list(adapters.items())
     if isinstance(adapters, (str, os.PathLike)):
         return [(None, adapters)]
-    return [(None, a) for a in adapters]
+    return [tuple(a) if isinstance(a, tuple) else (None, a) for a in adapters]
 
 
 def load_adapter(
