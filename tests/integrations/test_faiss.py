@@ -11,7 +11,7 @@ import torch
 
 faiss = pytest.importorskip("faiss", reason="needs faiss: pip install 'imagebind-sdk[faiss]'")
 
-from imagebind_sdk.search import index_faiss  # noqa: E402
+from imagebind_sdk.retrieval import index_faiss  # noqa: E402
 from imagebind_sdk.retrieval.index import EmbeddingIndex  # noqa: E402
 
 DIM = 64
