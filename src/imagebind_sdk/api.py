@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 import torch
 
@@ -17,6 +18,7 @@ from .weights.checkpoint import load_model
 from .model.config import ImageBindConfig, check_modalities
 from .weights.dtypes import as_dtype
 from .vectors.embeddings import Embeddings
+from .vectors.space import Space, model_space
 from .model import ImageBindModel
 from .pipeline import Pipeline, check_on_error, check_text_overflow, embed_kind, text_list
 from .vectors.templates import templates_for
@@ -51,6 +53,7 @@ class ImageBind:
         self.pipeline = Pipeline(model, device=device)  # every embedding goes through it
         self.source = source
         self._adapters: Any = None  # model.lora.AdapterSet once an adapter is loaded
+        self._weights: list[Path] | None = None  # the torch checkpoint's files: its space's identity
         self._label_cache: dict[tuple[tuple[str, ...], tuple[str, ...]], torch.Tensor] = {}
 
     @property
@@ -116,6 +119,7 @@ class ImageBind:
             if mode is not None:
                 encoder.compile(mode=mode)
         loaded = cls(model, device=target, source=resolved.source)
+        loaded._weights = list(resolved.weight_files)
         for i, (name, adapter) in enumerate(named_sources(adapters)):
             loaded.load_adapter(adapter, name=name, activate=i == 0, cache_dir=cache_dir, local_files_only=local_files_only)
         return loaded
@@ -173,6 +177,19 @@ class ImageBind:
     def adapters(self) -> list[str]:
         """Names of the loaded LoRA adapters."""
         return list(self._adapters.adapters) if self._adapters is not None else []
+
+    @property
+    def space(self) -> Space | None:
+        """The space of the vectors this model makes now: the checkpoint's content identity plus
+        the active adapter's (:mod:`imagebind_sdk.vectors.space`), hashed when first asked.
+        None (unknown, nothing checked) for the onnxruntime backend."""
+        return self._space_now()()
+
+    def _space_now(self) -> Callable[[], Space | None]:
+        """The space of the weights as they are now (adapter fixed), computed when first read."""
+        weights, config = self._weights, self.config
+        adapter = self._adapters.adapters[self.active_adapter] if self.active_adapter is not None else None
+        return lambda: model_space(config.to_dict(), weights, adapter) if weights is not None else None
 
     def load_adapter(
         self, source: str | os.PathLike[str], name: str | None = None, *, postfix: str | None = None,
@@ -306,6 +323,7 @@ class ImageBind:
             {kind: r.vectors for kind, r in results.items()},
             sources={kind: r.sources for kind, r in results.items()},
             skipped={kind: r.skipped for kind, r in results.items() if r.skipped},
+            space=self._space_now(),
         )
 
     def label_embeddings(self, labels: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
