@@ -290,7 +290,7 @@ def newest_records(out_dir: str | os.PathLike[str], info: Mapping[str, Any]) -> 
     return latest
 
 
-def assemble(outcomes: Iterable[tuple[str, str, torch.Tensor | str]], dim: int) -> Embeddings:
+def assemble(outcomes: Iterable[tuple[str, str, torch.Tensor | str]], dim: int, space: Any = None) -> Embeddings:
     """``(kind, path, row or error)`` in order -> ``Embeddings`` keyed by kind.
 
     Rows keep their order within each kind; failed files go to ``.skipped[kind]``
@@ -310,7 +310,7 @@ def assemble(outcomes: Iterable[tuple[str, str, torch.Tensor | str]], dim: int) 
             sources.setdefault(kind, []).append(path)
     order = [k for k in counts if k in rows]
     data = {k: torch.stack(rows[k]) if rows[k] else torch.empty(0, dim) for k in order}
-    return Embeddings(data, sources={k: sources[k] for k in order}, skipped=skipped)
+    return Embeddings(data, sources={k: sources[k] for k in order}, skipped=skipped, space=space)
 
 
 def load_bulk_output(out_dir: str | os.PathLike[str]) -> Any:
@@ -341,4 +341,4 @@ def load_bulk_output(out_dir: str | os.PathLike[str]) -> Any:
         (r["kind"], p, str(r["error"]) if r["embedding"] is None else torch.from_numpy(r["embedding"]))
         for p, r in sorted(records.items())
     ]
-    return assemble(outcomes, int(info["embedding_dim"]))
+    return assemble(outcomes, int(info["embedding_dim"]), info.get("space"))

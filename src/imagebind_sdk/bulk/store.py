@@ -41,6 +41,7 @@ from .format import (
     write_part,
 )
 from .records import Conflict, CurrentRecords
+from ..vectors.space import Space, check_space
 
 try:  # POSIX advisory locking; elsewhere concurrent writers are simply not detected
     import fcntl
@@ -76,12 +77,14 @@ class BulkStore:
     def open(
         cls, out_dir: str | os.PathLike[str], checkpoint: Mapping[str, Any], embedding_dim: int,
         *, resume: bool, model_dtype: str = "float32", windows: Mapping[str, Any] | None = None,
+        space: Space | None = None, allow_other_space: bool = False,
     ) -> BulkStore:
         """Create ``out_dir`` or, with ``resume``, continue the output already there.
 
         Raises ``FileExistsError`` for a non-empty folder when ``resume`` is false or
         when it is not a bulk output, ``ValueError`` naming the file for an
-        ``info.json`` or part file it cannot use or a different checkpoint/dimension.
+        ``info.json`` or part file it cannot use or a different checkpoint/dimension, and
+        ``SpaceMismatchError`` for another model space (unless ``allow_other_space``).
         """
         path = Path(out_dir)
         if path.exists() and not path.is_dir():
@@ -89,7 +92,8 @@ class BulkStore:
         path.mkdir(parents=True, exist_ok=True)
         lock_fd = _lock(path)
         try:
-            info = _prepare(path, make_info(checkpoint, embedding_dim, model_dtype, windows), resume)
+            new = make_info(checkpoint, embedding_dim, model_dtype, windows, space)
+            info = _prepare(path, new, resume, allow_other_space)
             _tidy(path, info)
             store = cls(path, info, lock_fd)
         except BaseException:
@@ -212,13 +216,14 @@ class BulkStore:
 
 
 def open_store(
-    model: Any, out: str | os.PathLike[str], resume: bool, windows: Mapping[str, Any] | None = None
+    model: Any, out: str | os.PathLike[str], resume: bool, windows: Mapping[str, Any] | None = None,
+    allow_other_space: bool = False,
 ) -> BulkStore:
     """The output folder for ``model``'s embeddings (created, or checked for resuming)."""
     dtype = str(getattr(model, "dtype", "float32")).removeprefix("torch.")
     checkpoint = checkpoint_identity(str(getattr(model, "source", "")), getattr(model, "revision", None))
     return BulkStore.open(out, checkpoint, int(model.embedding_dim), resume=resume, model_dtype=dtype,
-                          windows=windows)
+                          windows=windows, space=getattr(model, "space", None), allow_other_space=allow_other_space)
 
 
 def _index(out_dir: Path, info: Mapping[str, Any]) -> tuple[dict[str, dict[str, Any]], list[Conflict], int]:
@@ -264,7 +269,7 @@ def _unlock(fd: int | None) -> None:
         os.close(fd)  # closing the descriptor releases the flock
 
 
-def _prepare(path: Path, new_info: dict[str, Any], resume: bool) -> dict[str, Any]:
+def _prepare(path: Path, new_info: dict[str, Any], resume: bool, allow_other_space: bool = False) -> dict[str, Any]:
     """Refuse an unsuitable folder; write ``info.json`` into a new one. The folder's info."""
     entries = [e for e in os.listdir(path) if not e.startswith(".")]
     if entries and not resume:
@@ -283,6 +288,8 @@ def _prepare(path: Path, new_info: dict[str, Any], resume: bool) -> dict[str, An
         _fsync_dir(path)
         return new_info
     info = read_info(path)
+    check_space(info.get("space"), new_info.get("space"), what=f"resuming the bulk output {path}",
+                allow_other_space=allow_other_space)
     _check_compatible(path / INFO, info, new_info)
     return info
 
@@ -293,7 +300,8 @@ def _check_compatible(path: Path, existing: Mapping[str, Any], new: Mapping[str,
             f"cannot resume into {path.parent}: {path} records {existing['embedding_dim']}-d embeddings "
             f"from {existing['checkpoint']}, but this model makes {new['embedding_dim']}-d ones; use another out"
         )
-    if existing["checkpoint"] != new["checkpoint"]:
+    same_space = existing.get("space") and new.get("space") and existing["space"]["id"] == new["space"]["id"]
+    if existing["checkpoint"] != new["checkpoint"] and not same_space:  # the same files elsewhere: same space
         raise ValueError(
             f"cannot resume into {path.parent}: {path} was written with checkpoint {existing['checkpoint']}, "
             f"this job uses {new['checkpoint']}; use another out directory"

@@ -23,7 +23,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Union
 
-__all__ = ["Space", "SpaceMismatchError", "as_space", "check_space", "model_space"]
+__all__ = ["Space", "SpaceMismatchError", "as_space", "check_space", "model_space", "space_of"]
 
 PREFIX = "ib-"
 
@@ -86,6 +86,11 @@ def check_space(have: SpaceLike, got: SpaceLike, *, what: str, allow_other_space
         "vectors of different models are not comparable. Use the same checkpoint and adapter, "
         "or pass allow_other_space=True (CLI: --allow-other-space) if you know they are."
     )
+
+
+def space_of(vectors: Any, space: SpaceLike = None) -> Space | None:
+    """``space`` if given, else the space ``vectors`` carry (an ``Embeddings``), else None."""
+    return as_space(space) if space is not None else getattr(vectors, "space", None)
 
 
 def model_space(config: dict[str, Any], weight_files: list[Path], adapter: Any = None) -> Space:
