@@ -49,11 +49,12 @@ class ImageBind:
     >>> out.text @ out.audio.T
     """
 
-    def __init__(self, model: ImageBindModel, *, device: torch.device, source: str = "") -> None:
+    def __init__(self, model: ImageBindModel, *, device: torch.device, source: str = "",
+                 weights: Sequence[Path] | None = None) -> None:
         self.pipeline = Pipeline(model, device=device)  # every embedding goes through it
         self.source = source
         self._adapters: Any = None  # model.lora.AdapterSet once an adapter is loaded
-        self._weights: list[Path] | None = None  # the torch checkpoint's files: its space's identity
+        self._weights = list(weights) if weights is not None else None  # the checkpoint's files: its space
         self._label_cache: dict[tuple[tuple[str, ...], tuple[str, ...]], torch.Tensor] = {}
 
     @property
@@ -118,8 +119,7 @@ class ImageBind:
             encoder.trim_text = trim_text
             if mode is not None:
                 encoder.compile(mode=mode)
-        loaded = cls(model, device=target, source=resolved.source)
-        loaded._weights = list(resolved.weight_files)
+        loaded = cls(model, device=target, source=resolved.source, weights=resolved.weight_files)
         for i, (name, adapter) in enumerate(named_sources(adapters)):
             loaded.load_adapter(adapter, name=name, activate=i == 0, cache_dir=cache_dir, local_files_only=local_files_only)
         return loaded

@@ -7,7 +7,10 @@ raw outputs (unit x logit scale per clip, averaged over clips), ``[]`` where not
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from .decode import b64_bytes, parse_json_object, string_list, as_list
 from .respond import FastJSONResponse, rows
@@ -69,8 +72,14 @@ async def meta(request: Request) -> FastJSONResponse:
             "quantize": getattr(model, "quantize", None),
             "adapters": service.adapters,  # the "model" names a request may give, beside "name" (the base)
             "default_model": service.default_adapter or service.name,
+            # model spaces (vectors of different ones are not comparable), hashed off the event loop
+            "space": _space_dict(await run_in_threadpool(lambda: getattr(model, "space", None))),
         }
     return FastJSONResponse(body)
+
+
+def _space_dict(space: Any) -> dict[str, Any] | None:
+    return space.to_dict() if space is not None else None
 
 
 @router.post("/vectorize")

@@ -95,15 +95,21 @@ def space_of(vectors: Any, space: SpaceLike = None) -> Space | None:
 
 def model_space(config: dict[str, Any], weight_files: list[Path], adapter: Any = None) -> Space:
     """The space of a checkpoint's weights under ``adapter`` (a ``model.lora.Adapter`` or None)."""
-    checkpoint = _checkpoint_identity(json.dumps(config, sort_keys=True, default=str), tuple(map(str, weight_files)))
+    stamps = tuple((str(p), *_stamp(Path(p))) for p in weight_files)  # a file changed in place is hashed again
+    checkpoint = _checkpoint_identity(json.dumps(config, sort_keys=True, default=str), stamps)
     details = {"name": adapter.name, "identity": adapter.identity} if adapter is not None else None
     key = json.dumps({"checkpoint": checkpoint["sha256"], "config": checkpoint["config"],
                       "adapter": details and details["identity"]}, sort_keys=True)
     return Space(PREFIX + hashlib.sha256(key.encode()).hexdigest()[:16], checkpoint, details)
 
 
+def _stamp(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
 @lru_cache(maxsize=16)
-def _checkpoint_identity(config_json: str, weight_files: tuple[str, ...]) -> dict[str, Any]:
+def _checkpoint_identity(config_json: str, stamps: tuple[tuple[str, int, int], ...]) -> dict[str, Any]:
     from ..weights.identity import weights_sha256
 
-    return {"sha256": weights_sha256([Path(p) for p in weight_files]), "config": json.loads(config_json)}
+    return {"sha256": weights_sha256([Path(p) for p, _, _ in stamps]), "config": json.loads(config_json)}
