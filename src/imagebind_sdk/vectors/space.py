@@ -82,7 +82,7 @@ def check_space(have: SpaceLike, got: SpaceLike, *, what: str, allow_other_space
     if have is None or got is None or have.id == got.id:
         return
     raise SpaceMismatchError(
-        f"{what}: the vectors are of space {got.describe()}, but this holds space {have.describe()}; "
+        f"{what}: vectors of space {got.describe()} would meet vectors of space {have.describe()}; "
         "vectors of different models are not comparable. Use the same checkpoint and adapter, "
         "or pass allow_other_space=True (CLI: --allow-other-space) if you know they are."
     )
