@@ -164,3 +164,40 @@ def test_a_damaged_space_is_named(base, tmp_path):
     (out / "_info.json").write_text(json.dumps(info))
     with pytest.raises(ValueError, match=r"_info.json: space: expected"):
         load_bulk_output(out)
+
+
+@pytest.fixture(scope="module")
+def other_checkpoint(tiny_dir, tmp_path_factory) -> Path:
+    """The tiny checkpoint fine-tuned a little (its text and vision heads halved): another space, same dim."""
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path_factory.mktemp("finetuned")
+    shutil.copy(tiny_dir / "config.json", folder)
+    tensors = load_file(tiny_dir / "model.safetensors")
+    for name in [k for k in tensors if "head" in k and tensors[k].is_floating_point()]:
+        tensors[name] = tensors[name] * 0.5
+    save_file(tensors, folder / "model.safetensors")
+    return folder
+
+
+def test_cli_refuses_another_space_unless_told(base, tiny_dir, other_checkpoint, tmp_path, capsys):
+    from imagebind_sdk.cli import main
+
+    index = tmp_path / "idx"
+    assert main(["--checkpoint", str(tiny_dir), "index", "build", str(ASSETS / "imu"), "--out", str(index)]) == 0
+    query = ["index", "search", str(index), "--text", "walking", "--top-k", "1"]
+    capsys.readouterr()
+    assert main(["--checkpoint", str(other_checkpoint), *query]) == 1
+    err = capsys.readouterr().err
+    other = ImageBind.load(other_checkpoint, modalities=["text"], device="cpu").space
+    assert "searching the index" in err and other.id in err and base.space.id in err
+    assert main(["--checkpoint", str(other_checkpoint), *query, "--allow-other-space"]) == 0
+    out = tmp_path / "out"
+    embed = ["embed", str(DOG), "--out", str(out)]
+    assert main(["--checkpoint", str(tiny_dir), *embed]) == 0
+    capsys.readouterr()
+    assert main(["--checkpoint", str(other_checkpoint), *embed]) == 1
+    err = capsys.readouterr().err
+    assert "resuming the bulk output" in err and other.id in err and base.space.id in err
+    assert main(["--checkpoint", str(other_checkpoint), *embed, "--allow-other-space"]) == 0
+    assert "already_done: 1" in capsys.readouterr().out

@@ -300,8 +300,9 @@ def _check_compatible(path: Path, existing: Mapping[str, Any], new: Mapping[str,
             f"cannot resume into {path.parent}: {path} records {existing['embedding_dim']}-d embeddings "
             f"from {existing['checkpoint']}, but this model makes {new['embedding_dim']}-d ones; use another out"
         )
-    same_space = existing.get("space") and new.get("space") and existing["space"]["id"] == new["space"]["id"]
-    if existing["checkpoint"] != new["checkpoint"] and not same_space:  # the same files elsewhere: same space
+    # Spaces, when both are known, were checked already (same files elsewhere: the same space).
+    spaces_known = existing.get("space") is not None and new.get("space") is not None
+    if existing["checkpoint"] != new["checkpoint"] and not spaces_known:
         raise ValueError(
             f"cannot resume into {path.parent}: {path} was written with checkpoint {existing['checkpoint']}, "
             f"this job uses {new['checkpoint']}; use another out directory"
