@@ -201,3 +201,22 @@ def test_cli_refuses_another_space_unless_told(base, tiny_dir, other_checkpoint,
     assert "resuming the bulk output" in err and other.id in err and base.space.id in err
     assert main(["--checkpoint", str(other_checkpoint), *embed, "--allow-other-space"]) == 0
     assert "already_done: 1" in capsys.readouterr().out
+
+
+def test_search_app_refuses_outputs_and_a_model_of_another_space(base, tmp_path):
+    from imagebind_sdk.app.catalog import Catalog
+    from imagebind_sdk.app.server import check_dim
+
+    base.embed_files(DOG, out=tmp_path / "root" / "a")
+    catalog = Catalog.load([tmp_path / "root"])
+    assert catalog.index.space == base.space
+    check_dim(base, catalog)  # the model that built it
+    base.set_adapter("golden")
+    try:
+        with pytest.raises(SpaceMismatchError, match=f"serving this index.*{base.space.id}"):
+            check_dim(base, catalog)  # its queries would be of another space
+        base.embed_files(DOG, out=tmp_path / "root" / "b")
+    finally:
+        base.set_adapter(None)
+    with pytest.raises(SpaceMismatchError, match="reading the bulk output .*/b with the others"):
+        Catalog.load([tmp_path / "root"])
