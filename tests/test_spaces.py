@@ -220,3 +220,20 @@ def test_search_app_refuses_outputs_and_a_model_of_another_space(base, tmp_path)
         base.set_adapter(None)
     with pytest.raises(SpaceMismatchError, match="reading the bulk output .*/b with the others"):
         Catalog.load([tmp_path / "root"])
+
+
+def test_onnx_graphs_keep_the_space(base, tiny_dir, tmp_path, monkeypatch):
+    """An export folder and an ONNX cache entry record the space of the weights they were made of."""
+    pytest.importorskip("onnxruntime", reason="pip install 'imagebind-sdk[onnx]'")
+    from imagebind_sdk.export.onnx import export_onnx
+
+    export_onnx(base, tmp_path / "exported", ["text"])
+    exported = ImageBind.load(tmp_path / "exported", backend="onnxruntime", modalities=["text"])
+    assert exported.space == base.space and exported.embed(text=["a dog"]).space == base.space
+    monkeypatch.setenv("IMAGEBIND_CACHE", str(tmp_path / "cache"))
+    cached = ImageBind.load(tiny_dir, backend="onnxruntime", modalities=["text"])
+    assert cached.space == base.space
+    manifest = json.loads((tmp_path / "exported" / "onnx.json").read_text())
+    del manifest["space"]  # exported before spaces: unknown
+    (tmp_path / "exported" / "onnx.json").write_text(json.dumps(manifest))
+    assert ImageBind.load(tmp_path / "exported", backend="onnxruntime", modalities=["text"]).space is None

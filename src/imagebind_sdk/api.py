@@ -182,14 +182,15 @@ class ImageBind:
     def space(self) -> Space | None:
         """The space of the vectors this model makes now: the checkpoint's content identity plus
         the active adapter's (:mod:`imagebind_sdk.vectors.space`), hashed when first asked.
-        None (unknown, nothing checked) for the onnxruntime backend."""
+        The onnxruntime backend: the space its ``onnx.json`` records (None, unknown, for graphs
+        exported before spaces)."""
         return self._space_now()()
 
     def _space_now(self) -> Callable[[], Space | None]:
         """The space of the weights as they are now (adapter fixed), computed when first read."""
-        weights, config = self._weights, self.config
+        weights, config, exported = self._weights, self.config, getattr(self.model, "space", None)
         adapter = self._adapters.adapters[self.active_adapter] if self.active_adapter is not None else None
-        return lambda: model_space(config.to_dict(), weights, adapter) if weights is not None else None
+        return lambda: model_space(config.to_dict(), weights, adapter) if weights is not None else exported
 
     def load_adapter(
         self, source: str | os.PathLike[str], name: str | None = None, *, postfix: str | None = None,

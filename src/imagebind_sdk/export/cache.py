@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..model.config import check_modalities
+from ..vectors.space import model_space
 from ..weights.identity import file_sha256
 from .onnx import FORMAT, MANIFEST, OPSET, write_graphs, write_json_atomic, write_manifest
 
@@ -191,7 +192,8 @@ def _add_to_entry(entry: Path, resolved: Any, missing: list[str], good: set[str]
     all_files = {m: old["files"][m] for m in sorted(good)} | files if old else files
     scales = {m: old["logit_scales"][m] for m in good} if old else {}
     scales |= {m: model.encoders[m].logit_scale() for m in missing}
-    write_manifest(entry, resolved.config, resolved.source, all_files, scales)
+    space = model_space(resolved.config.to_dict(), resolved.weight_files)
+    write_manifest(entry, resolved.config, resolved.source, all_files, scales, space)
     sizes = {}
     for modality, names in all_files.items():
         paths = [entry / n for n in names.values()] + [entry / f"{n}.data" for n in names.values()]
