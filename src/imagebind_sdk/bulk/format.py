@@ -4,7 +4,8 @@ Layout of an output folder ``DIR`` (written by ``embed_files(..., out=DIR)`` and
 ``imagebind_sdk.distributed.embed_dataset``)::
 
     DIR/_info.json             format, output_id, checkpoint {source, revision},
-                               embedding_dim, dtype, package_version
+                               embedding_dim, dtype, package_version, space {id,
+                               checkpoint, adapter} (absent before spaces: unknown)
     DIR/part-<hash>.parquet    one per committed batch, columns:
         path      string   absolute path of the input file (or the dataset's path)
         kind      string   input kind (vision, audio, video, depth, thermal, imu)

@@ -6,8 +6,9 @@ advisory lock on ``DIR/.lock`` where the platform has ``fcntl``); the local engi
 writes parts from its process, the Ray engine from its workers while the driver
 holds the lock. Opening a folder to resume removes temp files of killed writers,
 renames damaged parts to ``_damaged-part-….parquet.bad`` (their items are embedded again)
-and refuses a part of another output, an ``info.json`` it cannot trust, or a
-different checkpoint.
+and refuses a part of another output, an ``info.json`` it cannot trust, or another
+model: another space (checkpoint content and adapter, ``vectors/space.py``) unless
+``allow_other_space``, and, for outputs written before spaces, another checkpoint path.
 """
 
 from __future__ import annotations
