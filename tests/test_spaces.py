@@ -237,3 +237,20 @@ def test_onnx_graphs_keep_the_space(base, tiny_dir, tmp_path, monkeypatch):
     del manifest["space"]  # exported before spaces: unknown
     (tmp_path / "exported" / "onnx.json").write_text(json.dumps(manifest))
     assert ImageBind.load(tmp_path / "exported", backend="onnxruntime", modalities=["text"]).space is None
+
+
+def test_windows_carry_the_space_into_an_index(tiny_dir, tmp_path):
+    model = ImageBind.load(tiny_dir, modalities=["audio"], device="cpu", adapters={"golden": ADAPTER})
+    model.set_adapter(None)
+    sound = ASSETS / "dog_audio.wav"
+    windows = model.embed_windows(audio=[sound], window_s=2.0)
+    assert windows.space == model.space
+    index = EmbeddingIndex()
+    windows.add_to(index)
+    assert index.space == model.space
+    model.set_adapter("golden")
+    adapted = model.embed_windows(audio=[sound], window_s=2.0)
+    with pytest.raises(SpaceMismatchError, match=f"adding to the index.*{model.space.id}"):
+        adapted.add_to(index)
+    model.embed_files([sound], windows=True, window_s=2.0, out=tmp_path / "w")
+    assert load_bulk_output(tmp_path / "w").space == model.space

@@ -337,7 +337,7 @@ def load_bulk_output(out_dir: str | os.PathLike[str]) -> Any:
     if info.get("windows") is not None:
         from ..windows.embed import windows_from_records  # the windowed result type lives with windows
 
-        return windows_from_records(records)
+        return windows_from_records(records, info.get("space"))
     outcomes = [
         (r["kind"], p, str(r["error"]) if r["embedding"] is None else torch.from_numpy(r["embedding"]))
         for p, r in sorted(records.items())

@@ -128,7 +128,7 @@ def embed_files_windows(
     finally:
         if store is not None:
             store.close()
-    result = WindowFilesResult(WindowEmbeddings(items, failed), failed, unsupported, embedded=len(items) - done,
+    result = WindowFilesResult(WindowEmbeddings(items, failed, getattr(model, "space", None)), failed, unsupported, embedded=len(items) - done,
                                already_done=done, out=Path(out) if out is not None else None)
     logger.info("embed_files(windows=True): %s", result.summary())
     return result
