@@ -79,7 +79,7 @@ def checkpoint_identity(resolved: Any, root: Path) -> dict[str, Any]:
     if repo and "snapshots" in parts:  # huggingface_hub's cache: .../snapshots/<commit>/<file>
         commit = parts[parts.index("snapshots") + 1]
         return {"repo_id": repo, "revision": commit, "config": config}
-    hashes = {Path(p).name: file_sha256(Path(p), root / "hashes") for p in resolved.weight_files}
+    hashes = {Path(p).name: file_sha256(Path(p), root.parent / "hashes") for p in resolved.weight_files}
     return {"sha256": hashes, "config": config}
 
 
