@@ -254,3 +254,11 @@ def test_windows_carry_the_space_into_an_index(tiny_dir, tmp_path):
         adapted.add_to(index)
     model.embed_files([sound], windows=True, window_s=2.0, out=tmp_path / "w")
     assert load_bulk_output(tmp_path / "w").space == model.space
+
+
+def test_space_of_names_an_adapter_without_switching(model):
+    model.set_adapter(None)
+    assert model.space_of("golden").adapter["name"] == "golden" and model.active_adapter is None
+    assert model.space_of(None) == model.space
+    with pytest.raises(ValueError, match="no adapter named 'other'; loaded: \\['golden'\\]"):
+        model.space_of("other")

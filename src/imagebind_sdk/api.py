@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 import torch
@@ -18,7 +17,7 @@ from .weights.checkpoint import load_model
 from .model.config import ImageBindConfig, check_modalities
 from .weights.dtypes import as_dtype
 from .vectors.embeddings import Embeddings
-from .vectors.space import Space, model_space
+from .vectors.space import Space, deferred_space
 from .model import ImageBindModel
 from .pipeline import Pipeline, check_on_error, check_text_overflow, embed_kind, text_list
 from .vectors.templates import templates_for
@@ -49,8 +48,7 @@ class ImageBind:
     >>> out.text @ out.audio.T
     """
 
-    def __init__(self, model: ImageBindModel, *, device: torch.device, source: str = "",
-                 weights: Sequence[Path] | None = None) -> None:
+    def __init__(self, model: ImageBindModel, *, device: torch.device, source: str = "", weights: Any = None) -> None:
         self.pipeline = Pipeline(model, device=device)  # every embedding goes through it
         self.source = source
         self._adapters: Any = None  # model.lora.AdapterSet once an adapter is loaded
@@ -180,17 +178,17 @@ class ImageBind:
 
     @property
     def space(self) -> Space | None:
-        """The space of the vectors this model makes now: the checkpoint's content identity plus
-        the active adapter's (:mod:`imagebind_sdk.vectors.space`), hashed when first asked.
-        The onnxruntime backend: the space its ``onnx.json`` records (None, unknown, for graphs
-        exported before spaces)."""
-        return self._space_now()()
+        """The space of this model's vectors now: checkpoint content + active adapter, hashed when first
+        asked (:mod:`imagebind_sdk.vectors.space`); onnxruntime: the one its ``onnx.json`` records."""
+        return self.space_of(self.active_adapter)
 
-    def _space_now(self) -> Callable[[], Space | None]:
-        """The space of the weights as they are now (adapter fixed), computed when first read."""
-        weights, config, exported = self._weights, self.config, getattr(self.model, "space", None)
-        adapter = self._adapters.adapters[self.active_adapter] if self.active_adapter is not None else None
-        return lambda: model_space(config.to_dict(), weights, adapter) if weights is not None else exported
+    def space_of(self, adapter: str | None) -> Space | None:
+        """The space of the vectors made with ``adapter`` active (None: the base), not switching to it."""
+        return self._space_later(adapter)()
+
+    def _space_later(self, adapter: str | None) -> Callable[[], Space | None]:
+        loaded = self._adapters.adapters if self._adapters is not None else {}
+        return deferred_space(self.config, self._weights, loaded, adapter, getattr(self.model, "space", None))
 
     def load_adapter(
         self, source: str | os.PathLike[str], name: str | None = None, *, postfix: str | None = None,
@@ -324,7 +322,7 @@ class ImageBind:
             {kind: r.vectors for kind, r in results.items()},
             sources={kind: r.sources for kind, r in results.items()},
             skipped={kind: r.skipped for kind, r in results.items() if r.skipped},
-            space=self._space_now(),
+            space=self._space_later(self.active_adapter),
         )
 
     def label_embeddings(self, labels: Sequence[str], templates: Sequence[str]) -> torch.Tensor:

@@ -73,13 +73,21 @@ async def meta(request: Request) -> FastJSONResponse:
             "adapters": service.adapters,  # the "model" names a request may give, beside "name" (the base)
             "default_model": service.default_adapter or service.name,
             # model spaces (vectors of different ones are not comparable), hashed off the event loop
-            "space": _space_dict(await run_in_threadpool(lambda: getattr(model, "space", None))),
+            **await run_in_threadpool(_spaces, service, model),
         }
     return FastJSONResponse(body)
 
 
-def _space_dict(space: Any) -> dict[str, Any] | None:
-    return space.to_dict() if space is not None else None
+def _spaces(service: Service, model: Any) -> dict[str, Any]:
+    """``space``: the default model's (what /vectorize answers with); ``spaces``: each served
+    model name (the base's, each adapter's) -> its space id (None: unknown)."""
+    space_of = getattr(model, "space_of", None)
+    if space_of is None:  # a model without spaces
+        return {"space": None, "spaces": {}}
+    named = {service.name: space_of(None)} | {name: space_of(name) for name in service.adapters}
+    default = space_of(service.default_adapter)
+    return {"space": default.to_dict() if default is not None else None,
+            "spaces": {name: str(space) if space is not None else None for name, space in named.items()}}
 
 
 @router.post("/vectorize")

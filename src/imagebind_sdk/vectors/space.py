@@ -21,9 +21,9 @@ import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Union
+from typing import Any, Callable, Mapping, Union
 
-__all__ = ["Space", "SpaceMismatchError", "as_space", "check_space", "model_space", "space_of"]
+__all__ = ["Space", "SpaceMismatchError", "as_space", "check_space", "deferred_space", "model_space", "space_of"]
 
 PREFIX = "ib-"
 
@@ -91,6 +91,19 @@ def check_space(have: SpaceLike, got: SpaceLike, *, what: str, allow_other_space
 def space_of(vectors: Any, space: SpaceLike = None) -> Space | None:
     """``space`` if given, else the space ``vectors`` carry (an ``Embeddings``), else None."""
     return as_space(space) if space is not None else getattr(vectors, "space", None)
+
+
+def deferred_space(config: Any, weights: list[Path] | None, adapters: Mapping[str, Any], adapter: str | None,
+                   fixed: Space | None = None) -> Callable[[], Space | None]:
+    """The space of a model's ``weights`` (None: no torch checkpoint, the ``fixed`` space an ONNX
+    export recorded) under the loaded adapter named ``adapter`` (None: the base), computed when
+    first called: embed() hands it to its result, so nothing is hashed unless someone asks."""
+    if adapter is not None and adapter not in adapters:
+        raise ValueError(f"no adapter named {adapter!r}; loaded: {sorted(adapters) or 'none'}")
+    if weights is None:
+        return lambda: fixed
+    chosen = adapters[adapter] if adapter is not None else None
+    return lambda: model_space(config.to_dict(), weights, chosen)
 
 
 def model_space(config: dict[str, Any], weight_files: list[Path], adapter: Any = None) -> Space:
