@@ -262,3 +262,16 @@ def test_space_of_names_an_adapter_without_switching(model):
     assert model.space_of(None) == model.space
     with pytest.raises(ValueError, match="no adapter named 'other'; loaded: \\['golden'\\]"):
         model.space_of("other")
+
+
+@pytest.mark.parametrize("bad", ["ib-xyz", 7, {"id": "ib-0123456789abcdef", "checkpoint": [1, 2]},
+                                 {"id": "ib-0123456789abcdef", "adapter": "x"}, {"id": None}, ["ib-"]])
+def test_a_hostile_space_in_an_index_is_named(bad, tmp_path):
+    index = EmbeddingIndex(space="ib-0123456789abcdef")
+    index.add(torch.eye(3), ids=["a", "b", "c"])
+    index.save(tmp_path / "i")
+    info = json.loads((tmp_path / "i" / "index.json").read_text())
+    info["space"] = bad
+    (tmp_path / "i" / "index.json").write_text(json.dumps(info))
+    with pytest.raises(ValueError, match=r"/i: not a usable EmbeddingIndex \(space: expected an id"):
+        EmbeddingIndex.load(tmp_path / "i")

@@ -16,8 +16,10 @@ checked against it.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -26,6 +28,7 @@ from typing import Any, Callable, Mapping, Union
 __all__ = ["Space", "SpaceMismatchError", "as_space", "check_space", "deferred_space", "model_space", "space_of"]
 
 PREFIX = "ib-"
+_ID = re.compile(r"^ib-[0-9a-f]{16}$")
 
 
 class SpaceMismatchError(ValueError):
@@ -64,13 +67,15 @@ def as_space(value: SpaceLike) -> Space | None:
         value = value()
     if value is None or isinstance(value, Space):
         return value
-    if isinstance(value, str):
-        if not value.startswith(PREFIX):
-            raise ValueError(f"space: expected an id like 'ib-<16 hex>', got {value!r}")
+    if isinstance(value, str) and _ID.match(value):
         return Space(value)
-    if isinstance(value, dict) and isinstance(value.get("id"), str):
-        return Space(value["id"], dict(value.get("checkpoint") or {}), value.get("adapter"))
-    raise ValueError(f"space: expected an id, a Space or its dict, got {type(value).__name__}: {value!r}")
+    if isinstance(value, dict) and isinstance(value.get("id"), str) and _ID.match(value["id"]):
+        checkpoint, adapter = value.get("checkpoint") or {}, value.get("adapter")
+        if isinstance(checkpoint, dict) and (adapter is None or isinstance(adapter, dict)):
+            return Space(value["id"], copy.deepcopy(checkpoint), copy.deepcopy(adapter))
+    shown = repr(value) if len(repr(value)) <= 200 else repr(value)[:200] + "..."
+    raise ValueError(f"space: expected an id 'ib-<16 hex>', a Space or its to_dict() (checkpoint and adapter "
+                     f"objects), got {type(value).__name__}: {shown}")
 
 
 def check_space(have: SpaceLike, got: SpaceLike, *, what: str, allow_other_space: bool = False) -> None:
@@ -113,7 +118,7 @@ def model_space(config: dict[str, Any], weight_files: list[Path], adapter: Any =
     details = {"name": adapter.name, "identity": adapter.identity} if adapter is not None else None
     key = json.dumps({"checkpoint": checkpoint["sha256"], "config": checkpoint["config"],
                       "adapter": details and details["identity"]}, sort_keys=True)
-    return Space(PREFIX + hashlib.sha256(key.encode()).hexdigest()[:16], checkpoint, details)
+    return Space(PREFIX + hashlib.sha256(key.encode()).hexdigest()[:16], copy.deepcopy(checkpoint), details)
 
 
 def _stamp(path: Path) -> tuple[int, int]:
