@@ -350,8 +350,14 @@ def test_info_with_bad_dimension_is_refused(tiny_model, images_dir: Path, done_o
 
 
 def test_other_checkpoint_is_refused(tiny_model, images_dir: Path, done_out: Path) -> None:
+    """Outputs without a space (written before spaces) are matched by the checkpoint's path; with
+    spaces known, by the space (the same files elsewhere resume; other spaces: tests/test_spaces.py)."""
     info = json.loads((done_out / INFO).read_text())
-    (done_out / INFO).write_text(json.dumps({**info, "checkpoint": {"source": "/elsewhere/ckpt", "revision": None}}))
+    moved = {**info, "checkpoint": {"source": "/elsewhere/ckpt", "revision": None}}
+    (done_out / INFO).write_text(json.dumps(moved))
+    assert embed_files(tiny_model, images_dir, out=done_out).already_done == 12
+    del moved["space"]
+    (done_out / INFO).write_text(json.dumps(moved))
     with pytest.raises(ValueError, match=f"{INFO} was written with checkpoint .*/elsewhere/ckpt"):
         embed_files(tiny_model, images_dir, out=done_out)
 

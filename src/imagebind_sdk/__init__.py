@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each name load
     from .model.config import MODALITIES, ImageBindConfig
     from .weights.convert import convert_checkpoint
     from .vectors.embeddings import Embeddings
+    from .vectors.space import Space, SpaceMismatchError
     from .weights.hub import WeightsNotFoundError
     from .retrieval.index import EmbeddingIndex
     from .vectors.ops import compose, search, similarity
@@ -38,6 +39,8 @@ _LAZY = {
     "ImageBindConfig": "model.config",
     "convert_checkpoint": "weights.convert",
     "Embeddings": "vectors.embeddings",
+    "Space": "vectors.space",
+    "SpaceMismatchError": "vectors.space",
     "WeightsNotFoundError": "weights.hub",
     "EmbeddingIndex": "retrieval.index",
     "compose": "vectors.ops",
@@ -82,6 +85,8 @@ __all__ = [
     "InputError",
     "MODALITIES",
     "Pretrained",
+    "Space",
+    "SpaceMismatchError",
     "Tokenizer",
     "WeightsNotFoundError",
     "ZeroShotResult",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 import torch
 
@@ -17,6 +17,7 @@ from .weights.checkpoint import load_model
 from .model.config import ImageBindConfig, check_modalities
 from .weights.dtypes import as_dtype
 from .vectors.embeddings import Embeddings
+from .vectors.space import Space, deferred_space
 from .model import ImageBindModel
 from .pipeline import Pipeline, check_on_error, check_text_overflow, embed_kind, text_list
 from .vectors.templates import templates_for
@@ -47,10 +48,11 @@ class ImageBind:
     >>> out.text @ out.audio.T
     """
 
-    def __init__(self, model: ImageBindModel, *, device: torch.device, source: str = "") -> None:
+    def __init__(self, model: ImageBindModel, *, device: torch.device, source: str = "", weights: Any = None) -> None:
         self.pipeline = Pipeline(model, device=device)  # every embedding goes through it
         self.source = source
         self._adapters: Any = None  # model.lora.AdapterSet once an adapter is loaded
+        self._weights = list(weights) if weights is not None else None  # the checkpoint's files: its space
         self._label_cache: dict[tuple[tuple[str, ...], tuple[str, ...]], torch.Tensor] = {}
 
     @property
@@ -115,7 +117,7 @@ class ImageBind:
             encoder.trim_text = trim_text
             if mode is not None:
                 encoder.compile(mode=mode)
-        loaded = cls(model, device=target, source=resolved.source)
+        loaded = cls(model, device=target, source=resolved.source, weights=resolved.weight_files)
         for i, (name, adapter) in enumerate(named_sources(adapters)):
             loaded.load_adapter(adapter, name=name, activate=i == 0, cache_dir=cache_dir, local_files_only=local_files_only)
         return loaded
@@ -173,6 +175,20 @@ class ImageBind:
     def adapters(self) -> list[str]:
         """Names of the loaded LoRA adapters."""
         return list(self._adapters.adapters) if self._adapters is not None else []
+
+    @property
+    def space(self) -> Space | None:
+        """The space of this model's vectors now: checkpoint content + active adapter, hashed when first
+        asked (:mod:`imagebind_sdk.vectors.space`); onnxruntime: the one its ``onnx.json`` records."""
+        return self.space_of(self.active_adapter)
+
+    def space_of(self, adapter: str | None) -> Space | None:
+        """The space of the vectors made with ``adapter`` active (None: the base), not switching to it."""
+        return self._space_later(adapter)()
+
+    def _space_later(self, adapter: str | None) -> Callable[[], Space | None]:
+        loaded = self._adapters.adapters if self._adapters is not None else {}
+        return deferred_space(self.config, self._weights, loaded, adapter, getattr(self.model, "space", None))
 
     def load_adapter(
         self, source: str | os.PathLike[str], name: str | None = None, *, postfix: str | None = None,
@@ -306,6 +322,7 @@ class ImageBind:
             {kind: r.vectors for kind, r in results.items()},
             sources={kind: r.sources for kind, r in results.items()},
             skipped={kind: r.skipped for kind, r in results.items() if r.skipped},
+            space=self._space_later(self.active_adapter),
         )
 
     def label_embeddings(self, labels: Sequence[str], templates: Sequence[str]) -> torch.Tensor:

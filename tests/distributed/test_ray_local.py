@@ -76,6 +76,7 @@ def test_matches_embed_files_and_is_readable_everywhere(ray_cluster, tiny_model,
     local = embed_files(tiny_model, with_bad_files, out=tmp_path / "local.emb", batch_size=4)
     loaded = load_bulk_output(out)
     assert_same(loaded, load_bulk_output(tmp_path / "local.emb"))
+    assert loaded.space == tiny_model.space  # the Ray job records the space its actors load
     for kind in local.embeddings:  # and the rows equal the single-process run, source by source
         rows = dict(zip(loaded.sources[kind], loaded[kind]))
         for source, row in zip(local.embeddings.sources[kind], local.embeddings[kind]):

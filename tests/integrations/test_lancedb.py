@@ -8,6 +8,7 @@ that row's vector (cosine 1, distance 0), while distinct inputs give distinct ve
 from __future__ import annotations
 
 import gc
+import shutil
 
 import numpy as np
 import pytest
@@ -120,3 +121,38 @@ def test_strings_are_text_unless_the_column_or_call_says_media(tmp_path, tiny_mo
     np.testing.assert_allclose(default.compute_query_embeddings({"imu": str(secret)})[0], imu, atol=TOL)
     (auto_row,) = registry.create(model=tiny_model, kind="auto").compute_source_embeddings([str(secret)])
     np.testing.assert_allclose(auto_row, imu, atol=TOL)  # kind="auto": the column opted in to paths
+
+
+def test_table_records_its_space_and_refuses_another(tmp_path, tiny_dir, assets_dir):
+    """The table's metadata names the space; when the checkpoint's files change under it, the
+    reopened table refuses to embed (both spaces named) unless allow_other_space=True."""
+    from safetensors.torch import load_file, save_file
+
+    from imagebind_sdk.vectors.space import SpaceMismatchError
+
+    checkpoint = tmp_path / "ckpt"
+    shutil.copytree(tiny_dir, checkpoint)
+    func = get_registry().get("imagebind-sdk").create(checkpoint=str(checkpoint), device="cpu")
+    recorded = func.imagebind.space.id
+    table = _make_table(lancedb.connect(tmp_path / "db"), func)
+    table.add([{"source": "a dog"}, {"source": "a car"}])
+    del table, func
+    gc.collect()
+    reopened = lancedb.connect(tmp_path / "db").open_table("assets")
+    assert reopened.embedding_functions["vector"].function.space == recorded
+    assert _top(reopened, "a dog")["source"] == "a dog"  # the same files: the same space
+    tensors = load_file(checkpoint / "model.safetensors")
+    name = next(k for k in tensors if "text" in k and tensors[k].is_floating_point())
+    tensors[name] = tensors[name] * 0.5
+    save_file(tensors, checkpoint / "model.safetensors")  # fine-tuned in place
+    del reopened
+    gc.collect()
+    changed = lancedb.connect(tmp_path / "db").open_table("assets")
+    with pytest.raises(Exception) as refused:  # LanceDB wraps the function's error in its retry error
+        changed.search("a dog").limit(1).to_list()
+    assert isinstance(refused.value.args[-1], SpaceMismatchError), refused.value
+    message = str(refused.value.args[-1])
+    assert "LanceDB table" in message and recorded in message and message.count("ib-") == 2
+    conf = changed.embedding_functions["vector"].function
+    anyway = get_registry().get("imagebind-sdk").create(**{**conf.safe_model_dump(), "allow_other_space": True})
+    assert len(anyway.compute_query_embeddings("a dog")[0]) == 32

@@ -111,3 +111,12 @@ def test_text_overflow_field(served, adapted):
     # One text may not become more windows than the server queues at once (--max-queue, 1024).
     huge = served.post("/v1/embed", json={"text": ["dog " * 80_000], "text_overflow": "chunk_mean"})
     assert huge.status_code == 413 and "1067 windows" in huge.json()["error"]
+
+
+def test_meta_names_each_served_models_space(served, adapted):
+    """/meta: the default model's space in full, and the space id of every name a request may give."""
+    meta = served.get("/meta").json()
+    base, golden = adapted.space_of(None), adapted.space_of("golden")
+    assert base != golden
+    assert meta["spaces"] == {"tiny": base.id, "golden": golden.id}
+    assert meta["space"]["id"] == golden.id and meta["space"]["adapter"]["name"] == "golden"  # the default

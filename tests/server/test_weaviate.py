@@ -114,3 +114,9 @@ def test_bad_input_names_field_and_index(client, field):
 def test_malformed_json(client, body, fragment):
     r = client.post("/vectorize", content=body, headers={"content-type": "application/json"})
     assert r.status_code == 400 and fragment in r.json()["error"]
+
+
+def test_meta_names_the_space(client, tiny_model):
+    """/meta carries the model space, the same id the SDK computes for the same files."""
+    space = client.get("/meta").json()["space"]
+    assert space["id"] == tiny_model.space.id and space["adapter"] is None

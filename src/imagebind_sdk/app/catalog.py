@@ -18,6 +18,7 @@ import torch
 
 from ..bulk.format import INFO, load_bulk_output, read_info
 from ..retrieval.index import EmbeddingIndex
+from ..vectors.space import check_space
 from ..vectors.ops import normalize_rows
 
 logger = logging.getLogger(__name__)
@@ -72,10 +73,11 @@ def _rows(out: Any) -> tuple[list[tuple[str, str, float | None, float | None]], 
 class Catalog:
     """Items and their unit vectors, searchable by cosine similarity (an :class:`EmbeddingIndex`)."""
 
-    def __init__(self, items: Sequence[Item], vectors: torch.Tensor, checkpoint: dict[str, Any] | None = None) -> None:
+    def __init__(self, items: Sequence[Item], vectors: torch.Tensor, checkpoint: dict[str, Any] | None = None,
+                 space: Any = None) -> None:
         self.items = list(items)
         self.checkpoint = checkpoint or {}
-        self.index = EmbeddingIndex(dim=int(vectors.shape[1]) if vectors.ndim == 2 else None)
+        self.index = EmbeddingIndex(dim=int(vectors.shape[1]) if vectors.ndim == 2 else None, space=space)
         if self.items:
             self.index.add(vectors, ids=[str(i) for i in range(len(self.items))],
                            metadata=[{"kind": item.kind} for item in self.items])
@@ -89,8 +91,12 @@ class Catalog:
         rows: list[tuple[str, str, float | None, float | None]] = []
         vectors: list[torch.Tensor] = []
         checkpoint: dict[str, Any] | None = None
+        space = None  # the first known one; outputs of other spaces are refused (unknown: not checked)
         for directory in (d for root in roots for d in output_dirs(root)):
-            checkpoint = checkpoint or read_info(directory)["checkpoint"]
+            info = read_info(directory)
+            checkpoint = checkpoint or info["checkpoint"]
+            check_space(space, info.get("space"), what=f"reading the bulk output {directory} with the others")
+            space = space or info.get("space")
             more_rows, more_vectors = _rows(load_bulk_output(directory))
             keep = [i for i, row in enumerate(more_rows) if only is None or row[0] in only]
             rows += [more_rows[i] for i in keep]
@@ -99,7 +105,7 @@ class Catalog:
         items = [Item(i, *row) for i, row in enumerate(rows)]
         matrix = torch.cat(vectors) if vectors else torch.empty(0, 0)
         logger.info("catalog: %d items (%s)", len(items), ", ".join(sorted({i.kind for i in items})) or "empty")
-        return cls(items, matrix, checkpoint)
+        return cls(items, matrix, checkpoint, space)
 
     def __len__(self) -> int:
         return len(self.items)

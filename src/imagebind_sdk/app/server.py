@@ -8,6 +8,7 @@ from typing import Any, Callable, Sequence
 
 from ..server.app import create_app
 from . import routes
+from ..vectors.space import check_space
 from .catalog import Catalog, output_dirs
 from .media import Thumbnails
 from .page import PageMiddleware
@@ -30,10 +31,12 @@ def create_search_app(model: Any, state: AppState, **settings: Any) -> Any:
 
 
 def check_dim(model: Any, catalog: Catalog) -> None:
-    """The model must give vectors of the catalog's dimension (the index's checkpoint)."""
+    """The model must give vectors of the catalog's dimension and space (the index's checkpoint
+    and adapter; an output written before spaces is not checked)."""
     if catalog.dim is not None and int(model.embedding_dim) != catalog.dim:
         raise ValueError(f"the index holds {catalog.dim}-d vectors but the model gives {model.embedding_dim}-d ones; "
                          f"serve it with the checkpoint that built it ({catalog.checkpoint.get('source', 'unknown')})")
+    check_space(catalog.index.space, model.space, what="serving this index with this model")
 
 
 def index_checkpoint(root: str | os.PathLike[str]) -> str:

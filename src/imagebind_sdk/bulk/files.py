@@ -286,6 +286,7 @@ def embed_files(
     options: Mapping[str, Mapping[str, Any]] | None = None,
     windows: bool = False,
     modality: str | None = None,
+    allow_other_space: bool = False,
     **window_options: Any,
 ) -> BulkResult | WindowFilesResult:
     """Embed files with an ``ImageBind`` model; optionally stream the results to ``out``.
@@ -304,13 +305,14 @@ def embed_files(
     the default) skips files already embedded there, unchanged (same absolute path,
     size and mtime); changed files are embedded again and their new rows win. Files
     that failed are tried again on every run. ``resume=False`` refuses a non-empty
-    ``out``. The result always covers all the given files in input order.
+    ``out``. The result always covers all the given files in input order. Resuming an
+    ``out`` written by another model space raises ``SpaceMismatchError`` unless ``allow_other_space``.
     ``windows=True`` (``window_s``/``hop_s``): long recordings as windows with timestamps,
     a :class:`~imagebind_sdk.bulk.windowed.WindowFilesResult` (see :mod:`imagebind_sdk.bulk.windowed`).
     """
     kind = kind_argument("embed_files", kind, modality)
     files = list_files(paths_or_dir, recursive=recursive)
-    common = dict(out=out, resume=resume, batch_size=batch_size, num_workers=num_workers, progress=progress)
+    common = dict(out=out, resume=resume, allow_other_space=allow_other_space, batch_size=batch_size, num_workers=num_workers, progress=progress)
     if windows:
         return embed_files_windows(model, files, kind, options=options, **common, **window_options)
     if window_options:
@@ -321,6 +323,7 @@ def embed_files(
 
 def _embed_whole_files(
     model: Any, files: list[str], kind: str | None, *, out: str | os.PathLike[str] | None, resume: bool,
+    allow_other_space: bool,
     batch_size: int, num_workers: int, progress: bool | None, options: dict[str, Mapping[str, Any]],
 ) -> BulkResult:
     """:func:`embed_files` of whole files, one row each."""
@@ -329,7 +332,7 @@ def _embed_whole_files(
     for kind in dict.fromkeys(kind for _, kind in planned):
         model.encoder(ENCODER_OF[kind])  # fail fast on an encoder that is not loaded
     dim = int(model.embedding_dim)
-    store = open_store(model, out, resume) if out is not None else None
+    store = open_store(model, out, resume, allow_other_space=allow_other_space) if out is not None else None
     try:
         done = {i for i, (stat, kind) in enumerate(planned) if store is not None and store.done(stat, kind)}
         todo = [i for i in range(len(planned)) if i not in done]
@@ -342,7 +345,7 @@ def _embed_whole_files(
         if store is not None:
             store.close()
     result = BulkResult(
-        assemble(outcomes, dim),
+        assemble(outcomes, dim, getattr(model, "space", None)),
         failed=[(path, value) for _, path, value in outcomes if isinstance(value, str)],
         unsupported=unsupported,
         embedded=sum(not isinstance(v, str) for v in new.values()),

@@ -4,7 +4,8 @@ Layout of an output folder ``DIR`` (written by ``embed_files(..., out=DIR)`` and
 ``imagebind_sdk.distributed.embed_dataset``)::
 
     DIR/_info.json             format, output_id, checkpoint {source, revision},
-                               embedding_dim, dtype, package_version
+                               embedding_dim, dtype, package_version, space {id,
+                               checkpoint, adapter} (absent before spaces: unknown)
     DIR/part-<hash>.parquet    one per committed batch, columns:
         path      string   absolute path of the input file (or the dataset's path)
         kind      string   input kind (vision, audio, video, depth, thermal, imu)
@@ -290,7 +291,7 @@ def newest_records(out_dir: str | os.PathLike[str], info: Mapping[str, Any]) -> 
     return latest
 
 
-def assemble(outcomes: Iterable[tuple[str, str, torch.Tensor | str]], dim: int) -> Embeddings:
+def assemble(outcomes: Iterable[tuple[str, str, torch.Tensor | str]], dim: int, space: Any = None) -> Embeddings:
     """``(kind, path, row or error)`` in order -> ``Embeddings`` keyed by kind.
 
     Rows keep their order within each kind; failed files go to ``.skipped[kind]``
@@ -310,7 +311,7 @@ def assemble(outcomes: Iterable[tuple[str, str, torch.Tensor | str]], dim: int) 
             sources.setdefault(kind, []).append(path)
     order = [k for k in counts if k in rows]
     data = {k: torch.stack(rows[k]) if rows[k] else torch.empty(0, dim) for k in order}
-    return Embeddings(data, sources={k: sources[k] for k in order}, skipped=skipped)
+    return Embeddings(data, sources={k: sources[k] for k in order}, skipped=skipped, space=space)
 
 
 def load_bulk_output(out_dir: str | os.PathLike[str]) -> Any:
@@ -336,9 +337,9 @@ def load_bulk_output(out_dir: str | os.PathLike[str]) -> Any:
     if info.get("windows") is not None:
         from ..windows.embed import windows_from_records  # the windowed result type lives with windows
 
-        return windows_from_records(records)
+        return windows_from_records(records, info.get("space"))
     outcomes = [
         (r["kind"], p, str(r["error"]) if r["embedding"] is None else torch.from_numpy(r["embedding"]))
         for p, r in sorted(records.items())
     ]
-    return assemble(outcomes, int(info["embedding_dim"]))
+    return assemble(outcomes, int(info["embedding_dim"]), info.get("space"))

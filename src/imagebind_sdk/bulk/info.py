@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..vectors.space import Space, as_space
+
 __all__ = ["FORMAT", "FORMAT_VERSION", "INFO", "OLD_INFO", "checkpoint_identity", "make_info", "read_info",
            "regular_file"]
 
@@ -51,10 +53,12 @@ def checkpoint_identity(source: str | os.PathLike[str], revision: str | None = N
 
 def make_info(
     checkpoint: Mapping[str, Any], embedding_dim: int, model_dtype: str = "float32",
-    windows: Mapping[str, Any] | None = None,
+    windows: Mapping[str, Any] | None = None, space: Space | None = None,
 ) -> dict[str, Any]:
-    """The ``info.json`` of a new output folder (a fresh ``output_id``); ``windows``: spans per kind."""
-    return ({"windows": dict(windows)} if windows is not None else {}) | {
+    """The ``info.json`` of a new output folder (a fresh ``output_id``); ``windows``: spans per kind;
+    ``space``: the model's space (outputs written before spaces have none: unknown, not checked)."""
+    return ({"windows": dict(windows)} if windows is not None else {}) | (
+        {"space": space.to_dict()} if space is not None else {}) | {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "output_id": uuid.uuid4().hex,
@@ -105,4 +109,8 @@ def read_info(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
         raise ValueError(f"{path}: checkpoint must be an object with a string source, got {checkpoint!r}")
     if not isinstance(info.get("windows", {}), dict):
         raise ValueError(f"{path}: windows must be an object of window spans per kind, got {info['windows']!r}")
+    try:
+        as_space(info.get("space"))
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
     return info

@@ -6,8 +6,9 @@ advisory lock on ``DIR/.lock`` where the platform has ``fcntl``); the local engi
 writes parts from its process, the Ray engine from its workers while the driver
 holds the lock. Opening a folder to resume removes temp files of killed writers,
 renames damaged parts to ``_damaged-part-….parquet.bad`` (their items are embedded again)
-and refuses a part of another output, an ``info.json`` it cannot trust, or a
-different checkpoint.
+and refuses a part of another output, an ``info.json`` it cannot trust, or another
+model: another space (checkpoint content and adapter, ``vectors/space.py``) unless
+``allow_other_space``, and, for outputs written before spaces, another checkpoint path.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from .format import (
     write_part,
 )
 from .records import Conflict, CurrentRecords
+from ..vectors.space import Space, check_space
 
 try:  # POSIX advisory locking; elsewhere concurrent writers are simply not detected
     import fcntl
@@ -76,12 +78,14 @@ class BulkStore:
     def open(
         cls, out_dir: str | os.PathLike[str], checkpoint: Mapping[str, Any], embedding_dim: int,
         *, resume: bool, model_dtype: str = "float32", windows: Mapping[str, Any] | None = None,
+        space: Space | None = None, allow_other_space: bool = False,
     ) -> BulkStore:
         """Create ``out_dir`` or, with ``resume``, continue the output already there.
 
         Raises ``FileExistsError`` for a non-empty folder when ``resume`` is false or
         when it is not a bulk output, ``ValueError`` naming the file for an
-        ``info.json`` or part file it cannot use or a different checkpoint/dimension.
+        ``info.json`` or part file it cannot use or a different checkpoint/dimension, and
+        ``SpaceMismatchError`` for another model space (unless ``allow_other_space``).
         """
         path = Path(out_dir)
         if path.exists() and not path.is_dir():
@@ -89,7 +93,8 @@ class BulkStore:
         path.mkdir(parents=True, exist_ok=True)
         lock_fd = _lock(path)
         try:
-            info = _prepare(path, make_info(checkpoint, embedding_dim, model_dtype, windows), resume)
+            new = make_info(checkpoint, embedding_dim, model_dtype, windows, space)
+            info = _prepare(path, new, resume, allow_other_space)
             _tidy(path, info)
             store = cls(path, info, lock_fd)
         except BaseException:
@@ -212,13 +217,14 @@ class BulkStore:
 
 
 def open_store(
-    model: Any, out: str | os.PathLike[str], resume: bool, windows: Mapping[str, Any] | None = None
+    model: Any, out: str | os.PathLike[str], resume: bool, windows: Mapping[str, Any] | None = None,
+    allow_other_space: bool = False,
 ) -> BulkStore:
     """The output folder for ``model``'s embeddings (created, or checked for resuming)."""
     dtype = str(getattr(model, "dtype", "float32")).removeprefix("torch.")
     checkpoint = checkpoint_identity(str(getattr(model, "source", "")), getattr(model, "revision", None))
     return BulkStore.open(out, checkpoint, int(model.embedding_dim), resume=resume, model_dtype=dtype,
-                          windows=windows)
+                          windows=windows, space=getattr(model, "space", None), allow_other_space=allow_other_space)
 
 
 def _index(out_dir: Path, info: Mapping[str, Any]) -> tuple[dict[str, dict[str, Any]], list[Conflict], int]:
@@ -264,7 +270,7 @@ def _unlock(fd: int | None) -> None:
         os.close(fd)  # closing the descriptor releases the flock
 
 
-def _prepare(path: Path, new_info: dict[str, Any], resume: bool) -> dict[str, Any]:
+def _prepare(path: Path, new_info: dict[str, Any], resume: bool, allow_other_space: bool = False) -> dict[str, Any]:
     """Refuse an unsuitable folder; write ``info.json`` into a new one. The folder's info."""
     entries = [e for e in os.listdir(path) if not e.startswith(".")]
     if entries and not resume:
@@ -283,6 +289,8 @@ def _prepare(path: Path, new_info: dict[str, Any], resume: bool) -> dict[str, An
         _fsync_dir(path)
         return new_info
     info = read_info(path)
+    check_space(info.get("space"), new_info.get("space"), what=f"resuming the bulk output {path}",
+                allow_other_space=allow_other_space)
     _check_compatible(path / INFO, info, new_info)
     return info
 
@@ -293,7 +301,9 @@ def _check_compatible(path: Path, existing: Mapping[str, Any], new: Mapping[str,
             f"cannot resume into {path.parent}: {path} records {existing['embedding_dim']}-d embeddings "
             f"from {existing['checkpoint']}, but this model makes {new['embedding_dim']}-d ones; use another out"
         )
-    if existing["checkpoint"] != new["checkpoint"]:
+    # Spaces, when both are known, were checked already (same files elsewhere: the same space).
+    spaces_known = existing.get("space") is not None and new.get("space") is not None
+    if existing["checkpoint"] != new["checkpoint"] and not spaces_known:
         raise ValueError(
             f"cannot resume into {path.parent}: {path} was written with checkpoint {existing['checkpoint']}, "
             f"this job uses {new['checkpoint']}; use another out directory"

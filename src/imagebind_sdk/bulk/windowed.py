@@ -87,6 +87,7 @@ def embed_files_windows(
     *,
     out: str | os.PathLike[str] | None = None,
     resume: bool = True,
+    allow_other_space: bool = False,
     batch_size: int = 32,
     num_workers: int = 0,
     progress: bool | None = None,
@@ -106,7 +107,7 @@ def embed_files_windows(
     extra = {"imu": dict((options or {})["imu"])} if options and "imu" in options else None
     planned, unsupported = _plan(files, kind)
     spans = window_spans(window_s, hop_s)  # checks window_s/hop_s before anything is written
-    store = open_store(model, out, resume, windows=spans) if out is not None else None
+    store = open_store(model, out, resume, windows=spans, allow_other_space=allow_other_space) if out is not None else None
     items: list[Windows] = []
     failed: list[tuple[str, str]] = []
     done = 0
@@ -127,7 +128,7 @@ def embed_files_windows(
     finally:
         if store is not None:
             store.close()
-    result = WindowFilesResult(WindowEmbeddings(items, failed), failed, unsupported, embedded=len(items) - done,
+    result = WindowFilesResult(WindowEmbeddings(items, failed, getattr(model, "space", None)), failed, unsupported, embedded=len(items) - done,
                                already_done=done, out=Path(out) if out is not None else None)
     logger.info("embed_files(windows=True): %s", result.summary())
     return result

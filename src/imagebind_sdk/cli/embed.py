@@ -76,6 +76,8 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     bulk.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                       help="with --out DIR, skip files already embedded there (default: on; "
                       "--no-resume refuses a non-empty DIR)")
+    bulk.add_argument("--allow-other-space", action="store_true",
+                      help="resume a DIR written by a model of another space (checkpoint, adapter) anyway")
     p.set_defaults(func=run)
 
 
@@ -251,7 +253,7 @@ def run_bulk(args: argparse.Namespace) -> int:
     with items_reported_here():
         result = embed_files(
             model, paths, args.kind, batch_size=args.batch_size, num_workers=args.num_workers,
-            out=args.out if to_dir else None, resume=args.resume,
+            out=args.out if to_dir else None, resume=args.resume, allow_other_space=args.allow_other_space,
         )
     report_files(result)
     if not to_dir:

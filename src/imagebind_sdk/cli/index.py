@@ -69,6 +69,8 @@ def _search_args(s: argparse.ArgumentParser) -> None:
                    help="search with ONE query combining all inputs (normalised sum of their unit vectors, "
                         "e.g. --image beach.jpg --audio waves.wav)")
     s.add_argument("--json", action="store_true", help="print JSON")
+    s.add_argument("--allow-other-space", action="store_true",
+                   help="search even if the index was built by a model of another space (checkpoint, adapter)")
     add_embed_options(s, on_error=False)
     add_text_overflow(s)
     s.set_defaults(func=run_search)
@@ -114,7 +116,7 @@ def run_build(args: argparse.Namespace) -> int:
     rows = _rows(result, args.directory)
     if not rows:
         raise ValueError(f"no file of {args.directory} could be embedded; nothing to index")
-    index = EmbeddingIndex(dim=model.embedding_dim)
+    index = EmbeddingIndex(dim=model.embedding_dim, space=model.space)
     index.add(torch.stack([r[3] for r in rows]), ids=[r[0] for r in rows],
               metadata=[{"path": r[1], "modality": r[2]} for r in rows])
     index.save(args.out)
@@ -150,7 +152,7 @@ def run_search(args: argparse.Namespace) -> int:
         rows = [_composed(rows)]
     results = []
     for kind, source, vector in rows:
-        hits = index.search(vector, top_k=args.top_k)[0]
+        hits = index.search(vector, top_k=args.top_k, space=out.space, allow_other_space=args.allow_other_space)[0]
         results.append({
             "query": {"modality": kind, "source": source},
             "hits": [{"rank": n, "id": h["id"], "score": h["score"], "metadata": h["metadata"]}

@@ -120,11 +120,13 @@ def _to_dataset(ray: Any, source: Any, batch_size: int) -> tuple[Any, list[str] 
 
 def _open_output(checkpoint: str, out: Any, resume: bool) -> BulkStore:
     """Check the checkpoint on the driver (config only) and open ``out`` like embed_files does."""
+    from ..vectors.space import model_space
     from ..weights.hub import resolve
 
     resolved = resolve(checkpoint)
     identity = checkpoint_identity(resolved.source, resolved.details.get("revision"))
-    return BulkStore.open(out, identity, resolved.config.out_embed_dim, resume=resume)
+    space = model_space(resolved.config.to_dict(), resolved.weight_files)  # what every actor loads: no adapter
+    return BulkStore.open(out, identity, resolved.config.out_embed_dim, resume=resume, space=space)
 
 
 def _check_cpus(ray: Any, concurrency: Any, cpus_per_actor: float) -> None:

@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..model.config import check_modalities
+from ..vectors.space import model_space
+from ..weights.identity import file_sha256
 from .onnx import FORMAT, MANIFEST, OPSET, write_graphs, write_json_atomic, write_manifest
 
 __all__ = ["CACHE_ENV", "cache_root", "cached_export", "entry_key", "is_export_folder"]
@@ -41,7 +43,6 @@ logger = logging.getLogger(__name__)
 CACHE_ENV = "IMAGEBIND_CACHE"
 CACHE_MANIFEST = "cache.json"
 CACHE_FORMAT = 1
-HASH_CHUNK = 16 * 2**20
 _FILE_MODE = 0o644  # graphs are read by every process and user that shares the cache
 
 
@@ -70,27 +71,6 @@ def sdk_version() -> str:
         return "unknown"
 
 
-def _file_sha256(path: Path, memo_dir: Path) -> str:
-    """SHA-256 of a file's content, remembered by (absolute path, size, mtime) so that
-    a multi-GB checkpoint is read once, not on every load."""
-    stat = path.stat()
-    stamp = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
-    memo = memo_dir / hashlib.sha256(stamp.encode()).hexdigest()[:32]
-    if memo.is_file():
-        text = memo.read_text(encoding="utf-8").strip()
-        if len(text) == 64:
-            return text
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(HASH_CHUNK):
-            digest.update(chunk)
-    memo_dir.mkdir(parents=True, exist_ok=True)
-    tmp = memo.with_name(f".{memo.name}.{os.getpid()}.tmp")
-    tmp.write_text(digest.hexdigest(), encoding="utf-8")
-    os.replace(tmp, memo)
-    return digest.hexdigest()
-
-
 def checkpoint_identity(resolved: Any, root: Path) -> dict[str, Any]:
     """What names the checkpoint's numbers: a Hub snapshot's commit, else the weights' content."""
     config = json.loads(json.dumps(resolved.config.to_dict(), default=str, sort_keys=True))
@@ -99,7 +79,7 @@ def checkpoint_identity(resolved: Any, root: Path) -> dict[str, Any]:
     if repo and "snapshots" in parts:  # huggingface_hub's cache: .../snapshots/<commit>/<file>
         commit = parts[parts.index("snapshots") + 1]
         return {"repo_id": repo, "revision": commit, "config": config}
-    hashes = {Path(p).name: _file_sha256(Path(p), root / "hashes") for p in resolved.weight_files}
+    hashes = {Path(p).name: file_sha256(Path(p), root.parent / "hashes") for p in resolved.weight_files}
     return {"sha256": hashes, "config": config}
 
 
@@ -212,7 +192,8 @@ def _add_to_entry(entry: Path, resolved: Any, missing: list[str], good: set[str]
     all_files = {m: old["files"][m] for m in sorted(good)} | files if old else files
     scales = {m: old["logit_scales"][m] for m in good} if old else {}
     scales |= {m: model.encoders[m].logit_scale() for m in missing}
-    write_manifest(entry, resolved.config, resolved.source, all_files, scales)
+    space = model_space(resolved.config.to_dict(), resolved.weight_files)
+    write_manifest(entry, resolved.config, resolved.source, all_files, scales, space)
     sizes = {}
     for modality, names in all_files.items():
         paths = [entry / n for n in names.values()] + [entry / f"{n}.data" for n in names.values()]

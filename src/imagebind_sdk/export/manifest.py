@@ -16,6 +16,7 @@ from typing import Any
 
 from ..model.config import MODALITIES
 from ..model.encoder import MAX_LOGIT_SCALE
+from ..vectors.space import as_space
 
 __all__ = ["GRAPH_KINDS", "check_graph_dim", "check_manifest"]
 
@@ -72,7 +73,12 @@ def check_manifest(path: Path, format_name: str) -> dict[str, Any]:
         if not isinstance(graphs, dict) or not graphs or not set(graphs) <= set(GRAPH_KINDS):
             raise _fail(path, f"files.{modality}", "an object with 'float32' and/or 'int8' file names", graphs)
         checked[modality] = {k: _graph_name(path, path.parent, f"files.{modality}.{k}", v) for k, v in graphs.items()}
+    try:
+        space = as_space(manifest.get("space"))  # exports written before spaces: unknown
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
     return {
+        "space": space,
         "modalities": list(modalities),
         "files": checked,
         "logit_scales": {m: _scale(path, f"logit_scales.{m}", scales.get(m)) for m in modalities},

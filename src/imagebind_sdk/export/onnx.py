@@ -159,7 +159,7 @@ def export_onnx(
         model.encoder(modality)  # clear error when it was not loaded
     out = Path(out_dir)
     files = write_graphs(model.model, out, wanted, quantize=quantize)
-    write_manifest(out, model.config, model.source, files, {m: model.logit_scale(m) for m in wanted})
+    write_manifest(out, model.config, model.source, files, {m: model.logit_scale(m) for m in wanted}, model.space)
     return out
 
 
@@ -200,9 +200,11 @@ def write_graphs(
 
 
 def write_manifest(
-    out: Path, config: ImageBindConfig, source: str, files: dict[str, dict[str, str]], scales: dict[str, float]
+    out: Path, config: ImageBindConfig, source: str, files: dict[str, dict[str, str]], scales: dict[str, float],
+    space: Any = None,
 ) -> dict[str, Any]:
-    """Write ``config.json`` and ``onnx.json`` (each to a temporary name, then renamed)."""
+    """Write ``config.json`` and ``onnx.json`` (each to a temporary name, then renamed); ``space``:
+    the exported model's (a ``vectors.space.Space``), so that the graphs' vectors keep it."""
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -212,6 +214,7 @@ def write_manifest(
         "modalities": list(files),
         "files": files,
         "logit_scales": {m: float(scales[m]) for m in files},
+        **({"space": space.to_dict()} if space is not None else {}),
     }
     config_tmp = out / f".config.json.{os.getpid()}.tmp"
     config.to_json(config_tmp)

@@ -76,11 +76,12 @@ class OnnxModel:
     backend = "onnxruntime"
 
     def __init__(self, config: ImageBindConfig, encoders: dict[str, OnnxEncoder], quantize: str | None,
-                 folder: Path | None = None) -> None:
+                 folder: Path | None = None, space: Any = None) -> None:
         self.config = config
         self.encoders = encoders
         self.quantize = quantize
         self.folder = folder  # where the graphs were read from (an export folder or a cache entry)
+        self.space = space  # the exported model's space, from onnx.json (None: exported before spaces)
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -148,4 +149,4 @@ def load_onnx(
         encoders[modality] = OnnxEncoder(modality, session, scale, config.video_frames)
         encoders[modality].trim_text = trim_text
     logger.info("loaded %s ONNX graphs for %s from %s", kind, list(wanted), folder)
-    return OnnxModel(config, encoders, quantize, folder)
+    return OnnxModel(config, encoders, quantize, folder, manifest["space"])

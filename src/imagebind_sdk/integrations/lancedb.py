@@ -16,6 +16,10 @@ the column holds; a file is queried as ``{"audio": "bark.wav"}``, a PIL image or
 (of the column's ``kind``). The function's arguments are stored in the table's metadata:
 reopening the table (in any process) recreates it, and a table built with ``model=``
 records that model's checkpoint, modalities, device, dtype, quantisation and backend.
+The metadata also records the model's space (``space``, see :mod:`imagebind_sdk.vectors.space`):
+a table reopened with a model of another space (the checkpoint's files changed, another
+adapter) refuses to embed with ``SpaceMismatchError`` unless created with ``allow_other_space=True``.
+Tables written before spaces record none: nothing is checked.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any, Optional
 
 from ..kinds import INPUT_KINDS, infer_kind
 from ..pipeline.overflow import check_text_overflow
+from ..vectors.space import check_space
 from .shared import LoadOptions, embed_rows, require, resolve_model
 
 _lancedb_embeddings = require("lancedb.embeddings", "lancedb")
@@ -56,6 +61,8 @@ class ImageBindSDKEmbeddings(_lancedb_embeddings.EmbeddingFunction):
     normalize: bool = True  # unit vectors; False: the reference model's raw output
     batch_size: int = 32
     max_retries: int = 0  # local inference: a failure is not transient, retrying only repeats it
+    space: Optional[str] = None  # the space id of the table's vectors (recorded in its metadata)
+    allow_other_space: bool = False  # embed with a model of another space anyway (not recorded)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -69,7 +76,9 @@ class ImageBindSDKEmbeddings(_lancedb_embeddings.EmbeddingFunction):
         """The ImageBind model, loaded (or shared) on first use, not when a table is opened."""
         options = LoadOptions.of(self.checkpoint, self.modalities, self.device, self.dtype, self.quantize, self.backend,
                                  self.adapters)
-        return resolve_model(self.model, options)
+        model = resolve_model(self.model, options)
+        check_space(self.space, model.space, what="embedding for this LanceDB table", allow_other_space=self.allow_other_space)
+        return model
 
     def ndims(self) -> int:
         return self.imagebind.embedding_dim
@@ -106,6 +115,9 @@ class ImageBindSDKEmbeddings(_lancedb_embeddings.EmbeddingFunction):
     def safe_model_dump(self) -> dict:
         """The arguments stored in the table's metadata; ``model=`` becomes where it came from."""
         args = dict(super().safe_model_dump())
+        args.pop("allow_other_space", None)
+        space = self.space or self.imagebind.space  # the model is loaded for ndims() anyway
+        args["space"] = str(space) if space is not None else None
         model = self.model
         if model is not None:
             args.update(

@@ -25,6 +25,7 @@ from safetensors.torch import load_file, save_file
 
 from .index_faiss import HNSW_FILE, SearchBackend
 from ..kinds import INPUT_KINDS
+from ..vectors.space import Space, SpaceLike, as_space, check_space, space_of
 from ..vectors.ops import ArrayLike, all_finite, as_matrix, as_query, check_top_k, normalize_rows, top_k_hits
 
 __all__ = ["EmbeddingIndex", "FORMAT_VERSION"]
@@ -87,6 +88,8 @@ class EmbeddingIndex:
     ``backend``: "auto" (FAISS from 50k rows when installed), "torch", "faiss" (exact)
     or "hnsw" (approximate; ``hnsw_m``/``ef_search``/``ef_construction``), see
     :mod:`imagebind_sdk.retrieval.index_faiss`.
+    ``space``: the model space of the rows (:mod:`imagebind_sdk.vectors.space`); else the first
+    rows added with a space set it. Rows or queries of another space are then refused.
 
     >>> index = EmbeddingIndex(dim=1024)
     >>> index.add(out.vision, ids=out.sources["vision"])  # doctest: +SKIP
@@ -94,7 +97,8 @@ class EmbeddingIndex:
     >>> index.save("my_index"); EmbeddingIndex.load("my_index")  # doctest: +SKIP
     """
 
-    def __init__(self, dim: int | None = None, backend: str = "auto", **backend_options: int) -> None:
+    def __init__(self, dim: int | None = None, backend: str = "auto", *, space: SpaceLike = None,
+                 **backend_options: int) -> None:
         if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim < 1):
             raise ValueError(f"dim must be a positive int or None, got {dim!r}")
         self._dim = dim
@@ -103,6 +107,12 @@ class EmbeddingIndex:
         self._id_set: set[str] = set()
         self._metadata: list[dict[str, Any]] = []
         self._backend = SearchBackend(backend, **backend_options)
+        self._space = as_space(space)
+
+    @property
+    def space(self) -> Space | None:
+        """The model space of the rows, None while unknown (nothing is checked then)."""
+        return self._space
 
     @property
     def backend(self) -> str:
@@ -162,6 +172,9 @@ class EmbeddingIndex:
         embeddings: ArrayLike,
         ids: Sequence[str] | None = None,
         metadata: Sequence[dict[str, Any] | None] | None = None,
+        *,
+        space: SpaceLike = None,
+        allow_other_space: bool = False,
     ) -> list[str]:
         """Add (N, D) rows (or one (D,) row), or an ``Embeddings`` (``model.embed(...)``'s
         result: the rows of every kind, its sources as ids, ``{"kind": kind}`` merged into
@@ -169,11 +182,14 @@ class EmbeddingIndex:
 
         ``ids`` default to running row numbers as strings ("0", "1", ...). Duplicate
         ids, a wrong dimension or non-JSON metadata raise ValueError; nothing is added
-        on error.
+        on error. Rows of another space (``space``, else the ``Embeddings``' own) raise
+        ``SpaceMismatchError`` unless ``allow_other_space=True``.
 
         >>> index.add(np.random.rand(2, 1024), ids=["x", "y"], metadata=[{"k": 1}, None])  # doctest: +SKIP
         ['x', 'y']
         """
+        space = space_of(embeddings, space)
+        check_space(self._space, space, what="adding to the index", allow_other_space=allow_other_space)
         if isinstance(embeddings, Mapping) and hasattr(embeddings, "sources"):  # an Embeddings
             embeddings, ids, metadata = _embeddings_rows(embeddings, ids, metadata)
         rows = as_matrix(embeddings, "embeddings").cpu()
@@ -190,20 +206,28 @@ class EmbeddingIndex:
         self._ids.extend(new_ids)
         self._id_set.update(new_ids)
         self._metadata.extend(new_meta)
+        if self._space is None and len(self) == rows.shape[0]:  # the first rows name the space
+            self._space = space
         return new_ids
 
     def search(
-        self, query: ArrayLike, top_k: int = 5, *, kinds: Iterable[str] | None = None
+        self, query: ArrayLike, top_k: int = 5, *, kinds: Iterable[str] | None = None, space: SpaceLike = None,
+        allow_other_space: bool = False,
     ) -> list[list[dict[str, Any]]]:
         """Per query, the ``top_k`` best rows as dicts ``corpus_id``, ``id``, ``score``, ``metadata``.
 
         Sorted by score descending, ties by lower row first (as :func:`imagebind_sdk.vectors.ops.search`).
         ``kinds`` (e.g. ``["vision"]``) searches only rows of those input kinds (metadata
-        ``"kind"``, or ``"modality"`` in indexes built by the CLI); exact search.
+        ``"kind"``, or ``"modality"`` in indexes built by the CLI); exact search. A query of
+        another space (``space``, or an ``Embeddings`` query's own) raises ``SpaceMismatchError``
+        unless ``allow_other_space=True``.
 
         >>> index.search(out.text, top_k=2)[0]  # doctest: +SKIP
         [{'corpus_id': 4, 'id': 'dog.jpg', 'score': 0.33, 'metadata': {}}, ...]
         """
+        check_space(self._space, space_of(query, space), what="searching the index", allow_other_space=allow_other_space)
+        if isinstance(query, Mapping) and hasattr(query, "sources"):  # an Embeddings: all its rows
+            query = torch.cat([as_matrix(query[kind], f"query[{kind!r}]") for kind in query])
         if kinds is not None:
             return self._search_kinds(query, top_k, kinds)
         if len(self) == 0:
@@ -255,6 +279,7 @@ class EmbeddingIndex:
             "ids": self._ids,
             "metadata": self._metadata,
             **self._backend.options(),
+            **({"space": self._space.to_dict()} if self._space is not None else {}),
             "checksums": {name: _sha256(directory / name) for name in written},
         }
         (directory / INDEX_FILE).write_text(json.dumps(info), encoding="utf-8")
@@ -304,7 +329,7 @@ class EmbeddingIndex:
         if not all_finite(rows):
             bad = int((~torch.isfinite(rows)).any(dim=1).nonzero()[0, 0])
             raise ValueError(f"{directory / EMBEDDINGS_FILE}: row {bad} ({ids[bad]!r}) holds NaN or infinite values")
-        index = cls(dim=dim)
+        index = cls(dim=dim, space=info.get("space"))  # indexes saved before spaces: unknown
         index._backend = SearchBackend.load(info, directory, rows.shape[1], len(ids))
         index._ids = index._new_ids(ids, len(ids))  # validates type and uniqueness
         index._id_set = set(index._ids)

@@ -7,7 +7,10 @@ raw outputs (unit x logit scale per clip, averaged over clips), ``[]`` where not
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from .decode import b64_bytes, parse_json_object, string_list, as_list
 from .respond import FastJSONResponse, rows
@@ -69,8 +72,22 @@ async def meta(request: Request) -> FastJSONResponse:
             "quantize": getattr(model, "quantize", None),
             "adapters": service.adapters,  # the "model" names a request may give, beside "name" (the base)
             "default_model": service.default_adapter or service.name,
+            # model spaces (vectors of different ones are not comparable), hashed off the event loop
+            **await run_in_threadpool(_spaces, service, model),
         }
     return FastJSONResponse(body)
+
+
+def _spaces(service: Service, model: Any) -> dict[str, Any]:
+    """``space``: the default model's (what /vectorize answers with); ``spaces``: each served
+    model name (the base's, each adapter's) -> its space id (None: unknown)."""
+    space_of = getattr(model, "space_of", None)
+    if space_of is None:  # a model without spaces
+        return {"space": None, "spaces": {}}
+    named = {service.name: space_of(None)} | {name: space_of(name) for name in service.adapters}
+    default = space_of(service.default_adapter)
+    return {"space": default.to_dict() if default is not None else None,
+            "spaces": {name: str(space) if space is not None else None for name, space in named.items()}}
 
 
 @router.post("/vectorize")

@@ -23,6 +23,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from ..preprocess import Skipped
+from .space import Space, SpaceLike, as_space
 
 __all__ = ["Embeddings", "FORMAT_VERSION"]
 
@@ -76,6 +77,7 @@ class Embeddings(Mapping[str, torch.Tensor]):
     Rows are the unit-norm embeddings of the inputs in order (skipped inputs left
     out). ``sources[modality][i]`` names the input of row ``i``; ``skipped`` lists the
     inputs dropped with ``on_error="skip"``. Modalities read as attributes too.
+    ``space`` is the model's space that made them (None: unknown; see ``vectors/space.py``).
 
     >>> out = Embeddings({"text": torch.eye(3)}, sources={"text": ["a", "b", "c"]})
     >>> out.text.shape, list(out), out.sources["text"]
@@ -87,12 +89,14 @@ class Embeddings(Mapping[str, torch.Tensor]):
         data: Mapping[str, torch.Tensor],
         sources: Mapping[str, list[str]] | None = None,
         skipped: Mapping[str, list[Skipped]] | None = None,
+        space: SpaceLike = None,
     ) -> None:
         if not isinstance(data, Mapping):
             raise TypeError(f"data must be a mapping modality -> tensor, got {type(data).__name__}")
         self._data: dict[str, torch.Tensor] = {str(k): _as_tensor(str(k), v) for k, v in data.items()}
         self._sources = _check_sources(self._data, sources)
         self._skipped = _check_skipped(skipped)
+        self._space = space if callable(space) and not isinstance(space, Space) else as_space(space)
 
     # Mapping protocol -------------------------------------------------------
     def __getitem__(self, modality: str) -> torch.Tensor:
@@ -149,6 +153,13 @@ class Embeddings(Mapping[str, torch.Tensor]):
         return list(self._data)
 
     @property
+    def space(self) -> Space | None:
+        """The space of the model that made these vectors (computed when first read), None if unknown."""
+        if callable(self._space) and not isinstance(self._space, Space):
+            self._space = as_space(self._space)
+        return self._space
+
+    @property
     def sources(self) -> dict[str, list[str]]:
         """Modality -> source id of each row (``"0", "1", ...`` unless given)."""
         return {k: list(v) for k, v in self._sources.items()}
@@ -181,6 +192,7 @@ class Embeddings(Mapping[str, torch.Tensor]):
             {k: v.to(*args, **kwargs) for k, v in self._data.items()},
             sources=self._sources,
             skipped=self._skipped,
+            space=self._space,
         )
 
     # Persistence ------------------------------------------------------------
@@ -197,6 +209,8 @@ class Embeddings(Mapping[str, torch.Tensor]):
             "sources": self._sources,
             "skipped": {k: [dataclasses.asdict(s) for s in v] for k, v in self._skipped.items()},
         }
+        if self.space is not None:
+            info["space"] = self.space.to_dict()
         # Clone: safetensors refuses tensors that share storage (e.g. views of one batch).
         tensors = {
             k: v.detach().cpu().clone(memory_format=torch.contiguous_format)
@@ -210,7 +224,8 @@ class Embeddings(Mapping[str, torch.Tensor]):
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> Embeddings:
         """Read a file written by :meth:`save` (tensors placed on ``device``).
 
-        A plain safetensors file of 2-D tensors also loads, with default sources.
+        A plain safetensors file of 2-D tensors also loads, with default sources; a file
+        written before spaces existed loads with ``space=None`` (unknown).
 
         >>> out = Embeddings.load("emb.safetensors")  # doctest: +SKIP
         """
@@ -225,7 +240,8 @@ class Embeddings(Mapping[str, torch.Tensor]):
         if sorted(order) != sorted(tensors):
             raise ValueError(f"{path}: metadata lists {order} but the file holds {sorted(tensors)}")
         skipped = {k: [Skipped(**s) for s in v] for k, v in info.get("skipped", {}).items()}
-        return cls({k: tensors[k] for k in order}, sources=info.get("sources"), skipped=skipped)
+        return cls({k: tensors[k] for k in order}, sources=info.get("sources"), skipped=skipped,
+                   space=info.get("space"))
 
 
 def _to_numpy(t: torch.Tensor) -> np.ndarray:

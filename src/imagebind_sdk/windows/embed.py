@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from ..kinds import ENCODER_OF
+from ..vectors.space import as_space
 from ..pipeline import Pipeline, pipeline_of
 from ..preprocess.audio_windows import audio_windows
 from ..preprocess.sources import InputError, describe
@@ -87,11 +88,13 @@ class WindowEmbeddings(Sequence[Windows]):
 
     ``vectors``, ``start_s``, ``end_s`` and :meth:`metadata` concatenate every input's rows.
     ``failed``: ``(source, error)`` of inputs with no windows (read from a bulk output folder).
+    ``space``: the model space of the vectors (``vectors/space.py``; None: unknown).
     """
 
-    def __init__(self, items: Sequence[Windows], failed: Sequence[tuple[str, str]] = ()) -> None:
+    def __init__(self, items: Sequence[Windows], failed: Sequence[tuple[str, str]] = (), space: Any = None) -> None:
         self._items = list(items)
         self.failed = list(failed)
+        self.space = as_space(space)
 
     def __getitem__(self, index: int) -> Windows:  # type: ignore[override]
         return self._items[index]
@@ -129,12 +132,14 @@ class WindowEmbeddings(Sequence[Windows]):
             ids = [f"{r['kind']}:{i}#{n}" for n, (r, i) in enumerate(zip(rows, ids))]
         return ids
 
-    def add_to(self, index: Any) -> list[str]:
-        """Add every window to an :class:`~imagebind_sdk.retrieval.index.EmbeddingIndex`, timestamps in metadata."""
-        return index.add(self.vectors, ids=self.ids(), metadata=self.metadata())
+    def add_to(self, index: Any, *, allow_other_space: bool = False) -> list[str]:
+        """Add every window to an :class:`~imagebind_sdk.retrieval.index.EmbeddingIndex`, timestamps in metadata
+        (windows of another space than the index's are refused unless ``allow_other_space``)."""
+        return index.add(self.vectors, ids=self.ids(), metadata=self.metadata(), space=self.space,
+                         allow_other_space=allow_other_space)
 
 
-def windows_from_records(records: Mapping[str, Mapping[str, Any]]) -> WindowEmbeddings:
+def windows_from_records(records: Mapping[str, Mapping[str, Any]], space: Any = None) -> WindowEmbeddings:
     """A windowed bulk output's newest records (path -> record with ``windows``) -> WindowEmbeddings, paths sorted."""
     items, failed = [], []
     for path, record in sorted(records.items()):
@@ -145,7 +150,7 @@ def windows_from_records(records: Mapping[str, Mapping[str, Any]]) -> WindowEmbe
         items.append(Windows(record["kind"], path, torch.from_numpy(np.stack([v for _, _, v in rows])),
                              torch.tensor([a for a, _, _ in rows], dtype=torch.float64),
                              torch.tensor([b for _, b, _ in rows], dtype=torch.float64)))
-    return WindowEmbeddings(items, failed)
+    return WindowEmbeddings(items, failed, space)
 
 
 def window_spans(window_s: Any = None, hop_s: Any = None) -> dict[str, list[str]]:
@@ -268,7 +273,9 @@ def embed_windows(
             jobs.append((kind, index, describe(item)))
             streams.append(lambda k=kind, i=index, it=item, w=window, h=hop, x=extra: _named(
                 k, i, it, STREAMS[k](it, w, h, batch_size, **x)))
-    return _collect(pipeline, jobs, _messages(streams, prefetch), progress)
+    windows = _collect(pipeline, jobs, _messages(streams, prefetch), progress)
+    windows.space = getattr(model, "space", None)
+    return windows
 
 
 @functools.lru_cache(maxsize=1)
