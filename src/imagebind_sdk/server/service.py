@@ -5,17 +5,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Sequence, TypeVar
 
 import torch
 
 from ..kinds import ENCODER_OF, INPUT_KINDS
 from ..pipeline import finish
+from .cache import Cached, ContentCache, content_key
 from .budget import MemoryBudget, decoded_bytes, describe
 from .engine import Engine
 from .errors import ApiError, bad_request
 from .metrics import Metrics
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from ..vectors.compact import Ranges
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +35,7 @@ class Embedded:
     kept: dict[str, list[int]] = field(default_factory=dict)  # input index of each row
     skipped: list[dict[str, Any]] = field(default_factory=list)
     text_tokens: int = 0
+    item_tokens: dict[int, int] = field(default_factory=dict)  # text tokens of each embedded text, by index
 
 
 class Service:
@@ -44,6 +49,8 @@ class Service:
         self.engine: Engine | None = None
         self.load_error: BaseException | None = None
         self._labels: dict[tuple, torch.Tensor] = {}
+        self.cache = ContentCache(settings.cache_bytes, metrics) if settings.cache_bytes else None
+        self._ranges: "asyncio.Task[Ranges] | None" = None
         self.budget = MemoryBudget(settings.max_inflight_bytes, settings.retry_after_s, metrics.inflight_bytes)
 
     # -- lifecycle --------------------------------------------------------------
@@ -111,22 +118,52 @@ class Service:
     ) -> Embedded:
         """Embed a request's items by kind (text: str, others: file bytes) -> unit vectors
         (``normalize``) or raw model outputs. A bad item (unreadable, or no finite vector)
-        is a 400 naming ``field[index]`` of this request, or is skipped (``skip_bad``)."""
+        is a 400 naming ``field[index]`` of this request, or is skipped (``skip_bad``).
+        Items found in the content cache (``--cache-mb``) are answered before admission."""
         engine = self.require_engine()
         self._check_loaded(inputs, fields)
         kinds = [kind for kind in INPUT_KINDS if inputs.get(kind)]
         out = Embedded({kind: torch.empty(0, self.model.embedding_dim) for kind in inputs})
-        asked = {kind: inputs[kind] for kind in kinds}  # reserved against the budget before any decoding
-        with engine.admit(sum(len(inputs[k]) for k in kinds)), self.budget.hold(decoded_bytes(asked), describe(asked)):
-            results = await asyncio.gather(
-                *(self._embed_kind(engine, kind, inputs[kind], fields[kind], skip_bad, out) for kind in kinds),
-                return_exceptions=True,
-            )
-        for kind, result in zip(kinds, results):  # the first failing kind, in a fixed order
-            if isinstance(result, BaseException):
-                raise result
-            out.vectors[kind] = finish(result, normalize)
+        found = {kind: self._look_up(kind, inputs[kind], normalize) for kind in kinds}
+        todo = {kind: [i for i in range(len(inputs[kind])) if i not in found[kind][1]] for kind in kinds}
+        asked = {kind: [inputs[kind][i] for i in todo[kind]] for kind in kinds if todo[kind]}
+        fresh: dict[str, torch.Tensor] = {}
+        if asked:  # reserved against the budget before any decoding
+            with engine.admit(sum(map(len, asked.values()))), self.budget.hold(decoded_bytes(asked), describe(asked)):
+                results = await asyncio.gather(
+                    *(self._embed_kind(engine, kind, asked[kind], todo[kind], fields[kind], skip_bad, out)
+                      for kind in asked),
+                    return_exceptions=True,
+                )
+            for kind, result in zip(asked, results):  # the first failing kind, in a fixed order
+                if isinstance(result, BaseException):
+                    raise result
+                fresh[kind] = finish(result, normalize)
+        for kind in kinds:
+            out.vectors[kind] = self._merge(kind, fresh.get(kind), *found[kind], out)
         return out
+
+    def _look_up(self, kind: str, items: list[Any], normalize: bool) -> tuple[list[bytes], dict[int, Cached]]:
+        """Each item's cache key, and the items found (by index); nothing without a cache."""
+        if self.cache is None:
+            return [], {}
+        keys = [content_key(kind, item, normalize) for item in items]
+        hits = {i: entry for i, key in enumerate(keys) if (entry := self.cache.get(kind, key)) is not None}
+        return keys, hits
+
+    def _merge(self, kind: str, fresh: torch.Tensor | None, keys: list[bytes], hits: dict[int, Cached],
+               out: Embedded) -> torch.Tensor:
+        """The fresh rows (cached now) and the cached ones, in the request's order."""
+        if self.cache is None or fresh is None and not hits:
+            return fresh if fresh is not None else out.vectors[kind]
+        rows = dict(zip(out.kept.get(kind, []), fresh if fresh is not None else []))
+        for index, row in rows.items():
+            self.cache.put(keys[index], row, out.item_tokens.get(index, 0) if kind == "text" else 0)
+        for index, entry in hits.items():
+            rows[index] = entry.vector
+            out.text_tokens += entry.tokens
+        out.kept[kind] = sorted(rows)
+        return torch.stack([rows[i] for i in out.kept[kind]]) if rows else out.vectors[kind]
 
     def _check_loaded(self, inputs: dict[str, list[Any]], fields: dict[str, str]) -> None:
         for kind, items in inputs.items():
@@ -136,29 +173,54 @@ class Service:
                     f"(loaded: {', '.join(self.model.modalities)}; see --modalities)"
                 )
 
-    async def _embed_kind(
-        self, engine: Engine, kind: str, items: list[Any], field_name: str, skip_bad: bool, out: Embedded
-    ) -> torch.Tensor:
+    async def _embed_kind(self, engine: Engine, kind: str, items: list[Any], positions: list[int], field_name: str,
+                          skip_bad: bool, out: Embedded) -> torch.Tensor:
+        """Embed ``items``, which are the request's items at ``positions`` (errors name those)."""
         if kind == "text":
             tokens = await engine.in_pool(engine.pipeline.tokenize, list(items))
-            out.text_tokens += int((tokens != 0).sum())
+            counts = (tokens != 0).sum(dim=1).tolist()
+            out.text_tokens += sum(counts)
+            out.item_tokens.update(zip(positions, counts))
             tensors, kept = list(tokens.unbind(0)), list(range(len(items)))
         else:
             results = await asyncio.gather(*(engine.in_pool(_preprocess, kind, item) for item in items))
             tensors, kept = [], []
             for index, result in enumerate(results):
                 if isinstance(result, Exception):
-                    _skip(out, kind, index, f"{field_name}[{index}]: could not read this {kind} input: {result}",
+                    where = positions[index]
+                    _skip(out, kind, where, f"{field_name}[{where}]: could not read this {kind} input: {result}",
                           skip_bad)
                     continue
                 tensors.append(result)
                 kept.append(index)
         rows = await engine.encode(kind, tensors)
         for position in sorted(rows.failed):  # this request's own items only, named by its own field
-            _skip(out, kind, kept[position], f"{field_name}[{kept[position]}]: {rows.failed[position]}", skip_bad)
+            where = positions[kept[position]]
+            _skip(out, kind, where, f"{field_name}[{where}]: {rows.failed[position]}", skip_bad)
         good = rows.good()
-        out.kept[kind] = [kept[p] for p in good]
+        out.kept[kind] = [positions[kept[p]] for p in good]
         return rows.vectors[good]
+
+    # -- compact vectors ------------------------------------------------------------
+    async def ranges(self) -> "Ranges":
+        """The model's int8/uint8 ranges, calibrated once per process on the documented prompts
+        (:data:`~imagebind_sdk.vectors.compact.CALIBRATION_PROMPTS`), never on a request's vectors."""
+        from ..vectors.compact import CALIBRATION_PROMPTS, calibrate
+
+        if "text" not in self.model.modalities:
+            raise bad_request("encoding: int8/uint8 are calibrated on text prompts, and this server does not "
+                              "load the text encoder (see --modalities); use float16 or binary")
+        if self._ranges is None or (self._ranges.done() and self._ranges.exception() is not None):
+            async def run() -> Ranges:
+                step = self.settings.max_batch_size
+                texts = list(CALIBRATION_PROMPTS)
+                unit = torch.cat([(await self.embed({"text": texts[i:i + step]}, {"text": "calibration"},
+                                                    normalize=True)).vectors["text"]
+                                  for i in range(0, len(texts), step)])
+                logger.info("calibrated int8 ranges on %d prompts", len(texts))
+                return calibrate(_given(unit), texts)
+            self._ranges = asyncio.ensure_future(run())
+        return await asyncio.shield(self._ranges)
 
     # -- zero-shot ----------------------------------------------------------------
     async def label_embeddings(self, labels: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
