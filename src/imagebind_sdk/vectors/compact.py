@@ -94,12 +94,14 @@ class Ranges:
         return hashlib.sha256(data).hexdigest()[:16]
 
 
-def calibrate(embed_text: Callable[[list[str]], torch.Tensor], prompts: Sequence[str] = CALIBRATION_PROMPTS,
+def calibrate(model: Any, prompts: Sequence[str] = CALIBRATION_PROMPTS,
               source: str = "imagebind-sdk calibration prompts v1") -> Ranges:
     """Ranges of a model: each dimension's min and max over its unit vectors of ``prompts``.
 
-    ``embed_text`` maps texts to their (N, D) unit vectors (e.g. ``lambda t: model.embed(text=t).text``).
+    ``model``: an ``ImageBind``, or a function mapping texts to their (N, D) unit vectors.
     """
+    embed_text: Callable[[list[str]], torch.Tensor] = (
+        (lambda texts: model.embed(text=texts).text) if hasattr(model, "embed") else model)
     vectors = torch.as_tensor(embed_text(list(prompts))).float()
     low, high = vectors.min(dim=0).values, vectors.max(dim=0).values
     flat = high <= low  # a constant dimension: give it a tiny width so the step is not zero
