@@ -37,7 +37,9 @@ def test_cached_answer_equals_fresh_bit_for_bit(cached):
     body = {"text": ["a dog", "a car"], "vision": [b64(ASSETS / "dog_image.jpg")]}
     hits0, misses0 = metric(cached, "cache_hits_total", '{kind="text"}'), metric(cached, "cache_misses_total", '{kind="text"}')
     first = cached.post("/v1/embed", json=body).json()
+    encoded = metric(cached, "items_total", '{kind="text"}')
     again = cached.post("/v1/embed", json=body).json()
+    assert metric(cached, "items_total", '{kind="text"}') == encoded  # answered before the engine
     assert again["embeddings"] == first["embeddings"]  # float32 values survive JSON exactly
     assert metric(cached, "cache_hits_total", '{kind="text"}') == hits0 + 2
     assert metric(cached, "cache_misses_total", '{kind="text"}') == misses0 + 2
