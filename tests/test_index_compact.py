@@ -102,3 +102,32 @@ def test_calibration_is_fixed_per_model(tiny_model):
     index.add(tiny_model.embed(text=["a dog", "a car", "a bird"]).text, ids=["dog", "car", "bird"])
     assert index.search(tiny_model.embed(text="a car").text, top_k=1)[0][0]["id"] == "car"
     assert set(ENCODINGS) == {"float32", "float16", "int8", "uint8", "binary", "ubinary"}
+
+
+@pytest.mark.parametrize("encoding", ["int8", "uint8", "binary", "ubinary"])
+def test_faiss_and_torch_paths_agree(data, monkeypatch, encoding):
+    """FAISS (codes held by its index) and the torch fallback give the same hits and scores."""
+    pytest.importorskip("faiss", reason="pip install 'imagebind-sdk[faiss]'")
+    import imagebind_sdk.search.compact as compact
+
+    corpus, queries, ranges, _ = data
+    def build():
+        index = EmbeddingIndex(embedding_dtype=encoding, ranges=ranges if "int8" in encoding else None)
+        index.add(corpus[:1000])
+        index.search(queries[:1], top_k=1)  # with faiss: the codes move into the FAISS index
+        index.add(corpus[1000:])
+        return index
+    with_faiss = build()
+    assert with_faiss._compact._faiss is not None
+    hits = with_faiss.search(queries, top_k=10)
+    monkeypatch.setattr(compact, "faiss_module", lambda: None)
+    without = build()
+    assert without._compact._faiss is None and torch.equal(without._compact.packed, with_faiss._compact.packed)
+    plain = without.search(queries, top_k=10)
+    if "int8" in encoding:
+        for a, b in zip(hits, plain):
+            assert [h["corpus_id"] for h in a] == [h["corpus_id"] for h in b]
+            assert [h["score"] for h in a] == pytest.approx([h["score"] for h in b], abs=1e-5)
+    else:  # the Hamming pass breaks distance ties at its cut differently: most candidates agree
+        same = [len({h["corpus_id"] for h in a} & {h["corpus_id"] for h in b}) for a, b in zip(hits, plain)]
+        assert np.mean(same) >= 8
