@@ -287,6 +287,8 @@ def embed_files(
     windows: bool = False,
     modality: str | None = None,
     allow_other_space: bool = False,
+    embedding_dtype: str = "float32",
+    ranges: Any = None,
     **window_options: Any,
 ) -> BulkResult | WindowFilesResult:
     """Embed files with an ``ImageBind`` model; optionally stream the results to ``out``.
@@ -309,22 +311,31 @@ def embed_files(
     ``out`` written by another model space raises ``SpaceMismatchError`` unless ``allow_other_space``.
     ``windows=True`` (``window_s``/``hop_s``): long recordings as windows with timestamps,
     a :class:`~imagebind_sdk.bulk.windowed.WindowFilesResult` (see :mod:`imagebind_sdk.bulk.windowed`).
+    ``embedding_dtype`` ("float16", "int8", "uint8", "binary", "ubinary"; needs ``out``): the
+    folder stores compact rows (:mod:`imagebind_sdk.vectors.compact`), int8/uint8 with ``ranges``
+    (default: the model's fixed calibration) recorded in ``_info.json``; the result and
+    ``load_bulk_output`` hold their dequantised rows.
     """
     kind = kind_argument("embed_files", kind, modality)
     files = list_files(paths_or_dir, recursive=recursive)
     common = dict(out=out, resume=resume, allow_other_space=allow_other_space, batch_size=batch_size, num_workers=num_workers, progress=progress)
+    if embedding_dtype != "float32" and (out is None or windows):
+        raise ValueError(f"embedding_dtype={embedding_dtype!r} sets how an out= folder of whole files stores its "
+                         "rows; pass out= (and windows=False), or quantise with imagebind_sdk.vectors.compact")
     if windows:
         return embed_files_windows(model, files, kind, options=options, **common, **window_options)
     if window_options:
         raise TypeError(f"embed_files() got unexpected keyword arguments {sorted(window_options)} "
                         "(window_s/hop_s go with windows=True)")
-    return _embed_whole_files(model, files, kind, options=dict(options or {}), **common)
+    return _embed_whole_files(model, files, kind, options=dict(options or {}), compact=(embedding_dtype, ranges),
+                              **common)
 
 
 def _embed_whole_files(
     model: Any, files: list[str], kind: str | None, *, out: str | os.PathLike[str] | None, resume: bool,
     allow_other_space: bool,
     batch_size: int, num_workers: int, progress: bool | None, options: dict[str, Mapping[str, Any]],
+    compact: tuple[str, Any] = ("float32", None),
 ) -> BulkResult:
     """:func:`embed_files` of whole files, one row each."""
     check_bulk_args(kind, batch_size, options, num_workers)
@@ -332,7 +343,8 @@ def _embed_whole_files(
     for kind in dict.fromkeys(kind for _, kind in planned):
         model.encoder(ENCODER_OF[kind])  # fail fast on an encoder that is not loaded
     dim = int(model.embedding_dim)
-    store = open_store(model, out, resume, allow_other_space=allow_other_space) if out is not None else None
+    store = (open_store(model, out, resume, allow_other_space=allow_other_space, embedding_dtype=compact[0],
+                        ranges=compact[1]) if out is not None else None)
     try:
         done = {i for i, (stat, kind) in enumerate(planned) if store is not None and store.done(stat, kind)}
         todo = [i for i in range(len(planned)) if i not in done]

@@ -108,16 +108,20 @@ def stat_file(path: str | os.PathLike[str]) -> FileStat:
     return FileStat(absolute, st.st_size, st.st_mtime_ns)
 
 
-def schema(dim: int, windows: bool = True, hashed: bool = True) -> pa.Schema:
+def schema(dim: int, windows: bool = True, hashed: bool = True, dtype: str = "float32") -> pa.Schema:
     """The part schema; ``windows=False`` leaves out ``start_s``/``end_s`` (whole-file parts),
-    ``hashed=False`` the ``content_hash`` (inputs read from files)."""
+    ``hashed=False`` the ``content_hash`` (inputs read from files); ``dtype``: the embedding's
+    storage (a compact one holds ``packed_dim`` values per row)."""
     import pyarrow as pa
+    from ..vectors.compact import packed_dim
+
+    value = {"float32": pa.float32, "float16": pa.float16, "int8": pa.int8, "binary": pa.int8}.get(dtype, pa.uint8)
     return pa.schema([
         ("path", pa.string()),
         ("kind", pa.string()),
         ("size", pa.int64()),
         ("mtime_ns", pa.int64()),
-        ("embedding", pa.list_(pa.float32(), dim)),
+        ("embedding", pa.list_(value(), packed_dim(dtype, dim))),
         ("error", pa.string()),
         *([("start_s", pa.float64()), ("end_s", pa.float64())] if windows else []),
         *([("content_hash", pa.string())] if hashed else []),
@@ -128,12 +132,15 @@ OPTIONAL_COLUMNS = ("start_s", "end_s", "content_hash")
 
 
 def records_table(
-    records: Sequence[tuple[FileStat, str, Any]], dim: int, spans: Sequence[tuple[float | None, float | None]] | None = None
+    records: Sequence[tuple[FileStat, str, Any]], dim: int, spans: Sequence[tuple[float | None, float | None]] | None = None,
+    info: Mapping[str, Any] | None = None,
 ) -> pa.Table:
     """``(stat, kind, embedding row or error message)`` -> a table of the part schema.
 
-    ``spans``: ``(start_s, end_s)`` per record, for windows (adds those columns).
+    ``spans``: ``(start_s, end_s)`` per record, for windows (adds those columns); ``info``:
+    the folder's, whose ``dtype`` (and ``ranges``) say how rows are stored.
     """
+    from ..vectors.compact import quantize
     import pyarrow as pa
     failed = [isinstance(value, str) for _, _, value in records]
     hashed = any(s.digest is not None for s, _, _ in records)
@@ -141,7 +148,9 @@ def records_table(
     for i, (_, _, value) in enumerate(records):
         if not failed[i]:
             values[i] = np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value, np.float32)
-    embedding = pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), dim, mask=pa.array(failed))
+    dtype, ranges = codec(info)
+    stored = quantize(torch.from_numpy(values), dtype, ranges).numpy()
+    embedding = pa.FixedSizeListArray.from_arrays(pa.array(stored.reshape(-1)), stored.shape[1], mask=pa.array(failed))
     return pa.table({
         "path": pa.array([s.path for s, _, _ in records], pa.string()),
         "kind": pa.array([k for _, k, _ in records], pa.string()),
@@ -152,7 +161,16 @@ def records_table(
         **({"start_s": pa.array([a for a, _ in spans], pa.float64()),
             "end_s": pa.array([b for _, b in spans], pa.float64())} if spans else {}),
         **({"content_hash": pa.array([s.digest for s, _, _ in records], pa.string())} if hashed else {}),
-    }, schema=schema(dim, windows=bool(spans), hashed=hashed))
+    }, schema=schema(dim, windows=bool(spans), hashed=hashed, dtype=dtype))
+
+
+def codec(info: Mapping[str, Any] | None) -> tuple[str, Any]:
+    """A folder's row storage: ``(dtype, Ranges or None)`` from its info (float32 without one)."""
+    from ..vectors.compact import Ranges
+
+    info = info or {}
+    ranges = info.get("ranges")
+    return str(info.get("dtype", "float32")), Ranges.of(ranges) if ranges is not None else None
 
 
 def _fsync_dir(path: Path) -> None:
@@ -243,7 +261,7 @@ def read_part(
         owner = meta.get("output_id") if isinstance(meta, dict) else None
         raise PartError(path, f"a part file of another output (output_id {owner!r}, this folder's is "
                         f"{info['output_id']!r}); move it out of the folder", damaged=False)
-    expected = schema(dim)
+    expected = schema(dim, dtype=codec(info)[0])
     for field in table.schema:
         if not expected.field(field.name).type.equals(field.type):
             raise PartError(path, f"column {field.name} is {field.type}, expected {expected.field(field.name).type}",
@@ -260,13 +278,21 @@ def _check_columns(names: Sequence[str], dim: int) -> None:
         raise ValueError(f"columns {list(names)}, expected {known} (unknown: {unknown}, missing: {missing})")
 
 
-def embedding_rows(column: pa.ChunkedArray | pa.Array, dim: int) -> np.ndarray:
-    """A fixed-size-list column -> float32 array (n, dim); null rows come out as zeros."""
+def embedding_rows(column: pa.ChunkedArray | pa.Array, dim: int, info: Mapping[str, Any] | None = None) -> np.ndarray:
+    """A fixed-size-list column -> float32 array (n, dim); null rows come out as zeros. Compact
+    rows (``info``'s dtype) come out dequantised: the approximations of the rows written."""
     import pyarrow as pa
+    from ..vectors.compact import dequantize
+
     array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    width = array.type.list_size
     flat = array.values.to_numpy(zero_copy_only=False)
-    start = array.offset * dim
-    return np.array(flat[start : start + len(array) * dim], np.float32).reshape(len(array), dim)  # writable
+    start = array.offset * width
+    packed = np.array(flat[start : start + len(array) * width]).reshape(len(array), width)  # writable
+    dtype, ranges = codec(info)
+    if dtype == "float32":
+        return packed.astype(np.float32, copy=False)
+    return dequantize(torch.from_numpy(packed), dtype, ranges, dim).numpy()
 
 
 def newest_records(out_dir: str | os.PathLike[str], info: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -276,7 +302,7 @@ def newest_records(out_dir: str | os.PathLike[str], info: Mapping[str, Any]) -> 
     current = CurrentRecords()
     for path in part_files(out_dir):
         table, order = read_part(path, info, schema(dim).names)
-        rows = embedding_rows(table.column("embedding"), dim)
+        rows = embedding_rows(table.column("embedding"), dim, info)
         valid = table.column("embedding").is_valid().to_pylist()
         for i, record in enumerate(table.drop_columns(["embedding"]).to_pylist()):
             row = rows[i] if valid[i] and record["error"] is None else None

@@ -53,10 +53,12 @@ def checkpoint_identity(source: str | os.PathLike[str], revision: str | None = N
 
 def make_info(
     checkpoint: Mapping[str, Any], embedding_dim: int, model_dtype: str = "float32",
-    windows: Mapping[str, Any] | None = None, space: Space | None = None,
+    windows: Mapping[str, Any] | None = None, space: Space | None = None, dtype: str = "float32",
+    ranges: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``info.json`` of a new output folder (a fresh ``output_id``); ``windows``: spans per kind;
-    ``space``: the model's space (outputs written before spaces have none: unknown, not checked)."""
+    ``space``: the model's space (outputs written before spaces have none: unknown, not checked);
+    ``dtype``: how rows are stored (see :mod:`imagebind_sdk.vectors.compact`), with int8/uint8 ``ranges``."""
     return ({"windows": dict(windows)} if windows is not None else {}) | (
         {"space": space.to_dict()} if space is not None else {}) | {
         "format": FORMAT,
@@ -64,7 +66,8 @@ def make_info(
         "output_id": uuid.uuid4().hex,
         "checkpoint": dict(checkpoint),
         "embedding_dim": int(embedding_dim),
-        "dtype": "float32",
+        "dtype": dtype,
+        **({"ranges": dict(ranges)} if ranges is not None else {}),
         "model_dtype": model_dtype,
         "package_version": package_version(),
     }
@@ -107,6 +110,7 @@ def read_info(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
     checkpoint = info.get("checkpoint")
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("source"), str):
         raise ValueError(f"{path}: checkpoint must be an object with a string source, got {checkpoint!r}")
+    check_dtype(path, info)
     if not isinstance(info.get("windows", {}), dict):
         raise ValueError(f"{path}: windows must be an object of window spans per kind, got {info['windows']!r}")
     try:
@@ -114,3 +118,19 @@ def read_info(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
     return info
+
+
+def check_dtype(path: Path, info: Mapping[str, Any]) -> None:
+    """``dtype`` names an encoding; int8/uint8 carry their calibration ``ranges`` of embedding_dim values."""
+    from ..vectors.compact import ENCODINGS, Ranges, needs_ranges
+
+    dtype = info.get("dtype", "float32")
+    if dtype not in ENCODINGS:
+        raise ValueError(f"{path}: dtype must be one of {list(ENCODINGS)}, got {dtype!r}")
+    if needs_ranges(dtype):
+        try:
+            ranges = Ranges.of(info["ranges"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: dtype {dtype} needs ranges {{low, high}} ({type(exc).__name__}: {exc})") from None
+        if ranges.dim != info["embedding_dim"]:
+            raise ValueError(f"{path}: ranges have dim {ranges.dim}, embedding_dim is {info['embedding_dim']}")

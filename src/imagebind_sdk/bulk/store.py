@@ -79,6 +79,7 @@ class BulkStore:
         cls, out_dir: str | os.PathLike[str], checkpoint: Mapping[str, Any], embedding_dim: int,
         *, resume: bool, model_dtype: str = "float32", windows: Mapping[str, Any] | None = None,
         space: Space | None = None, allow_other_space: bool = False,
+        dtype: str = "float32", ranges: Mapping[str, Any] | None = None,
     ) -> BulkStore:
         """Create ``out_dir`` or, with ``resume``, continue the output already there.
 
@@ -93,7 +94,7 @@ class BulkStore:
         path.mkdir(parents=True, exist_ok=True)
         lock_fd = _lock(path)
         try:
-            new = make_info(checkpoint, embedding_dim, model_dtype, windows, space)
+            new = make_info(checkpoint, embedding_dim, model_dtype, windows, space, dtype, ranges)
             info = _prepare(path, new, resume, allow_other_space)
             _tidy(path, info)
             store = cls(path, info, lock_fd)
@@ -131,7 +132,7 @@ class BulkStore:
         if not outcomes:
             return None
         spans = [(None, None)] * len(outcomes) if self.info.get("windows") is not None else None  # same columns
-        table = records_table([(stat, kind, value) for stat, value in outcomes], self.dim, spans)
+        table = records_table([(stat, kind, value) for stat, value in outcomes], self.dim, spans, self.info)
         part = write_part(self.out_dir, table, self.info, self.run)
         for row, (stat, value) in enumerate(outcomes):
             self.latest[stat.path] = {
@@ -143,7 +144,7 @@ class BulkStore:
 
     def write_windows(self, kind: str, stat: FileStat, vectors: torch.Tensor, spans: list[tuple[float, float]]) -> Path:
         """Commit every window of one file (``vectors`` (n, D), ``(start_s, end_s)`` each) as one part."""
-        table = records_table([(stat, kind, row) for row in vectors.unbind(0)], self.dim, spans)
+        table = records_table([(stat, kind, row) for row in vectors.unbind(0)], self.dim, spans, self.info)
         part = write_part(self.out_dir, table, self.info, self.run)
         self.latest[stat.path] = {"path": stat.path, "kind": kind, "size": stat.size, "mtime_ns": stat.mtime_ns,
                                   "error": None, "content_hash": stat.digest, "part": part.name, "row": 0,
@@ -155,7 +156,7 @@ class BulkStore:
         record = self.latest[path]
         table, _ = read_part(self.out_dir / record["part"], self.info, ["embedding", "start_s", "end_s"])
         rows = record["rows"]
-        vectors = torch.from_numpy(embedding_rows(table.column("embedding"), self.dim)[rows])
+        vectors = torch.from_numpy(embedding_rows(table.column("embedding"), self.dim, self.info)[rows])
         starts, ends = (torch.tensor(table.column(c).to_numpy(zero_copy_only=False)[rows], dtype=torch.float64)
                         for c in ("start_s", "end_s"))
         return vectors, starts, ends
@@ -169,7 +170,8 @@ class BulkStore:
         (a dataset giving one path twice with other bytes): no row of it is kept. Returns them."""
         conflicts = [c for c in self._conflicts if c.run == self.run]
         if conflicts:
-            table = records_table([(FileStat(c.path, None, None), c.kind, c.message) for c in conflicts], self.dim)
+            table = records_table([(FileStat(c.path, None, None), c.kind, c.message) for c in conflicts], self.dim,
+                                  None, self.info)
             write_part(self.out_dir, table, self.info, self.run, final=True)
             self.refresh()
         return conflicts
@@ -183,7 +185,7 @@ class BulkStore:
             by_part.setdefault(record["part"], []).append((position, record["row"]))
         for part, wanted in by_part.items():
             table, _ = read_part(self.out_dir / part, self.info, ["embedding"])
-            rows = torch.from_numpy(embedding_rows(table.column("embedding"), self.dim))
+            rows = torch.from_numpy(embedding_rows(table.column("embedding"), self.dim, self.info))
             positions, indices = zip(*wanted)
             out[list(positions)] = rows[list(indices)]
         return out
@@ -218,13 +220,31 @@ class BulkStore:
 
 def open_store(
     model: Any, out: str | os.PathLike[str], resume: bool, windows: Mapping[str, Any] | None = None,
-    allow_other_space: bool = False,
+    allow_other_space: bool = False, embedding_dtype: str = "float32", ranges: Any = None,
 ) -> BulkStore:
-    """The output folder for ``model``'s embeddings (created, or checked for resuming)."""
+    """The output folder for ``model``'s embeddings (created, or checked for resuming);
+    ``embedding_dtype``: how rows are stored, int8/uint8 with ``ranges`` (default: the
+    model's fixed calibration, :func:`imagebind_sdk.vectors.compact.calibrate`)."""
+    from ..vectors.compact import Ranges, calibrate, check_encoding, needs_ranges
+
+    check_encoding(embedding_dtype, "embedding_dtype")
+    if ranges is not None and not needs_ranges(embedding_dtype):
+        raise ValueError("ranges= only applies to embedding_dtype='int8' or 'uint8'")
+    if needs_ranges(embedding_dtype):  # given, else the folder's own (resuming), else calibrated now
+        ranges = Ranges.of(ranges if ranges is not None else _stored_ranges(out, resume) or calibrate(model))
     dtype = str(getattr(model, "dtype", "float32")).removeprefix("torch.")
     checkpoint = checkpoint_identity(str(getattr(model, "source", "")), getattr(model, "revision", None))
     return BulkStore.open(out, checkpoint, int(model.embedding_dim), resume=resume, model_dtype=dtype,
-                          windows=windows, space=getattr(model, "space", None), allow_other_space=allow_other_space)
+                          windows=windows, space=getattr(model, "space", None), allow_other_space=allow_other_space,
+                          dtype=embedding_dtype, ranges=ranges.to_json() if ranges else None)
+
+
+def _stored_ranges(out: str | os.PathLike[str], resume: bool) -> Any:
+    """The int8/uint8 ranges an existing output folder records (None if it has none)."""
+    try:
+        return read_info(out).get("ranges") if resume else None
+    except (OSError, ValueError):
+        return None  # no folder yet, or one _prepare will refuse with its own message
 
 
 def _index(out_dir: Path, info: Mapping[str, Any]) -> tuple[dict[str, dict[str, Any]], list[Conflict], int]:
@@ -308,6 +328,10 @@ def _check_compatible(path: Path, existing: Mapping[str, Any], new: Mapping[str,
             f"cannot resume into {path.parent}: {path} was written with checkpoint {existing['checkpoint']}, "
             f"this job uses {new['checkpoint']}; use another out directory"
         )
+    if (existing.get("dtype"), existing.get("ranges")) != (new.get("dtype"), new.get("ranges")):
+        raise ValueError(f"cannot resume into {path.parent}: {path} stores {existing.get('dtype')} rows "
+                         f"{'with other ranges ' if existing.get('dtype') == new.get('dtype') else ''}"
+                         f"and this job asks for {new.get('dtype')}; use another out directory")
     if existing.get("windows") != new.get("windows"):
         def what(info: Mapping[str, Any]) -> str:
             return f"windows {info['windows']}" if info.get("windows") is not None else "whole files (no windows)"

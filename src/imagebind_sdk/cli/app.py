@@ -63,7 +63,7 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
                    max_batch_size=Settings.max_batch_size, max_wait_ms=Settings.max_wait_ms,
                    max_queue=Settings.max_queue, workers_preprocess=Settings.workers_preprocess,
                    max_inflight_mb=Settings.max_inflight_mb, max_labels=Settings.max_labels,
-                   request_timeout=Settings.request_timeout_s, shutdown_timeout=5.0)
+                   cache_mb=Settings.cache_mb, request_timeout=Settings.request_timeout_s, shutdown_timeout=5.0)
 
 
 def _check_paths(paths: list[str]) -> None:

@@ -66,6 +66,9 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
                         "else 503 with Retry-After (default: 256)")
     p.add_argument("--max-labels", type=int, default=1000, metavar="N",
                    help="zero-shot labels per request, else 413 (default: 1000)")
+    p.add_argument("--cache-mb", type=float, default=0.0, metavar="MB",
+                   help="answer identical texts and media bytes from an LRU cache of this many MB "
+                        "(default: 0, no cache)")
     p.add_argument("--api-key", default=None, metavar="KEY",
                    help=f"require 'Authorization: Bearer KEY' on all but health (default: ${API_KEY_ENV})")
     p.add_argument("--workers-preprocess", type=int, default=min(4, os.cpu_count() or 1), metavar="N",
@@ -106,7 +109,7 @@ def settings_of(args: argparse.Namespace) -> dict[str, Any]:
     return dict(
         max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
         max_request_mb=args.max_request_mb, max_inflight_mb=args.max_inflight_mb, max_labels=args.max_labels,
-        api_key=_api_key(args), workers_preprocess=args.workers_preprocess,
+        cache_mb=args.cache_mb, api_key=_api_key(args), workers_preprocess=args.workers_preprocess,
         request_timeout_s=args.request_timeout, shutdown_timeout_s=args.shutdown_timeout,
         cors_origins=tuple(args.cors_origin), model_name=args.model_name or public_name(checkpoint_of(args)),
     )

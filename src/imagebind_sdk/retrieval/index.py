@@ -23,6 +23,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import torch
 from safetensors.torch import load_file, save_file
 
+from .compact import (COMPACT_FORMAT_VERSION, RESCORE_MULTIPLIER, CompactRows, compact_hits, compact_info, compact_of,
+                      compact_spec)
 from .index_faiss import HNSW_FILE, SearchBackend
 from ..kinds import INPUT_KINDS
 from ..vectors.space import Space, SpaceLike, as_space, check_space, space_of
@@ -98,10 +100,13 @@ class EmbeddingIndex:
     """
 
     def __init__(self, dim: int | None = None, backend: str = "auto", *, space: SpaceLike = None,
+                 embedding_dtype: str = "float32", ranges: Any = None, rescore_multiplier: int = RESCORE_MULTIPLIER,
                  **backend_options: int) -> None:
         if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim < 1):
             raise ValueError(f"dim must be a positive int or None, got {dim!r}")
         self._dim = dim
+        self._compact = compact_spec(embedding_dtype, ranges, rescore_multiplier, backend)
+        self._check_compact()
         self._chunks: list[torch.Tensor] = []
         self._ids: list[str] = []
         self._id_set: set[str] = set()
@@ -135,8 +140,20 @@ class EmbeddingIndex:
         return copy.deepcopy(self._metadata)
 
     @property
+    def embedding_dtype(self) -> str:
+        """How rows are held: "float32", or a compact encoding (see :mod:`imagebind_sdk.search.compact`)."""
+        return self._compact[0] if isinstance(self._compact, tuple) else getattr(self._compact, "encoding", "float32")
+
+    def _check_compact(self) -> None:
+        """Build the compact rows once the dimension is known (a dtype without one waits for add)."""
+        if isinstance(self._compact, tuple) and self._dim is not None:
+            self._compact = CompactRows(self._compact[0], self._dim, *self._compact[1:])
+
+    @property
     def embeddings(self) -> torch.Tensor:
-        """All rows as one (N, D) float32 tensor of unit rows."""
+        """All rows as one (N, D) float32 tensor of unit rows (a compact index: dequantised rows)."""
+        if isinstance(self._compact, CompactRows):
+            return self._compact.rows()
         if len(self._chunks) != 1:
             dim = self._dim or 0
             self._chunks = [torch.cat(self._chunks) if self._chunks else torch.empty(0, dim)]
@@ -201,8 +218,12 @@ class EmbeddingIndex:
         new_ids = self._new_ids(ids, rows.shape[0])
         new_meta = _check_metadata(metadata, rows.shape[0])
         self._dim = rows.shape[1]
-        self._chunks.append(normalize_rows(rows).contiguous())
-        self._backend.added(self._chunks[-1])
+        self._check_compact()
+        if isinstance(self._compact, CompactRows):
+            self._compact.add(normalize_rows(rows))
+        else:
+            self._chunks.append(normalize_rows(rows).contiguous())
+            self._backend.added(self._chunks[-1])
         self._ids.extend(new_ids)
         self._id_set.update(new_ids)
         self._metadata.extend(new_meta)
@@ -233,7 +254,8 @@ class EmbeddingIndex:
         if len(self) == 0:
             check_top_k(top_k)
             return [[] for _ in range(as_query(query).shape[0])]
-        hits = self._backend.top_k_hits(query, self.embeddings, top_k)  # None: the torch path
+        hits = (compact_hits(self._compact, query, top_k) if isinstance(self._compact, CompactRows)
+                else self._backend.top_k_hits(query, self.embeddings, top_k))  # None: the torch path
         if hits is None:
             hits = top_k_hits(query, self.embeddings, top_k, corpus_name="index")
         for hit in (h for row in hits for h in row):  # key order: corpus_id, id, score, metadata
@@ -269,7 +291,8 @@ class EmbeddingIndex:
         """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        save_file({_TENSOR_KEY: self.embeddings.contiguous()}, str(directory / EMBEDDINGS_FILE))
+        rows = self._compact.packed if isinstance(self._compact, CompactRows) else self.embeddings
+        save_file({_TENSOR_KEY: rows.contiguous()}, str(directory / EMBEDDINGS_FILE))
         self._backend.save(directory, self.embeddings)
         written = [EMBEDDINGS_FILE] + ([HNSW_FILE] if self._backend.saves_graph(len(self)) else [])
         info = {
@@ -280,6 +303,7 @@ class EmbeddingIndex:
             "metadata": self._metadata,
             **self._backend.options(),
             **({"space": self._space.to_dict()} if self._space is not None else {}),
+            **compact_info(self._compact),
             "checksums": {name: _sha256(directory / name) for name in written},
         }
         (directory / INDEX_FILE).write_text(json.dumps(info), encoding="utf-8")
@@ -317,7 +341,8 @@ class EmbeddingIndex:
             raise ValueError(f"{directory / EMBEDDINGS_FILE}: not a readable safetensors file ({exc})") from None
         if _TENSOR_KEY not in tensors:
             raise ValueError(f"{directory / EMBEDDINGS_FILE} has no {_TENSOR_KEY!r} tensor")
-        rows = tensors[_TENSOR_KEY].to(torch.float32)
+        compact = compact_of(info, tensors[_TENSOR_KEY], info["dim"])
+        rows = compact.rows() if compact is not None else tensors[_TENSOR_KEY].to(torch.float32)
         ids, metadata, dim = info["ids"], info["metadata"], info["dim"]
         if rows.ndim != 2 or rows.shape[0] != len(ids) or len(metadata) != len(ids):
             raise ValueError(
@@ -334,7 +359,8 @@ class EmbeddingIndex:
         index._ids = index._new_ids(ids, len(ids))  # validates type and uniqueness
         index._id_set = set(index._ids)
         index._metadata = _check_metadata(metadata, len(ids))
-        index._chunks = [rows.contiguous()] if len(ids) else []
+        index._chunks = [rows.contiguous()] if len(ids) and compact is None else []
+        index._compact = compact if compact is not None else index._compact
         return index
 
     def to_faiss(self) -> Any:
@@ -361,10 +387,10 @@ def _read_info(directory: Path) -> dict[str, Any]:
     if not isinstance(info, dict) or not {"ids", "metadata", "dim"} <= info.keys():
         raise ValueError(f"{directory / INDEX_FILE} lacks ids/metadata/dim")
     version = info.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in (FORMAT_VERSION, COMPACT_FORMAT_VERSION):
         raise ValueError(
             f"{directory / INDEX_FILE} has format_version {version!r}; "
-            f"this imagebind_sdk reads version {FORMAT_VERSION}"
+            f"this imagebind_sdk reads versions {FORMAT_VERSION} and {COMPACT_FORMAT_VERSION} (compact rows)"
         )
     return info
 

@@ -32,6 +32,12 @@ class Metrics:
         self.pending = Gauge(f"{PREFIX}_pending_items", "Items admitted and not yet answered", registry=r)
         self.inflight_bytes = Gauge(f"{PREFIX}_inflight_bytes", "Request bodies and decoded inputs "
                                     "reserved against --max-inflight-mb", registry=r)
+        self.cache_hits = Counter(f"{PREFIX}_cache_hits", "Items answered from the content cache", ["kind"],
+                                  registry=r)
+        self.cache_misses = Counter(f"{PREFIX}_cache_misses", "Items looked up in the content cache and "
+                                    "not found", ["kind"], registry=r)
+        self.cache_bytes = Gauge(f"{PREFIX}_cache_bytes", "Bytes held by the content cache (--cache-mb)", registry=r)
+        self.cache_entries = Gauge(f"{PREFIX}_cache_entries", "Items held by the content cache", registry=r)
         self.rejected = Counter(f"{PREFIX}_rejected", "Requests refused because the queue was full", registry=r)
 
     def render(self) -> bytes:

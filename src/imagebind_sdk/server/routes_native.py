@@ -16,7 +16,7 @@ from .routes_weaviate import service_of
 
 router = APIRouter()
 
-EMBED_OPTIONS = ("normalize", "on_error", "model", "text_overflow")
+EMBED_OPTIONS = ("normalize", "on_error", "model", "text_overflow", "encoding")
 ZERO_SHOT_OPTIONS = ("labels", "templates", "top_k", "model")
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 MAX_FORM_ITEMS = 10_000  # multipart files and fields per request (bodies are size-limited anyway)
@@ -91,17 +91,48 @@ async def embed(request: Request) -> FastJSONResponse:
         inputs = _json_inputs(options, EMBED_OPTIONS)
         normalize = optional_bool(options, "normalize", True)
         skip_bad = _on_error(options.get("on_error", "raise"))
+    encoding = _encoding(options.get("encoding", "float32"), normalize)
     if not any(inputs.values()):
         raise bad_request(f"nothing to embed: give at least one item of {', '.join(INPUT_KINDS)}")
     adapter = service.adapter_for(options.get("model"))
     result = await service.run(service.embed(inputs, {k: k for k in inputs}, skip_bad=skip_bad, normalize=normalize,
                                              adapter=adapter, text_overflow=text_overflow(
                                                  options.get("text_overflow", "truncate"))))
-    embeddings = {kind: rows(vectors) for kind, vectors in result.vectors.items()}
-    return FastJSONResponse({
-        "model": adapter or service.name, "dim": service.model.embedding_dim, "normalize": normalize,
-        "embeddings": embeddings, "skipped": result.skipped,
-    })
+    answer: dict[str, Any] = {"model": adapter or service.name, "dim": service.model.embedding_dim,
+                              "normalize": normalize}
+    if encoding == "float32":
+        answer["embeddings"] = {kind: rows(vectors) for kind, vectors in result.vectors.items()}
+    else:
+        answer.update(await service.run(_compact(service, result.vectors, encoding, adapter)))
+    return FastJSONResponse({**answer, "skipped": result.skipped})
+
+
+def _encoding(value: Any, normalize: bool) -> str:
+    """``encoding``: one of :data:`~imagebind_sdk.vectors.compact.ENCODINGS`; int8/uint8 need unit vectors."""
+    from ..vectors.compact import check_encoding, needs_ranges
+
+    try:
+        encoding = check_encoding(value)
+    except ValueError as exc:
+        raise bad_request(str(exc)) from None
+    if needs_ranges(encoding) and not normalize:
+        raise bad_request(f"encoding: {encoding} is calibrated on unit vectors; use it with normalize=true")
+    return encoding
+
+
+async def _compact(service: Any, vectors: dict[str, Any], encoding: str, adapter: str | None) -> dict[str, Any]:
+    """The answer's ``embeddings`` in ``encoding`` (JSON ints or floats) and, for int8/uint8, the
+    digest of the server's fixed calibration (equal digests: comparable vectors)."""
+    from ..vectors.compact import needs_ranges, packed_dim, quantize, to_json_rows
+
+    ranges = await service.ranges(adapter) if needs_ranges(encoding) else None
+    out: dict[str, Any] = {
+        "encoding": encoding, "packed_dim": packed_dim(encoding, service.model.embedding_dim),
+        "embeddings": {kind: to_json_rows(quantize(v, encoding, ranges)) for kind, v in vectors.items()},
+    }
+    if ranges is not None:
+        out["calibration"] = {"source": ranges.source, "sha256": ranges.digest}
+    return out
 
 
 def _top_k(payload: dict[str, Any], n_labels: int) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Sequence, TypeVar
 
 import torch
 
@@ -13,10 +13,14 @@ from ..kinds import ENCODER_OF, INPUT_KINDS
 from ..pipeline import Rows, finish, text_rows, warn_cut
 from ..preprocess.sources import InputError
 from .budget import MemoryBudget, decoded_bytes, describe
+from .cache import Cached, ContentCache, content_key
 from .engine import Engine
 from .errors import ApiError, bad_request
 from .metrics import Metrics
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from ..vectors.compact import Ranges
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +36,7 @@ class Embedded:
     kept: dict[str, list[int]] = field(default_factory=dict)  # input index of each row
     skipped: list[dict[str, Any]] = field(default_factory=list)
     text_tokens: int = 0
+    item_tokens: dict[int, int] = field(default_factory=dict)  # text tokens of each embedded text, by index
 
 
 class Service:
@@ -46,6 +51,8 @@ class Service:
         self.default_adapter: str | None = None  # requests without a "model" field get this one
         self.load_error: BaseException | None = None
         self._labels: dict[tuple, torch.Tensor] = {}
+        self.cache = ContentCache(settings.cache_bytes, metrics) if settings.cache_bytes else None
+        self._ranges: dict[str | None, "asyncio.Task[Ranges]"] = {}  # per adapter: each is its own space
         self.budget = MemoryBudget(settings.max_inflight_bytes, settings.retry_after_s, metrics.inflight_bytes)
 
     # -- lifecycle --------------------------------------------------------------
@@ -142,23 +149,56 @@ class Service:
         (``normalize``) or raw model outputs, under LoRA ``adapter`` (None: the base; see
         :meth:`adapter_for`). A bad item (unreadable, or no finite vector) is a 400 naming
         ``field[index]`` of this request, or is skipped (``skip_bad``); so is a text too long
-        for ``text_overflow="error"``."""
+        for ``text_overflow="error"``. Items found in the content cache (``--cache-mb``) are
+        answered before admission."""
         engine = self.require_engine()
         self._check_loaded(inputs, fields)
         kinds = [kind for kind in INPUT_KINDS if inputs.get(kind)]
         out = Embedded({kind: torch.empty(0, self.model.embedding_dim) for kind in inputs})
-        asked = {kind: inputs[kind] for kind in kinds}  # reserved against the budget before any decoding
-        with engine.admit(sum(len(inputs[k]) for k in kinds)), self.budget.hold(decoded_bytes(asked), describe(asked)):
-            results = await asyncio.gather(
-                *(self._embed_kind(engine, kind, inputs[kind], fields[kind], skip_bad, out, (adapter, text_overflow))
-                  for kind in kinds),
-                return_exceptions=True,
-            )
-        for kind, result in zip(kinds, results):  # the first failing kind, in a fixed order
-            if isinstance(result, BaseException):
-                raise result
-            out.vectors[kind] = finish(result, normalize)
+        how = (adapter, text_overflow)
+        found = {kind: self._look_up(kind, inputs[kind], normalize, how) for kind in kinds}
+        todo = {kind: [i for i in range(len(inputs[kind])) if i not in found[kind][1]] for kind in kinds}
+        asked = {kind: [inputs[kind][i] for i in todo[kind]] for kind in kinds if todo[kind]}
+        fresh: dict[str, torch.Tensor] = {}
+        if asked:  # reserved against the budget before any decoding
+            with engine.admit(sum(map(len, asked.values()))), self.budget.hold(decoded_bytes(asked), describe(asked)):
+                results = await asyncio.gather(
+                    *(self._embed_kind(engine, kind, asked[kind], todo[kind], fields[kind], skip_bad, out, how)
+                      for kind in asked),
+                    return_exceptions=True,
+                )
+            for kind, result in zip(asked, results):  # the first failing kind, in a fixed order
+                if isinstance(result, BaseException):
+                    raise result
+                fresh[kind] = finish(result, normalize)
+        for kind in kinds:
+            out.vectors[kind] = self._merge(kind, fresh.get(kind), *found[kind], out)
         return out
+
+    def _look_up(self, kind: str, items: list[Any], normalize: bool, how: tuple[str | None, str]
+                 ) -> tuple[list[bytes], dict[int, Cached]]:
+        """Each item's cache key (adapter and, for text, ``text_overflow`` included), and the
+        items found (by index); nothing without a cache."""
+        if self.cache is None:
+            return [], {}
+        context = f"{how[0]}\0{how[1] if kind == 'text' else ''}"
+        keys = [content_key(kind, item, normalize, context) for item in items]
+        hits = {i: entry for i, key in enumerate(keys) if (entry := self.cache.get(kind, key)) is not None}
+        return keys, hits
+
+    def _merge(self, kind: str, fresh: torch.Tensor | None, keys: list[bytes], hits: dict[int, Cached],
+               out: Embedded) -> torch.Tensor:
+        """The fresh rows (cached now) and the cached ones, in the request's order."""
+        if self.cache is None or fresh is None and not hits:
+            return fresh if fresh is not None else out.vectors[kind]
+        rows = dict(zip(out.kept.get(kind, []), fresh if fresh is not None else []))
+        for index, row in rows.items():
+            self.cache.put(keys[index], row, out.item_tokens.get(index, 0) if kind == "text" else 0)
+        for index, entry in hits.items():
+            rows[index] = entry.vector
+            out.text_tokens += entry.tokens
+        out.kept[kind] = sorted(rows)
+        return torch.stack([rows[i] for i in out.kept[kind]]) if rows else out.vectors[kind]
 
     def _check_loaded(self, inputs: dict[str, list[Any]], fields: dict[str, str]) -> None:
         for kind, items in inputs.items():
@@ -169,31 +209,33 @@ class Service:
                 )
 
     async def _embed_kind(
-        self, engine: Engine, kind: str, items: list[Any], field_name: str, skip_bad: bool, out: Embedded,
-        how: tuple[str | None, str],
+        self, engine: Engine, kind: str, items: list[Any], positions: list[int], field_name: str, skip_bad: bool,
+        out: Embedded, how: tuple[str | None, str],
     ) -> torch.Tensor:
+        """Embed ``items``, the request's items at ``positions`` (errors name those)."""
         if kind == "text":
-            return await self._embed_text(engine, items, field_name, skip_bad, out, how)
+            return await self._embed_text(engine, items, positions, field_name, skip_bad, out, how)
         results = await asyncio.gather(*(engine.in_pool(_preprocess, kind, item) for item in items))
         tensors, kept = [], []
         for index, result in enumerate(results):
             if isinstance(result, Exception):
-                _skip(out, kind, index, f"{field_name}[{index}]: could not read this {kind} input: {result}", skip_bad)
+                where = positions[index]
+                _skip(out, kind, where, f"{field_name}[{where}]: could not read this {kind} input: {result}", skip_bad)
                 continue
             tensors.append(result)
-            kept.append(index)
+            kept.append(positions[index])
         rows = await engine.encode(kind, tensors, how[0])
         return _kept_rows(out, kind, kept, field_name, skip_bad, rows)
 
     async def _embed_text(
-        self, engine: Engine, texts: list[str], field_name: str, skip_bad: bool, out: Embedded,
+        self, engine: Engine, texts: list[str], positions: list[int], field_name: str, skip_bad: bool, out: Embedded,
         how: tuple[str | None, str],
     ) -> torch.Tensor:
         """Texts through the pipeline's :func:`text_rows` (``text_overflow``), encoded, then merged per text."""
         adapter, text_overflow = how
         try:
             prepared = await engine.in_pool(text_rows, engine.pipeline.tokenizer, list(texts), text_overflow,
-                                            None, field_name)
+                                            positions, field_name)
         except InputError as exc:  # text_overflow="error": names field[index] and its token count
             raise bad_request(str(exc)) from None
         if len(prepared.owner) > self.settings.max_queue:
@@ -201,10 +243,36 @@ class Service:
                                 f"(text_overflow={text_overflow!r}), more than the server queues at once "
                                 f"({self.settings.max_queue}, --max-queue); split them")
         warn_cut(prepared.cut, len(texts))
-        out.text_tokens += int((prepared.ids != 0).sum())
+        counts = (prepared.ids != 0).sum(dim=1)
+        out.text_tokens += int(counts.sum())
+        per_text = torch.zeros(len(texts), dtype=torch.long).index_add_(0, torch.as_tensor(prepared.owner), counts)
+        out.item_tokens.update(zip(positions, per_text.tolist()))
         rows = await engine.encode("text", list(prepared.ids.unbind(0)), adapter)
         rows = prepared.merge(rows, len(texts), normalize=False)
-        return _kept_rows(out, "text", list(range(len(texts))), field_name, skip_bad, rows)
+        return _kept_rows(out, "text", list(positions), field_name, skip_bad, rows)
+
+    # -- compact vectors ------------------------------------------------------------
+    async def ranges(self, adapter: str | None = None) -> "Ranges":
+        """The int8/uint8 ranges of the base or an ``adapter`` (each is its own space), calibrated once
+        per process on the documented prompts (:data:`~imagebind_sdk.vectors.compact.CALIBRATION_PROMPTS`),
+        never on a request's vectors."""
+        from ..vectors.compact import CALIBRATION_PROMPTS, calibrate
+
+        if "text" not in self.model.modalities:
+            raise bad_request("encoding: int8/uint8 are calibrated on text prompts, and this server does not "
+                              "load the text encoder (see --modalities); use float16 or binary")
+        task = self._ranges.get(adapter)
+        if task is None or (task.done() and task.exception() is not None):
+            async def run() -> Ranges:
+                step = self.settings.max_batch_size
+                texts = list(CALIBRATION_PROMPTS)
+                unit = torch.cat([(await self.embed({"text": texts[i:i + step]}, {"text": "calibration"},
+                                                    normalize=True, adapter=adapter)).vectors["text"]
+                                  for i in range(0, len(texts), step)])
+                logger.info("calibrated int8 ranges on %d prompts (model %s)", len(texts), adapter or self.name)
+                return calibrate(_given(unit), texts)
+            task = self._ranges[adapter] = asyncio.ensure_future(run())
+        return await asyncio.shield(task)
 
     # -- zero-shot ----------------------------------------------------------------
     async def label_embeddings(self, labels: Sequence[str], templates: Sequence[str], adapter: str | None = None

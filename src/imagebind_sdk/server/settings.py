@@ -30,6 +30,7 @@ _NUMBERS: dict[str, tuple[str, bool, float, bool, float]] = {
     "request_timeout_s": ("--request-timeout", False, 0, False, MAX_SECONDS),
     "shutdown_timeout_s": ("--shutdown-timeout", False, 0, False, MAX_SECONDS),
     "retry_after_s": ("retry_after_s", True, 1, True, 3600),
+    "cache_mb": ("--cache-mb", False, 0, True, MAX_MB),
 }
 
 
@@ -51,6 +52,11 @@ class Settings:
     shutdown_timeout_s: float = 30.0  # SIGTERM: time to finish in-flight requests
     model_name: str = DEFAULT_MODEL_NAME  # the name reported by /meta, /v1/embed, /v1/embeddings
     retry_after_s: int = 1  # Retry-After of 503 answers
+    cache_mb: float = 0.0  # the content cache's bound (0: no cache), see cache.py
+
+    @property
+    def cache_bytes(self) -> int:
+        return int(self.cache_mb * 1024 * 1024)
 
     def __post_init__(self) -> None:
         for name, (option, integer, low, low_ok, high) in _NUMBERS.items():
