@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from imagebind_sdk.search.index import EmbeddingIndex
+from imagebind_sdk.retrieval.index import EmbeddingIndex
 from imagebind_sdk.vectors.compact import CALIBRATION_PROMPTS, ENCODINGS, Ranges, calibrate, dequantize, quantize
 
 DIM = 256
@@ -108,7 +108,7 @@ def test_calibration_is_fixed_per_model(tiny_model):
 def test_faiss_and_torch_paths_agree(data, monkeypatch, encoding):
     """FAISS (codes held by its index) and the torch fallback give the same hits and scores."""
     pytest.importorskip("faiss", reason="pip install 'imagebind-sdk[faiss]'")
-    import imagebind_sdk.search.compact as compact
+    import imagebind_sdk.retrieval.compact as compact
 
     corpus, queries, ranges, _ = data
     def build():

@@ -28,7 +28,8 @@ def adapted():
 @pytest.fixture(scope="module")
 def served():
     # A wait long enough that concurrent requests of both models meet in the queue.
-    proc = ServerProcess("--adapter", f"golden={ADAPTER}", "--max-wait-ms", "50").wait_ready()
+    # The content cache is on: a cached vector must never answer for another model.
+    proc = ServerProcess("--adapter", f"golden={ADAPTER}", "--max-wait-ms", "50", "--cache-mb", "1").wait_ready()
     with httpx.Client(base_url=proc.url, timeout=120) as c:
         yield c
     assert proc.stop() == 0
@@ -120,3 +121,20 @@ def test_meta_names_each_served_models_space(served, adapted):
     assert base != golden
     assert meta["spaces"] == {"tiny": base.id, "golden": golden.id}
     assert meta["space"]["id"] == golden.id and meta["space"]["adapter"]["name"] == "golden"  # the default
+
+
+def test_the_content_cache_keeps_models_apart(served, adapted):
+    """The same text and image under the base and the adapter: cached answers (second round)
+    equal fresh ones bit for bit and never cross between models."""
+    body = {"text": ["a cached dog"], "vision": [b64(DOG)]}
+    rounds = [{name: served.post("/v1/embed", json={**body, "model": name}).json() for name in ("tiny", "golden")}
+              for _ in range(2)]
+    for name in ("tiny", "golden"):
+        assert rounds[1][name]["embeddings"] == rounds[0][name]["embeddings"]  # cached == fresh, exactly
+    assert rounds[1]["tiny"]["embeddings"]["text"] != rounds[1]["golden"]["embeddings"]["text"]
+    for name, adapter in (("tiny", None), ("golden", "golden")):
+        ref = reference(adapted, adapter, text=["a cached dog"], vision=[DOG])
+        assert_close(rounds[1][name]["embeddings"]["text"], ref["text"])
+        assert_close(rounds[1][name]["embeddings"]["vision"], ref["vision"])
+    hits = [line for line in served.get("/metrics").text.splitlines() if line.startswith("imagebind_cache_hits_total")]
+    assert sum(float(line.rsplit(" ", 1)[1]) for line in hits) >= 4

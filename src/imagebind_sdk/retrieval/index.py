@@ -14,7 +14,6 @@ the corpus; fine for up to a few million rows. Saved as a directory holding
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import logging
 from pathlib import Path
@@ -23,9 +22,11 @@ from typing import Any, Iterable, Mapping, Sequence
 import torch
 from safetensors.torch import load_file, save_file
 
-from .compact import (COMPACT_FORMAT_VERSION, RESCORE_MULTIPLIER, CompactRows, compact_hits, compact_info, compact_of,
+from .compact import (RESCORE_MULTIPLIER, CompactRows, compact_hits, compact_info, compact_of,
                       compact_spec)
 from .index_faiss import HNSW_FILE, SearchBackend
+from .index_files import EMBEDDINGS_FILE, FORMAT_VERSION, INDEX_FILE, read_info as _read_info, sha256 as _sha256
+from .index_files import verify_checksums as _verify_checksums
 from ..kinds import INPUT_KINDS
 from ..vectors.space import Space, SpaceLike, as_space, check_space, space_of
 from ..vectors.ops import ArrayLike, all_finite, as_matrix, as_query, check_top_k, normalize_rows, top_k_hits
@@ -34,9 +35,6 @@ __all__ = ["EmbeddingIndex", "FORMAT_VERSION"]
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
-EMBEDDINGS_FILE = "embeddings.safetensors"
-INDEX_FILE = "index.json"
 _TENSOR_KEY = "embeddings"
 # Metadata key holding a row's input kind (add(Embeddings) writes it; search(kinds=) reads
 # it). Indexes built by ``imagebind-sdk index build`` hold the kind under "modality".
@@ -141,7 +139,7 @@ class EmbeddingIndex:
 
     @property
     def embedding_dtype(self) -> str:
-        """How rows are held: "float32", or a compact encoding (see :mod:`imagebind_sdk.search.compact`)."""
+        """How rows are held: "float32", or a compact encoding (see :mod:`imagebind_sdk.retrieval.compact`)."""
         return self._compact[0] if isinstance(self._compact, tuple) else getattr(self._compact, "encoding", "float32")
 
     def _check_compact(self) -> None:
@@ -369,51 +367,3 @@ class EmbeddingIndex:
         >>> faiss_index = index.to_faiss(); faiss_index.search(query_matrix, 5)  # doctest: +SKIP
         """
         return self._backend.to_faiss(self.embeddings)
-
-
-def _read_info(directory: Path) -> dict[str, Any]:
-    """Parse and check ``index.json``; clear errors for missing or malformed files."""
-    if not directory.is_dir():
-        raise FileNotFoundError(f"index directory not found: {directory}")
-    missing = [f for f in (EMBEDDINGS_FILE, INDEX_FILE) if not (directory / f).is_file()]
-    if missing:
-        raise FileNotFoundError(
-            f"{directory} is not a saved EmbeddingIndex: missing {', '.join(missing)}"
-        )
-    try:
-        info = json.loads((directory / INDEX_FILE).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{directory / INDEX_FILE} is not valid JSON: {exc}") from None
-    if not isinstance(info, dict) or not {"ids", "metadata", "dim"} <= info.keys():
-        raise ValueError(f"{directory / INDEX_FILE} lacks ids/metadata/dim")
-    version = info.get("format_version")
-    if version not in (FORMAT_VERSION, COMPACT_FORMAT_VERSION):
-        raise ValueError(
-            f"{directory / INDEX_FILE} has format_version {version!r}; "
-            f"this imagebind_sdk reads versions {FORMAT_VERSION} and {COMPACT_FORMAT_VERSION} (compact rows)"
-        )
-    return info
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _verify_checksums(directory: Path, info: dict[str, Any]) -> None:
-    """Each file ``index.json`` lists must hash to its recorded sha256 (indexes saved before
-    checksums list none: their rows load unchecked, their HNSW graph is rebuilt)."""
-    checksums = info.get("checksums", {})
-    if not isinstance(checksums, dict) or not set(checksums) <= {EMBEDDINGS_FILE, HNSW_FILE}:
-        raise ValueError(f"{directory / INDEX_FILE}: checksums must map {EMBEDDINGS_FILE}/{HNSW_FILE} "
-                         f"to sha256 digests, got {checksums!r}")
-    for name, expected in checksums.items():
-        path = directory / name
-        if not path.is_file():
-            raise FileNotFoundError(f"{directory} is not a complete EmbeddingIndex: missing {name}")
-        if _sha256(path) != expected:
-            raise ValueError(f"{path}: its sha256 differs from the one {INDEX_FILE} records: the file was "
-                             "changed or comes from another index; save the index again")
