@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ pytest.importorskip("fastapi", reason='pip install "imagebind-sdk[app]"')
 httpx = pytest.importorskip("httpx", reason="pip install httpx")
 
 from conftest import ASSETS, GOLDEN, TINY  # noqa: E402
+from server.conftest import ServerProcess, free_port  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 180.0
@@ -30,16 +30,11 @@ FILES = ("dog_image.jpg", "car_image.jpg", "bird_image.jpg", "dog_audio.wav", "c
          "bird_audio.wav", "video/wind_noise.mp4", "imu/imu1_2k.csv")
 
 
-def free_port() -> int:
-    import socket
+class AppProcess(ServerProcess):
+    """``python -m imagebind_sdk COMMAND ...`` on a free port; ``wait_ready`` until the model is
+    loaded and the files indexed, recording the progress seen; ``stop()`` as ServerProcess."""
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class AppProcess:
-    """``python -m imagebind_sdk COMMAND ...`` on a free port; ``stop()`` sends SIGTERM, returns the status."""
+    start_timeout_s = START_TIMEOUT_S
 
     def __init__(self, *args: str) -> None:
         self.port = free_port()
@@ -51,34 +46,11 @@ class AppProcess:
         self.seen: list[tuple[str, int, int]] = []  # (stage, done, total) reported while starting
         self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
-    def wait_ready(self) -> "AppProcess":
-        """Until ``/.well-known/ready`` answers 204: the model is loaded and the files are indexed."""
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.proc.stdout.read()}")
-            try:
-                if httpx.get(self.url + "/.well-known/ready", timeout=1).status_code == 204:
-                    return self
-                status = httpx.get(self.url + "/v1/app/status", timeout=1)
-                if status.status_code == 200:
-                    body = status.json()
-                    self.seen.append((body["stage"], body["done"], body["total"]))
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("server did not become ready")
-
-    def stop(self, timeout: float = 30.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+    def while_starting(self) -> None:
+        status = httpx.get(self.url + "/v1/app/status", timeout=1)
+        if status.status_code == 200:
+            body = status.json()
+            self.seen.append((body["stage"], body["done"], body["total"]))
 
 
 @pytest.fixture(scope="session")

@@ -32,7 +32,7 @@ def test_bytes_rows_are_identified_by_their_hash(ray_cluster, tiny_model, tiny_d
     out = tmp_path / "out"
 
     def run(rows: list[dict]) -> dict:
-        return embed_dataset(ray.data.from_items(rows), checkpoint=tiny_dir, out=out, modality="vision",
+        return embed_dataset(ray.data.from_items(rows), checkpoint=tiny_dir, out=out, kind="vision",
                              batch_size=2).as_dict()
 
     assert run([{"path": "mem://a.bmp", "bytes": old}])["embedded"] == 1

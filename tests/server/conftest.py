@@ -52,19 +52,25 @@ class ServerProcess:
     def environment() -> dict[str, str]:
         return dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO / "src"))
 
+    start_timeout_s = START_TIMEOUT_S
+
     def wait_ready(self) -> "ServerProcess":
-        deadline = time.monotonic() + START_TIMEOUT_S
+        deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.proc.stdout.read()}")
             try:
                 if httpx.get(self.url + "/.well-known/ready", timeout=1).status_code == 204:
                     return self
+                self.while_starting()
             except httpx.TransportError:
                 pass
             time.sleep(0.1)
         self.stop()
         raise RuntimeError("server did not become ready")
+
+    def while_starting(self) -> None:
+        """Called between readiness polls (a subclass may record progress)."""
 
     def stop(self, timeout: float = 30.0) -> int:
         if self.proc.poll() is None:
