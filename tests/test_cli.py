@@ -299,8 +299,10 @@ def test_compact_vectors_from_the_command_line(capsys, tmp_path, assets_dir, tin
     the model's text encoder, which the command loads for it); misuse is a usage error."""
     from imagebind_sdk.bulk.format import INFO
     from imagebind_sdk.retrieval.index import EmbeddingIndex
-    from imagebind_sdk.vectors.compact import calibrate, read_ranges
+    from imagebind_sdk.cli.options import EMBEDDING_DTYPES
+    from imagebind_sdk.vectors.compact import ENCODINGS, calibrate, read_ranges
 
+    assert EMBEDDING_DTYPES == ENCODINGS  # the option's choices, kept apart so --help imports no torch
     images = [str(assets_dir / f"{n}_image.jpg") for n in ("dog", "car", "bird")]
     assert main(["embed", *images, "--out", str(tmp_path / "out"), "--embedding-dtype", "int8"]) == 0
     info = json.loads((tmp_path / "out" / INFO).read_text())
