@@ -177,8 +177,7 @@ def embed_dataset(
     kind: str | None = None,
     batch_size: int = 32,
     concurrency: int | tuple[int, int] | None = None,
-    num_gpus_per_actor: float = 0,
-    num_cpus_per_actor: float = 1,
+    num_gpus_per_actor: float = 0, num_cpus_per_actor: float = 1,
     preprocess: Mapping[str, Mapping[str, Any]] | None = None,
     resume: bool = True,
     ray_address: str | None = None,
@@ -187,30 +186,24 @@ def embed_dataset(
     device: str | None = None,
     dtype: str | None = None,
     quantize: str | None = None,
-    embedding_dtype: str = "float32",
-    ranges: Any = None,
-    allow_other_space: bool = False,
+    embedding_dtype: str = "float32", ranges: Any = None, allow_other_space: bool = False,
 ) -> DatasetSummary:
     """Embed many files on Ray into the bulk output folder ``out`` (see :mod:`imagebind_sdk.bulk.format`).
 
-    ``source``: a directory, glob, path or list of paths (as ``embed_files``), a
-    Parquet/CSV file with a ``path`` column, or a ``ray.data.Dataset`` with ``path``
-    (files each worker can open) or ``bytes`` + ``path`` (contents; ``path`` names
-    them). ``kind`` reads every file as that input kind (default: from extensions;
-    ``modality=``, its 0.1 name, still works and warns).
-    ``concurrency``: encoding actors, an int (fixed pool) or ``(min, max)``
-    (autoscaling; default ``(1, unlimited)``), each with ``num_gpus_per_actor`` GPUs
-    and ``num_cpus_per_actor`` CPUs. ``preprocess``: options per kind, e.g.
-    ``{"imu": {"sample_rate": 400}}``. ``resume`` skips items already embedded in
-    ``out`` with the same path, size and mtime (given bytes: the same blake2b hash).
-    Bad files are recorded in the ``error`` column and never fail the job; a path given
-    twice with different bytes is recorded as failed. Connects to ``ray_address`` (e.g.
-    ``"auto"``) unless Ray is already initialised, else starts a local Ray.
-    ``backend``/``device``/``dtype``/``quantize``: each actor's ``ImageBind.load`` options (device:
-    cuda with GPUs per actor, else cpu); onnxruntime exports once, on the driver, into its cache.
-    ``embedding_dtype``/``ranges``: how ``out`` stores rows, as in ``embed_files`` (int8/uint8
-    ranges: given, else the folder's own when resuming, else calibrated once on the driver with
-    the text encoder). ``allow_other_space``: resume an ``out`` written by another model space.
+    ``source``: a directory, glob, path or list of paths (as ``embed_files``), a Parquet/CSV file
+    with a ``path`` column, or a ``ray.data.Dataset`` with ``path`` (files each worker can open) or
+    ``bytes`` + ``path`` (contents; ``path`` names them). ``kind`` reads every file as that input
+    kind (default: from extensions; ``modality=``, its 0.1 name, still works and warns).
+    ``concurrency``: encoding actors, an int (fixed pool) or ``(min, max)`` (autoscaling; default
+    ``(1, unlimited)``), each with ``num_gpus_per_actor`` GPUs and ``num_cpus_per_actor`` CPUs.
+    ``preprocess``: options per kind, e.g. ``{"imu": {"sample_rate": 400}}``. ``resume`` skips items
+    already in ``out`` with the same path, size and mtime (given bytes: the same blake2b hash). Bad
+    files are recorded in the ``error`` column and never fail the job; a path given twice with
+    different bytes is recorded as failed. Joins ``ray_address`` (e.g. ``"auto"``) unless Ray is
+    initialised, else starts a local Ray. ``backend``/``device``/``dtype``/``quantize``: each actor's
+    ``ImageBind.load`` options (device: cuda with GPUs per actor, else cpu); onnxruntime exports once,
+    on the driver. ``embedding_dtype``/``ranges``: as in ``embed_files`` (int8 ranges not given nor
+    in ``out`` are calibrated once on the driver); ``allow_other_space``: resume another space's ``out``.
     """
     kind = kind_argument("embed_dataset", kind, modality)
     options = {k: dict(v) for k, v in (preprocess or {}).items()}
