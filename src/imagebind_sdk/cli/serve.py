@@ -69,6 +69,10 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("--cache-mb", type=float, default=0.0, metavar="MB",
                    help="answer identical texts and media bytes from an LRU cache of this many MB "
                         "(default: 0, no cache)")
+    p.add_argument("--ranges", action="append", default=[], metavar="[MODEL=]FILE",
+                   help="int8/uint8 ranges for /v1/embed's encoding instead of the model's calibration (a JSON "
+                        "file of Ranges.save, a (2, dim) .npy or an int8 bulk output folder); MODEL: an adapter's "
+                        "name (default: the base); repeatable")
     p.add_argument("--api-key", default=None, metavar="KEY",
                    help=f"require 'Authorization: Bearer KEY' on all but health (default: ${API_KEY_ENV})")
     p.add_argument("--workers-preprocess", type=int, default=min(4, os.cpu_count() or 1), metavar="N",
@@ -112,7 +116,21 @@ def settings_of(args: argparse.Namespace) -> dict[str, Any]:
         cache_mb=args.cache_mb, api_key=_api_key(args), workers_preprocess=args.workers_preprocess,
         request_timeout_s=args.request_timeout, shutdown_timeout_s=args.shutdown_timeout,
         cors_origins=tuple(args.cors_origin), model_name=args.model_name or public_name(checkpoint_of(args)),
+        ranges=_ranges_files(args.ranges),
     )
+
+
+def _ranges_files(values: list[str]) -> dict[str | None, str]:
+    """``--ranges [MODEL=]FILE`` options as {model name (None: the base): file}."""
+    given: dict[str | None, str] = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or os.path.exists(value):  # a file name may hold "="
+            name, path = "", value
+        if (name or None) in given:
+            raise UsageError(f"--ranges: two files for {'the base model' if not name else repr(name)}")
+        given[name or None] = path
+    return given
 
 
 def bind(host: str, port: int) -> socket.socket:
