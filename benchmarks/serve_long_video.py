@@ -6,10 +6,10 @@ value (the bounded one, and one so high that the whole video is one encoder call
 is how the server encoded it before bounded calls: "today"), starts one
 ``imagebind-sdk serve --modalities vision,text`` process and measures:
 
-- idle: one client sending one caption at a time (random think time 0.1-2 s, fixed seed)
-  for ``--idle-requests`` requests: p50/p95 latency;
-- during the video: the same client while one ``/v1/embed`` request embeds the video:
-  p50/p95/max latency of the captions answered before the video's answer;
+- idle: three clients, each sending one caption at a time (random think time 0.1-2 s,
+  fixed seeds), ``--idle-requests`` captions in all: p50/p95 latency;
+- during the video: the same clients while one ``/v1/embed`` request embeds the video:
+  p50/p95/max latency of the captions sent before the video's answer;
 - the video's encoder calls: their count and each call's duration (read from /metrics
   between calls: the worker runs one call at a time, polled every 20 ms), and the whole
   video request's latency.
@@ -38,6 +38,7 @@ from serve import ASSETS, TEXTS, start
 logger = logging.getLogger("benchmarks.serve")
 SECONDS, FPS, WIDTH, HEIGHT = 60, 10, 320, 240
 THINK_S = (0.1, 2.0)
+CLIENTS = 3  # independent caption clients: more samples while one long call runs
 
 
 def make_video(path: Path) -> None:
@@ -68,17 +69,25 @@ def _percentiles(latencies: list[float]) -> dict[str, Any]:
     return {"n": len(ordered), "p50_s": statistics.median(ordered), "p95_s": p95, "max_s": ordered[-1]}
 
 
-async def _captions(http: httpx.AsyncClient, until: asyncio.Event | None, count: int, seed: int) -> list[float]:
-    """One client: a caption, its answer, a random think time; ``count`` times or until ``until`` is set."""
+async def _caption_client(http: httpx.AsyncClient, until: asyncio.Event | None, count: int, seed: int
+                          ) -> list[float]:
+    """One client: a caption, its answer, a random think time; ``count`` times, or until ``until``
+    is set (a caption sent before that counts, however late its answer)."""
     rng, latencies = random.Random(seed), []
     while (until is None and len(latencies) < count) or (until is not None and not until.is_set()):
         started = time.perf_counter()
         r = await http.post("/vectorize", json={"texts": [f"{TEXTS[len(latencies) % len(TEXTS)]} {seed}"]})
         r.raise_for_status()
-        if until is None or not until.is_set():  # a caption answered after the video is not "during"
-            latencies.append(time.perf_counter() - started)
+        latencies.append(time.perf_counter() - started)
         await asyncio.sleep(rng.uniform(*THINK_S))
     return latencies
+
+
+async def _captions(http: httpx.AsyncClient, until: asyncio.Event | None, count: int, seed: int) -> list[float]:
+    """``CLIENTS`` caption clients at once (``count`` captions in all when ``until`` is None)."""
+    each = await asyncio.gather(*(_caption_client(http, until, -(-count // CLIENTS), seed * 100 + c)
+                                  for c in range(CLIENTS)))
+    return [latency for latencies in each for latency in latencies]
 
 
 async def _video_calls(http: httpx.AsyncClient, done: asyncio.Event) -> list[float]:
