@@ -6,14 +6,17 @@ Parity: the split vectors equal the same request on a server that encodes each i
 one call (the session's default server) and ``ImageBind.embed``, within 1e-5 absolute
 (float32 sums in another order). Lanes: a bulk request of many videos is being encoded
 when a one-caption interactive request arrives; the caption goes at the next call, ahead
-of the bulk views still queued (ordering read from /metrics counters, not from timings).
+of the bulk views still queued (ordering read from /metrics counters, not from timings). Isolation: a video whose last
+views are NaN fails only its own request, after its first views' calls succeeded.
 """
 
 from __future__ import annotations
 
 import re
+import shutil
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -21,6 +24,7 @@ import torch
 from conftest import ASSETS, TINY
 
 from .conftest import ServerProcess, b64, httpx
+from .test_isolation import _concurrently
 
 TOL = 1e-5
 VIDEO = ASSETS / "video" / "wind_noise.mp4"
@@ -105,3 +109,70 @@ def test_priority_header_is_checked(bounded) -> None:
     ok = httpx.post(bounded.url + "/vectorize", json={"texts": ["a"]}, headers={PRIORITY: "Bulk"}, timeout=30)
     assert ok.status_code == 200, ok.text
     assert metric(bounded.url, "lane_calls_total", 'lane="bulk"') == calls + 1
+
+
+def _video(path: Path, frames: int, noisy_from: int) -> Path:
+    """A 64x64 H.264 video at 10 fps: uniform gray frames, then random ones from ``noisy_from``."""
+    import av
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width = stream.height = 64
+        stream.pix_fmt = "yuv420p"
+        for i in range(frames):
+            rgb = np.full((64, 64, 3), 128, np.uint8) if i < noisy_from else rng.integers(0, 256, (64, 64, 3), np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+@pytest.fixture(scope="module")
+def poisoned_vision(tmp_path_factory: pytest.TempPathFactory, golden_dir) -> Path:
+    """The tiny checkpoint with two neighbouring weights of one vision patch filter at +-1e24:
+    they cancel on uniform frames, and overflow LayerNorm wherever neighbouring pixels differ."""
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path_factory.mktemp("poisoned_vision")
+    shutil.copy(TINY / "config.json", folder / "config.json")
+    tensors = load_file(str(TINY / "model.safetensors"))
+    (name,) = [k for k in tensors if k.startswith("modality_preprocessors.vision") and tensors[k].ndim == 5]
+    tensors[name][0, 0, 0, 0, :2] = torch.tensor([1e24, -1e24])
+    save_file(tensors, str(folder / "model.safetensors"))
+    return folder
+
+
+def test_a_video_failing_in_a_later_call_fails_only_its_own_request(poisoned_vision: Path, tmp_path: Path) -> None:
+    from imagebind_sdk import ImageBind
+
+    gray = _video(tmp_path / "gray.mp4", 30, noisy_from=30)
+    mixed = _video(tmp_path / "mixed.mp4", 100, noisy_from=60)  # views 9-14 (the last two clips) are NaN
+    # Two views a call (0.108 GFLOPs): the mixed video's first calls succeed, its fifth fails.
+    proc = ServerProcess("--checkpoint", str(poisoned_vision), "--max-batch-gflops", "0.12", "--max-wait-ms", "200",
+                         "--modalities", "vision", "--max-inflight-mb", "1024").wait_ready()
+    try:
+        alone = embed(proc.url, {"video": [b64(gray)]})["video"]
+        calls = metric(proc.url, "batch_size_count", 'kind="video"')
+        bad, good, skipping = _concurrently(proc.url, [
+            ("/v1/embed", {"video": [b64(mixed)], "normalize": False}),
+            ("/v1/embed", {"video": [b64(gray)], "normalize": False}),
+            ("/v1/embed", {"video": [b64(mixed), b64(gray)], "normalize": False, "on_error": "skip"}),
+        ])
+        video_calls = metric(proc.url, "batch_size_count", 'kind="video"') - calls
+    finally:
+        assert proc.stop() == 0
+    assert bad.status_code == 400 and re.match(r"video\[0\]: the embedding is not finite", bad.json()["error"])
+    assert good.status_code == 200, good.text
+    assert torch.allclose(torch.tensor(good.json()["embeddings"]["video"]), alone, atol=TOL, rtol=0)
+    assert skipping.status_code == 200, skipping.text
+    assert [s["index"] for s in skipping.json()["skipped"]] == [0]
+    assert torch.allclose(torch.tensor(skipping.json()["embeddings"]["video"]), alone, atol=TOL, rtol=0)
+    library = ImageBind.load(str(poisoned_vision), device="cpu", modalities=["vision"]).embed(
+        video=[str(gray)], normalize=False)
+    assert torch.allclose(alone, library.video, atol=TOL, rtol=0)
+    # Two gray videos in 8 calls each (2 views a call), two mixed ones in 5 each: a failed video's
+    # other views are dropped (encoding them would take 2 x 8 + 2 x 8 = 32 calls).
+    assert video_calls <= 2 * 8 + 2 * 5, video_calls
