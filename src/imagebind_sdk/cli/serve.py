@@ -57,6 +57,12 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("--max-batch-size", type=int, default=32, metavar="N", help="items per encoder call (default: 32)")
     p.add_argument("--max-wait-ms", type=float, default=10.0, metavar="MS",
                    help="how long a queued item waits for companions (default: 10)")
+    p.add_argument("--max-batch-gflops", type=float, default=2048.0, metavar="G",
+                   help="estimated compute per encoder call; a longer item (a video's views) goes in several "
+                        "calls of at most this (default: 2048, ~6 imagebind-huge images; see docs/serving.md)")
+    p.add_argument("--bulk-every", type=int, default=4, metavar="N",
+                   help="while requests sent with 'X-ImageBind-Priority: bulk' wait, every Nth encoder call "
+                        "is theirs; interactive requests go first otherwise (default: 4)")
     p.add_argument("--max-queue", type=int, default=1024, metavar="N",
                    help="items in flight before answering 503 (default: 1024)")
     p.add_argument("--max-request-mb", type=float, default=64.0, metavar="MB",
@@ -112,6 +118,7 @@ def settings_of(args: argparse.Namespace) -> dict[str, Any]:
 
     return dict(
         max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
+        max_batch_gflops=args.max_batch_gflops, bulk_every=args.bulk_every,
         max_request_mb=args.max_request_mb, max_inflight_mb=args.max_inflight_mb, max_labels=args.max_labels,
         cache_mb=args.cache_mb, api_key=_api_key(args), workers_preprocess=args.workers_preprocess,
         request_timeout_s=args.request_timeout, shutdown_timeout_s=args.shutdown_timeout,

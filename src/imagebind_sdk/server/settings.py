@@ -16,6 +16,7 @@ DEFAULT_MODEL_NAME = "imagebind"
 MAX_SECONDS = 7 * 24 * 3600.0
 MAX_MB = 1024.0 * 1024  # one TiB
 MAX_COUNT = 10**7
+MAX_GFLOPS = 1e9  # an exaFLOP per encoder call
 # A body is held this many times while served: the bytes, the parsed JSON, the decoded files.
 BODY_COPIES = 3
 
@@ -23,6 +24,8 @@ BODY_COPIES = 3
 _NUMBERS: dict[str, tuple[str, bool, float, bool, float]] = {
     "max_batch_size": ("--max-batch-size", True, 1, True, MAX_COUNT),
     "max_wait_ms": ("--max-wait-ms", False, 0, True, MAX_SECONDS * 1000),
+    "max_batch_gflops": ("--max-batch-gflops", False, 0, False, MAX_GFLOPS),
+    "bulk_every": ("--bulk-every", True, 2, True, MAX_COUNT),
     "max_queue": ("--max-queue", True, 1, True, MAX_COUNT),
     "max_request_mb": ("--max-request-mb", False, 0, False, MAX_MB),
     "max_inflight_mb": ("--max-inflight-mb", False, 0, False, MAX_MB),
@@ -40,6 +43,10 @@ class Settings:
     """Knobs of the batching engine, the request limits and security."""
 
     max_batch_size: int = 32  # items per encoder call
+    # Estimated compute per encoder call (model/cost.py): ~6 images or video views of
+    # imagebind-huge, so a video's 15 views go in 3 calls; 32 texts of any length fit.
+    max_batch_gflops: float = 2048.0
+    bulk_every: int = 4  # while bulk work waits, every Nth encoder call is bulk's (no starvation)
     max_wait_ms: float = 10.0  # how long the first queued item waits for companions
     max_queue: int = 1024  # items admitted and not yet answered; more -> 503
     max_request_mb: float = 64.0  # request bodies above this -> 413
