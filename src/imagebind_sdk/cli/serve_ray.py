@@ -94,9 +94,9 @@ def run_ray(args: argparse.Namespace, settings: dict[str, Any]) -> int:
         application = app(application_args(args, settings))
     except (ArgsError, TypeError, ValueError) as exc:
         raise UsageError(str(exc)) from exc
-    stop = _stop_event()
     started = time.monotonic()
     ray.init(address=args.ray_address, logging_level=args.log_level.upper())
+    stop = _stop_event()  # after ray.init, whose own SIGTERM handler exits at once
     try:
         serve.start(http_options={"host": args.host, "port": args.port, "keep_alive_timeout_s": KEEP_ALIVE_S})
         serve.run(application, name=APP_NAME, route_prefix="/")  # returns once every replica is ready
