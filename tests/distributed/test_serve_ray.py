@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,22 +30,22 @@ pytest.importorskip("ray.serve", reason='needs Ray Serve: pip install "imagebind
 pytest.importorskip("fastapi", reason='pip install "imagebind-sdk[serve]"')
 httpx = pytest.importorskip("httpx", reason="pip install httpx")
 
-REPLICA_CLASS = "ServeReplica:imagebind:ImageBind"  # Serve's actor class: application "imagebind", deployment
+CLI_APP, CONFIG_APP = "imagebind", "imagebind-auto"  # Serve applications: the CLI's, and `serve run`'s at /auto
 START_TIMEOUT_S = 120.0
 # Autoscaling metrics every half second instead of Ray's 10 s, so scaling shows within seconds.
 FAST_METRICS = {"RAY_SERVE_HANDLE_AUTOSCALING_METRIC_PUSH_INTERVAL_S": "0.5",
                 "RAY_SERVE_REPLICA_AUTOSCALING_METRIC_PUSH_INTERVAL_S": "0.5"}
 
-# A driver of this cluster that prints, twice a second, the Serve replicas of the model as one
-# JSON line: [{"pid", "node", "state"}]. Ray keeps per-process state, so it runs apart.
+# A driver of this cluster that prints, twice a second, the model replicas of every Serve application
+# as one JSON line: [{"class", "pid", "node", "state"}]. Ray keeps per-process state, so it runs apart.
 WATCHER = """
 import json, sys, time, ray
 ray.init(address=sys.argv[1], logging_level="ERROR", log_to_driver=False)
 from ray._private import state
 while True:
-    actors = [a for a in state.actors().values() if a.get("ActorClassName") == sys.argv[2]]
-    print(json.dumps([{"pid": a["Pid"], "node": a["Address"]["NodeID"], "state": a["State"]} for a in actors]),
-          flush=True)
+    actors = [a for a in state.actors().values() if a.get("ActorClassName", "").endswith(":ImageBind")]
+    print(json.dumps([{"class": a["ActorClassName"], "pid": a["Pid"], "node": a["Address"]["NodeID"],
+                       "state": a["State"]} for a in actors]), flush=True)
     time.sleep(0.5)
 """
 
@@ -89,9 +90,11 @@ class Process:
 
 
 class Watcher(Process):
-    def replicas(self, state: str = "ALIVE") -> list[dict[str, Any]]:
+    def replicas(self, app: str = CLI_APP, state: str = "ALIVE") -> list[dict[str, Any]]:
+        """The model replicas of ``app`` in ``state`` (Serve's actor class is ``ServeReplica:APP:DEPLOYMENT``)."""
         lines = [line for line in self.text().splitlines() if line.startswith("[")]
-        return [a for a in json.loads(lines[-1]) if a["state"] == state] if lines else []
+        actors = json.loads(lines[-1]) if lines else []
+        return [a for a in actors if a["class"] == f"ServeReplica:{app}:ImageBind" and a["state"] == state]
 
 
 @pytest.fixture(scope="module")
@@ -107,24 +110,60 @@ def port() -> int:
 
 @pytest.fixture(scope="module")
 def watcher(cluster: Cluster) -> Watcher:
-    proc = Watcher([sys.executable, "-c", WATCHER, cluster.address, REPLICA_CLASS], cluster)
+    proc = Watcher([sys.executable, "-c", WATCHER, cluster.address], cluster)
     yield proc
     proc.stop(signal.SIGKILL)
 
 
+@dataclass
+class Apps:
+    cli: Process  # `imagebind-sdk serve --engine ray --replicas 2` at /
+    config: Process  # `serve run` of a config file: imagebind_sdk.server.ray:app autoscaling 1:2 at /auto
+
+
 @pytest.fixture(scope="module")
-def server(cluster: Cluster, port: int, tiny_dir: Path) -> Process:
-    """`serve --engine ray --replicas 2`; ready once it logs its URL (every replica loaded)."""
+def apps(cluster: Cluster, port: int, tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Apps:
+    """Both applications, started together; each ready once every replica of it is loaded."""
     command = [sys.executable, "-m", "imagebind_sdk", "serve", "--engine", "ray", "--ray-address", cluster.address,
                "--replicas", "2", "--checkpoint", str(tiny_dir), "--port", str(port), "--max-wait-ms", "5",
                "--workers-preprocess", "1", "--max-request-mb", "1", "--max-inflight-mb", "64",
                "--log-level", "warning"]
-    proc = Process(command, cluster)
     started = time.monotonic()
-    proc.wait_for(lambda: "serving on http://" in proc.text(), "the Ray server did not start")
-    print(f"Ray server ready in {time.monotonic() - started:.1f} s")  # noqa: T201 - a measured figure
-    yield proc
-    proc.stop()
+    cli = Process(command, cluster)
+    cli.wait_for(lambda: _answers(port, "/.well-known/live") is not None, "Serve's proxy did not start")
+    config = tmp_path_factory.mktemp("serve") / "serve.yaml"
+    config.write_text(json.dumps(_config(port, tiny_dir)))  # YAML is a superset of JSON
+    apps = Apps(cli, Process(["serve", "run", "--address", cluster.address, str(config)], cluster))
+    try:
+        cli.wait_for(lambda: "serving on http://" in cli.text(), "the Ray server did not start")
+        print(f"Ray server (2 replicas) ready in {time.monotonic() - started:.1f} s")  # noqa: T201 - a figure
+        yield apps  # serve run's application becomes ready meanwhile; the autoscale test waits for it
+    finally:
+        apps.config.stop(signal.SIGKILL)  # the cluster goes next: Serve's own shutdown would only cost time
+        cli.stop()
+
+
+def _config(port: int, tiny_dir: Path) -> dict[str, Any]:
+    """A config file for `serve run`: the importable app, autoscaling with short delays."""
+    autoscale = {"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 1, "upscale_delay_s": 0.5,
+                 "downscale_delay_s": 1, "look_back_period_s": 1}
+    args = {"checkpoint": str(tiny_dir), "max_wait_ms": 5, "workers_preprocess": 1, "shutdown_timeout_s": 1,
+            "autoscale": autoscale}
+    app = {"name": CONFIG_APP, "route_prefix": "/auto", "import_path": "imagebind_sdk.server.ray:app", "args": args}
+    return {"http_options": {"host": "127.0.0.1", "port": port}, "applications": [app]}
+
+
+def _answers(port: int, path: str) -> int | None:
+    """The status of ``GET path``, None while nothing listens."""
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}{path}", timeout=2).status_code
+    except httpx.TransportError:
+        return None
+
+
+@pytest.fixture(scope="module")
+def server(apps: Apps) -> Process:
+    return apps.cli
 
 
 def close(got: Any, ref: torch.Tensor, tol: float = 1e-5) -> bool:
@@ -203,12 +242,12 @@ def test_a_replica_killed_under_load_loses_no_request(server: Process, port: int
     ref = tiny_model.embed(text=["a dog barks"], vision=[dog])
     watcher.wait_for(lambda: len(watcher.replicas()) == 2, "the watcher did not see two replicas", timeout=60)
     load = Load(f"http://127.0.0.1:{port}/v1/embed", {"text": ["a dog barks"], "vision": [b64(dog)]}, 8)
-    time.sleep(2)
+    time.sleep(1.5)
     victim = watcher.replicas()[0]["pid"]
     assert started_by_this_test(victim), f"PID {victim} is not a process of this test's cluster"
     before = len(load.responses)
     os.kill(victim, signal.SIGKILL)
-    time.sleep(5)
+    time.sleep(4)
     responses = load.stop()
     statuses = Counter(r.status_code for r in responses)
     print(f"kill test: {dict(statuses)}, {len(responses) - before} after the kill")  # noqa: T201 - figures
@@ -223,30 +262,38 @@ def test_a_replica_killed_under_load_loses_no_request(server: Process, port: int
     assert "a replica failed under" in server.text(), server.failure("no request was retried: none was in flight?")
 
 
-def test_autoscale_up_under_load_and_down_when_idle(server: Process, cluster: Cluster, port: int,
-                                                   watcher: Watcher, tiny_dir: Path, tmp_path: Path) -> None:
-    assert server.stop() == 0, server.failure("the CLI did not stop cleanly on SIGTERM")
-    watcher.wait_for(lambda: not watcher.replicas(), "the CLI's replicas were not deleted", timeout=60)
-    config = tmp_path / "serve.yaml"
-    autoscale = {"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 1, "upscale_delay_s": 0.5,
-                 "downscale_delay_s": 2, "look_back_period_s": 1}
-    app = {"name": "imagebind", "route_prefix": "/", "import_path": "imagebind_sdk.server.ray:app",
-           "args": {"checkpoint": str(tiny_dir), "max_wait_ms": 5, "workers_preprocess": 1, "autoscale": autoscale}}
-    config.write_text(json.dumps({"http_options": {"host": "127.0.0.1", "port": port}, "applications": [app]}))
-    run = Process(["serve", "run", "--address", cluster.address, str(config)], cluster)  # YAML is a superset of JSON
-    try:
-        run.wait_for(lambda: len(watcher.replicas()) == 1 and _ready(port), "serve run did not start")
-        load = Load(f"http://127.0.0.1:{port}/v1/embed", {"text": ["a dog"]}, 8)
-        run.wait_for(lambda: len(watcher.replicas()) == 2, "no scale-up to 2 replicas under load", timeout=60)
-        responses = load.stop()
-        assert {r.status_code for r in responses} == {200}, run.failure(str(Counter(r.status_code for r in responses)))
-        run.wait_for(lambda: len(watcher.replicas()) == 1, "no scale-down to 1 replica when idle", timeout=60)
-    finally:
-        run.stop(signal.SIGINT)  # serve run deletes its applications on Ctrl-C
+def test_autoscale_up_under_load_and_down_when_idle(apps: Apps, port: int, watcher: Watcher) -> None:
+    """The `serve run` application (config file, importable app) under its route prefix."""
+    def count() -> int:
+        return len(watcher.replicas(CONFIG_APP))
+
+    apps.config.wait_for(lambda: _answers(port, "/auto/.well-known/ready") == 204, "serve run did not start")
+    apps.config.wait_for(lambda: count() == 1, "serve run's application does not hold one replica when idle")
+    started = time.monotonic()
+    load = Load(f"http://127.0.0.1:{port}/auto/v1/embed", {"text": ["a dog"]}, 8)
+
+    def serving() -> int:  # replicas that answered: a started actor serves only once its model is loaded
+        return len({r.headers.get("x-imagebind-replica") for r in list(load.responses)})
+
+    apps.config.wait_for(lambda: serving() == 2, "no scale-up to 2 serving replicas under load", timeout=90)
+    up = time.monotonic() - started
+    responses = load.stop()
+    statuses = Counter(r.status_code for r in responses)
+    assert set(statuses) == {200}, apps.config.failure(str(statuses))
+    started = time.monotonic()
+    apps.config.wait_for(lambda: count() == 1, "no scale-down to 1 replica when idle", timeout=60)
+    print(f"autoscale: 2 replicas serve {up:.1f} s into the load, back to 1 after "  # noqa: T201 - figures
+          f"{time.monotonic() - started:.1f} s idle")
+    assert _answers(port, "/auto/.well-known/ready") == 204
 
 
-def _ready(port: int) -> bool:
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/.well-known/ready", timeout=2).status_code == 204
-    except httpx.TransportError:
-        return False
+def test_sigterm_deletes_only_the_cli_application(apps: Apps, port: int, watcher: Watcher) -> None:
+    started = time.monotonic()
+    assert apps.cli.stop() == 0, apps.cli.failure("the CLI did not stop cleanly on SIGTERM")
+    print(f"CLI stopped in {time.monotonic() - started:.1f} s")  # noqa: T201
+    deadline = time.monotonic() + 30
+    while watcher.replicas(CLI_APP):  # serve.delete returned: its replicas are stopping or gone
+        assert time.monotonic() < deadline, apps.cli.failure(f"the CLI's replicas outlived it: {watcher.replicas()}")
+        time.sleep(0.2)
+    assert _answers(port, "/auto/.well-known/live") == 204  # the other application still serves
+    assert _answers(port, "/v1/embed") == 404  # nothing routes at / any more

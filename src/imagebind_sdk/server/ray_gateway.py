@@ -51,7 +51,7 @@ class Gateway:
         self.retries = retries
 
     async def __call__(self, request: Request) -> Response:
-        path = request.url.path
+        path = _app_path(request.scope)
         if path == LIVE_PATH:  # this process serves: the same answer as the single-process server
             return Response(status_code=204)
         try:
@@ -101,6 +101,15 @@ class Gateway:
                 return error_response(forwarded.path, 504, f"no replica answered within {self.timeout_s:g} s")
         return error_response(forwarded.path, 503, f"no replica could serve the request ({self.retries + 1} tries: "
                               "replicas are restarting)", self.retry_after)
+
+
+def _app_path(scope: dict[str, Any]) -> str:
+    """The path under the application's route prefix (Serve keeps the prefix in both ``path`` and
+    ``root_path``); the app inside the replica serves its routes at ``/``."""
+    path, prefix = scope["path"], scope.get("root_path", "")
+    if prefix and path.startswith(prefix):
+        return path[len(prefix):] or "/"
+    return path
 
 
 async def _result(call: Any) -> Answer:
