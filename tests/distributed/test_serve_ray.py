@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -197,6 +198,44 @@ class Load:
         for t in self.threads:
             t.join(timeout=90)
         return self.responses
+
+
+USAGE_ERRORS = [
+    (["--replicas", "2"], "--replicas need --engine ray"),
+    (["--engine", "ray", "--replicas", "2", "--autoscale", "1:2"], "not allowed with argument"),
+    (["--engine", "ray", "--autoscale", "2"], "autoscale: expected MIN:MAX"),
+    (["--engine", "ray", "--autoscale", "3:1"], "0 <= MIN <= MAX"),
+    (["--engine", "ray", "--replicas", "0"], "replicas: must be >= 1"),
+    (["--engine", "ray", "--num-gpus-per-replica", "-1"], "num_gpus_per_replica: must be >= 0"),
+    (["--engine", "ray", "--max-batch-size", "0"], "--max-batch-size"),
+    (["--engine", "ray", "--index", "out"], "--index is not served by --engine ray"),
+]
+
+
+def test_usage_errors_exit_2_naming_the_option(capsys: pytest.CaptureFixture, tiny_dir: Path) -> None:
+    """Refused before any cluster is joined (the given --ray-address is never reached)."""
+    from imagebind_sdk.cli import main
+
+    for options, message in USAGE_ERRORS:
+        address = ["--ray-address", "127.0.0.1:1"] if "ray" in options else []
+        try:
+            code = main(["serve", "--checkpoint", str(tiny_dir), *options, *address])
+        except SystemExit as exc:  # argparse's own usage errors
+            code = exc.code
+        assert code == 2 and message in capsys.readouterr().err, options
+
+
+def test_application_args_are_checked_by_name() -> None:
+    from imagebind_sdk.server.ray import ArgsError, app
+
+    for args, message in [({"replica": 2}, "unknown args ['replica']"), ({"replicas": "two"}, "replicas: expected int"),
+                          ({"modalities": "text,smell"}, "modalities: expected names"),
+                          ({"autoscale": {"max_replicas": 2, "upscale_delay": 1}}, "unknown fields ['upscale_delay']"),
+                          ({"autoscale": {"max_replicas": 2, "upscale_delay_s": -1}}, "upscale_delay_s"),
+                          ({"offline": "maybe"}, "offline: expected bool")]:
+        with pytest.raises(ArgsError, match=re.escape(message)):
+            app(args)
+    assert app({"replicas": "2", "max_batch_size": "8", "modalities": "text"}) is not None  # `serve run k=v` strings
 
 
 def test_two_replicas_serve_on_both_nodes(server: Process, port: int, cluster: Cluster) -> None:

@@ -192,7 +192,7 @@ def _warn_if_open(host: str, api_key: str | None) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_options(args)
-    if getattr(args, "engine", "single") == "ray":
+    if getattr(args, "engine", "local") == "ray":
         from .serve_ray import run_ray
 
         _modalities(args.modalities)

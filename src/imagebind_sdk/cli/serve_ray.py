@@ -25,8 +25,8 @@ def register_options(parser: argparse.ArgumentParser) -> None:
     """The options of ``serve`` that choose and shape the Ray engine."""
     group = parser.add_argument_group(
         "Ray Serve (--engine ray; needs the distributed extra: pip install \"imagebind-sdk[distributed]\")")
-    group.add_argument("--engine", choices=("single", "ray"), default="single",
-                       help="single: one process (default); ray: model replicas on a Ray cluster behind one "
+    group.add_argument("--engine", choices=("local", "ray"), default="local",
+                       help="local: one process (default); ray: model replicas on a Ray cluster behind one "
                        "gateway, the same endpoints and answers. A local --checkpoint path must be readable "
                        "at that path on every node")
     count = group.add_mutually_exclusive_group()
@@ -43,9 +43,9 @@ def register_options(parser: argparse.ArgumentParser) -> None:
 
 def check_options(args: argparse.Namespace) -> None:
     """Ray options need --engine ray; --index is the single-process server's."""
-    if getattr(args, "engine", "single") == "ray":  # `app` reuses serve's run without these options
+    if getattr(args, "engine", "local") == "ray":  # `app` reuses serve's run without these options
         if args.index:
-            raise UsageError("--index is not served by --engine ray (serve the search page with --engine single)")
+            raise UsageError("--index is not served by --engine ray (serve the search page with --engine local)")
         return
     given = [f"--{name.replace('_', '-')}" for name in RAY_ONLY if getattr(args, name, None) is not None]
     if given:

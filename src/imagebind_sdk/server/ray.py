@@ -20,6 +20,7 @@ import dataclasses
 from typing import Any, Mapping
 
 from ray import serve
+from ray.serve.config import AutoscalingConfig
 
 from ..model.config import MODALITIES
 from .ray_gateway import DEFAULT_RETRIES, Gateway
@@ -104,9 +105,17 @@ def parse_autoscale(value: Any) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise ArgsError(f"autoscale: expected MIN:MAX or a mapping of Ray's autoscaling_config, got {value!r}")
     config = dict(value)
+    unknown = sorted(set(config) - set(AutoscalingConfig.model_fields))
+    if unknown:  # Ray would ignore a misspelt delay silently
+        raise ArgsError(f"autoscale: unknown fields {unknown}; Ray's autoscaling_config has "
+                        f"{sorted(AutoscalingConfig.model_fields)}")
     low, high = config.get("min_replicas", 1), config.get("max_replicas", 1)
     if not (isinstance(low, int) and isinstance(high, int) and 0 <= low <= high and high >= 1):
         raise ArgsError(f"autoscale: expected 0 <= MIN <= MAX and MAX >= 1, got {low}:{high}")
+    try:
+        AutoscalingConfig(**config)
+    except ValueError as exc:  # pydantic's ValidationError names the field
+        raise ArgsError(f"autoscale: {exc}") from None
     return config
 
 
