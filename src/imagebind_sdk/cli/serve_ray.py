@@ -99,7 +99,11 @@ def run_ray(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     stop = _stop_event()  # after ray.init, whose own SIGTERM handler exits at once
     try:
         serve.start(http_options={"host": args.host, "port": args.port, "keep_alive_timeout_s": KEEP_ALIVE_S})
-        serve.run(application, name=APP_NAME, route_prefix="/")  # returns once every replica is ready
+        try:
+            serve.run(application, name=APP_NAME, route_prefix="/")  # returns once every replica is ready
+        except RuntimeError as exc:  # Serve gave up on replicas whose constructor failed
+            serve.delete(APP_NAME)  # not left behind, failed, on a shared cluster
+            raise CliError(f"the model replicas could not start (their errors are above): {exc}") from None
         logger.warning("serving on http://%s:%d (Ray Serve, ready in %.1f s)", args.host, args.port,
                     time.monotonic() - started)
         stop.wait()
