@@ -105,7 +105,7 @@ def run_ray(args: argparse.Namespace, settings: dict[str, Any]) -> int:
             serve.delete(APP_NAME)  # not left behind, failed, on a shared cluster
             raise CliError(f"the model replicas could not start (their errors are above): {exc}") from None
         logger.warning("serving on http://%s:%d (Ray Serve, ready in %.1f s)", args.host, args.port,
-                    time.monotonic() - started)
+                       time.monotonic() - started)
         stop.wait()
         serve.delete(APP_NAME)  # only ours: a shared cluster may run other applications
         if args.ray_address is None:  # the local Ray this command started

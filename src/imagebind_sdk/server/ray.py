@@ -43,6 +43,8 @@ _REPLICA_ARGS = {"replicas": int, "autoscale": None, "num_cpus_per_replica": flo
 _SETTINGS_TYPES = {f.name: type(f.default) for f in dataclasses.fields(Settings)}
 _SETTINGS_TYPES["api_key"] = str
 _BOOLS = {"true": True, "1": True, "false": False, "0": False}
+# Ray's autoscaling_config fields (pydantic 2 names them model_fields, pydantic 1 __fields__).
+_AUTOSCALING_FIELDS = sorted(getattr(AutoscalingConfig, "model_fields", None) or AutoscalingConfig.__fields__)
 
 
 class ArgsError(ValueError):
@@ -105,10 +107,9 @@ def parse_autoscale(value: Any) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise ArgsError(f"autoscale: expected MIN:MAX or a mapping of Ray's autoscaling_config, got {value!r}")
     config = dict(value)
-    unknown = sorted(set(config) - set(AutoscalingConfig.model_fields))
+    unknown = sorted(set(config) - set(_AUTOSCALING_FIELDS))
     if unknown:  # Ray would ignore a misspelt delay silently
-        raise ArgsError(f"autoscale: unknown fields {unknown}; Ray's autoscaling_config has "
-                        f"{sorted(AutoscalingConfig.model_fields)}")
+        raise ArgsError(f"autoscale: unknown fields {unknown}; Ray's autoscaling_config has {_AUTOSCALING_FIELDS}")
     low, high = config.get("min_replicas", 1), config.get("max_replicas", 1)
     if not (isinstance(low, int) and isinstance(high, int) and 0 <= low <= high and high >= 1):
         raise ArgsError(f"autoscale: expected 0 <= MIN <= MAX and MAX >= 1, got {low}:{high}")

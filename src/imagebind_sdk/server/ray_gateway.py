@@ -60,7 +60,7 @@ class Gateway:
             return error_response(path, 413, f"request body is over the {self.max_bytes / 2**20:g} MB limit "
                                   "(--max-request-mb)")
         client = (request.client.host, request.client.port) if request.client else None
-        forwarded = Forwarded(request.method, path, request.url.query.encode("latin-1"),
+        forwarded = Forwarded(request.method, path, request.scope.get("query_string", b""),
                               list(request.headers.raw), body, client)
         answer = await self._forward(forwarded)
         if isinstance(answer, Response):
