@@ -100,7 +100,9 @@ def run_ray(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     try:
         serve.start(http_options={"host": args.host, "port": args.port, "keep_alive_timeout_s": KEEP_ALIVE_S})
         try:
-            serve.run(application, name=APP_NAME, route_prefix="/")  # returns once every replica is ready
+            # Returns once every replica is ready. Access lines as uvicorn's: at --log-level info or debug.
+            serve.run(application, name=APP_NAME, route_prefix="/", logging_config={
+                "log_level": args.log_level.upper(), "enable_access_log": args.log_level in ("info", "debug")})
         except RuntimeError as exc:  # Serve gave up on replicas whose constructor failed
             serve.delete(APP_NAME)  # not left behind, failed, on a shared cluster
             raise CliError(f"the model replicas could not start (their errors are above): {exc}") from None
