@@ -75,7 +75,10 @@ class Process:
         return self.log.read_text(errors="replace")
 
     def failure(self, why: str) -> str:
-        return f"{why}\n--- {self.log.name}:\n{self.text()[-4000:]}\n{self.cluster.logs_tail()}"
+        """``why``, then the ends of this process's output, Serve's controller log and the nodes' logs."""
+        controller = sorted(Path(self.cluster.temp_dir).glob("session_*/logs/serve/controller_*.log"))
+        serve_log = "".join(f"--- {p.name}:\n{p.read_text(errors='replace')[-3000:]}\n" for p in controller)
+        return f"{why}\n--- {self.log.name}:\n{self.text()[-4000:]}\n{serve_log}{self.cluster.logs_tail()}"
 
     def wait_for(self, condition: Callable[[], bool], what: str, timeout: float = START_TIMEOUT_S) -> None:
         deadline = time.monotonic() + timeout
