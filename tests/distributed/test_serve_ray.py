@@ -297,6 +297,8 @@ def test_answers_equal_the_single_process_model(server: Process, port: int, tiny
         assert c.get("/meta").json()["model"]["source"] == "tiny"
         big = c.post("/v1/embeddings", content=b"x" * (2 * 2**20), headers={"Content-Type": "application/json"})
         assert big.status_code == 413 and "--max-request-mb" in big.json()["error"]["message"]  # OpenAI's shape
+        streamed = c.post("/v1/embed", content=iter([b"x" * 2**19] * 4), headers={"Content-Type": "application/json"})
+        assert streamed.status_code == 413, streamed.text  # no Content-Length: counted as it streams
         bad = c.post("/v1/embed", json={"vision": ["not base64!"]})
         assert bad.status_code == 400 and "vision[0]" in bad.json()["error"]
 
