@@ -16,6 +16,12 @@ both backends in this process, alternating too. Cosines to torch float32 come fr
 the same items sent to both.
 
     python benchmarks/serve.py --checkpoint /work/ib-huge --backends --rounds 3 --out results/serve_backends.json
+
+``--long-video`` (issue 20.2, ``serve_long_video.py``): one-caption text latency, idle and
+while a 60-second video (made at run time) is embedded, with the video in bounded calls
+of ``--gflops`` and, for comparison, in one call (the server before bounded calls).
+
+    python benchmarks/serve.py --checkpoint /tmp/ib-huge --long-video --gflops 1024 --out results/serve_long_video.json
 """
 
 from __future__ import annotations
@@ -129,6 +135,10 @@ def main() -> None:
     parser.add_argument("--unbatched", action="store_true", help="also run with --max-batch-size 1")
     parser.add_argument("--backends", action="store_true",
                         help="torch float32 vs onnxruntime int8 servers side by side, then embed_files")
+    parser.add_argument("--long-video", action="store_true",
+                        help="caption latency while a 60-s video is embedded, bounded calls vs one call")
+    parser.add_argument("--gflops", type=float, default=1024.0, help="--long-video: the bounded --max-batch-gflops")
+    parser.add_argument("--idle-requests", type=int, default=15, help="--long-video: captions sent while idle")
     parser.add_argument("--rounds", type=int, default=3, help="--backends: alternating bursts per backend")
     parser.add_argument("--text-clients", type=int, default=32)
     parser.add_argument("--text-requests", type=int, default=4, help="per client and burst")
@@ -139,6 +149,13 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     image = base64.b64encode((ASSETS / "dog_image.jpg").read_bytes()).decode()
+    if args.long_video:
+        from serve_long_video import run_long_video  # benchmarks/ is on sys.path: this script's folder
+
+        results_long = run_long_video(args)
+        if args.out:
+            args.out.write_text(json.dumps(results_long, indent=2))
+        return
     if args.backends:
         from serve_backends import run_backends  # benchmarks/ is on sys.path: this script's folder
 

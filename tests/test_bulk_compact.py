@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -60,3 +61,26 @@ def test_compact_output_errors(tiny_model, tmp_path):
     assert json.loads((tmp_path / "c" / "_info.json").read_text())["ranges"]["low"] == given[0]
     with pytest.raises(ValueError, match="with other ranges"):
         tiny_model.embed_files(FILES, out=tmp_path / "c", embedding_dtype="int8", ranges=[[-2.0] * 32, [2.0] * 32])
+
+
+def test_ranges_saved_and_read_back_from_each_form(tiny_model, tmp_path):
+    """``read_ranges``: a saved JSON, a (2, dim) .npy and an int8 bulk folder give the same ranges;
+    ``ranges=`` takes any of these paths; a bad file is a ValueError naming it."""
+    from imagebind_sdk.vectors.compact import read_ranges
+
+    ranges = calibrate(tiny_model)
+    ranges.save(tmp_path / "r.json")
+    np.save(tmp_path / "r.npy", torch.stack([ranges.low, ranges.high]).numpy())
+    tiny_model.embed_files(FILES[:1], out=tmp_path / "out", embedding_dtype="uint8", ranges=tmp_path / "r.json")
+    for path in ("r.json", "r.npy", "out"):
+        back = read_ranges(tmp_path / path)
+        assert back.digest == ranges.digest, path
+    assert json.loads((tmp_path / "out" / "_info.json").read_text())["ranges"]["sha256"] == ranges.digest
+    (tmp_path / "bad.json").write_text('{"low": [0, 1]}')
+    for bad, why in (("bad.json", "expected a JSON object"), ("missing.json", "No such file"),
+                     ("r.npy.nope", "No such file")):
+        with pytest.raises(ValueError, match=f"{bad}: cannot read int8/uint8 ranges.*{why}"):
+            read_ranges(tmp_path / bad)
+    tiny_model.embed_files(FILES[:1], out=tmp_path / "f32")
+    with pytest.raises(ValueError, match="records no int8/uint8 ranges"):
+        read_ranges(tmp_path / "f32")

@@ -294,6 +294,38 @@ def test_index_search_text_output(capsys, tmp_path, assets_dir):
     assert main(["search", str(tmp_path / "missing"), "--text", "x"]) == 1
 
 
+def test_compact_vectors_from_the_command_line(capsys, tmp_path, assets_dir, tiny_model):
+    """--embedding-dtype/--ranges: bulk --out DIR and index build store compact rows (int8 calibrated with
+    the model's text encoder, which the command loads for it); misuse is a usage error."""
+    from imagebind_sdk.bulk.format import INFO
+    from imagebind_sdk.retrieval.index import EmbeddingIndex
+    from imagebind_sdk.cli.options import EMBEDDING_DTYPES
+    from imagebind_sdk.vectors.compact import ENCODINGS, calibrate, read_ranges
+
+    assert EMBEDDING_DTYPES == ENCODINGS  # the option's choices, kept apart so --help imports no torch
+    images = [str(assets_dir / f"{n}_image.jpg") for n in ("dog", "car", "bird")]
+    assert main(["embed", *images, "--out", str(tmp_path / "out"), "--embedding-dtype", "int8"]) == 0
+    info = json.loads((tmp_path / "out" / INFO).read_text())
+    assert info["dtype"] == "int8" and info["ranges"]["sha256"] == calibrate(tiny_model).digest
+    read_ranges(tmp_path / "out").save(tmp_path / "ranges.json")
+    assert main(["index", "build", str(assets_dir / "imu"), "--out", str(tmp_path / "idx"), "--embedding-dtype",
+                 "uint8", "--ranges", str(tmp_path / "ranges.json")]) == 0
+    index = EmbeddingIndex.load(tmp_path / "idx")
+    assert index.embedding_dtype == "uint8" and len(index) == 3
+    capsys.readouterr()
+    assert main(["search", str(tmp_path / "idx"), "--imu", str(assets_dir / "imu" / "imu1_2k.csv"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["hits"][0]["id"] == "imu1_2k.csv"
+    for bad, why in ((["embed", *images, "--out", str(tmp_path / "b"), "--ranges", str(tmp_path / "ranges.json")],
+                      "--ranges applies to --embedding-dtype int8 or uint8"),
+                     (["embed", "--text", "a", "--embedding-dtype", "int8"], "bulk mode's --out DIR"),
+                     (["embed", *images, "--out", str(tmp_path / "c.npy"), "--embedding-dtype", "binary"],
+                      "give --out DIR"),
+                     (["embed", *images, "--out", str(tmp_path / "d"), "--embedding-dtype", "int8", "--ranges",
+                       str(tmp_path / "nope.json")], "nope.json: cannot read int8/uint8 ranges")):
+        assert main(bad) == 2, bad
+        assert why in capsys.readouterr().err, bad
+
+
 # -- checkpoints ----------------------------------------------------------------------
 def test_convert_then_info(cli_env, tmp_path, tiny_dir):
     out_dir = tmp_path / "converted"

@@ -136,13 +136,27 @@ def _load_in_subprocess(endpoint: str, source: str, cache: str, *cli: str) -> tu
     return res, time.monotonic() - start
 
 
+def _start_up_seconds() -> float:
+    """What a fresh interpreter takes, now, to import what the commands above import: the part of
+    their time that is no network at all (10 s on this 2-core VM under other jobs' load)."""
+    import time
+
+    start = time.monotonic()
+    subprocess.run([sys.executable, "-c", "import huggingface_hub, imagebind_sdk.api, imagebind_sdk.cli"],
+                   check=True, timeout=120)
+    return time.monotonic() - start
+
+
+NETWORK_S = 5  # the most the failing network part may take (retries took 27 s)
+
+
 def test_unreachable_hub_fails_fast_with_one_clear_error(tmp_path):
     res, seconds = _load_in_subprocess(f"http://127.0.0.1:{_closed_port()}", "imagebind-huge", str(tmp_path))
     assert res.returncode != 0
     last = res.stderr.strip().splitlines()[-1]
     assert last.startswith("imagebind_sdk.weights.hub.WeightsNotFoundError: cannot reach the Hugging Face Hub"), res.stderr
     assert "imagebind_huge.pth" in last and "imagebind-sdk download" not in last  # no point without network
-    assert "Retry" not in res.stderr and seconds < 5 + 3, (seconds, res.stderr)  # + interpreter start-up
+    assert "Retry" not in res.stderr and seconds < NETWORK_S + 1.5 * _start_up_seconds(), (seconds, res.stderr)
 
 
 def test_download_command_without_network_is_one_line_and_does_not_suggest_itself(tmp_path):
@@ -152,7 +166,7 @@ def test_download_command_without_network_is_one_line_and_does_not_suggest_itsel
     assert res.returncode == 1 and "Traceback" not in res.stderr
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("imagebind-sdk: error: cannot reach"), res.stderr
-    assert "imagebind-sdk download" not in res.stderr and seconds < 8
+    assert "imagebind-sdk download" not in res.stderr and seconds < NETWORK_S + 1.5 * _start_up_seconds()
 
 
 def test_unknown_repository_says_so(tmp_path, fake_hub):

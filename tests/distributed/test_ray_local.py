@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -111,6 +112,30 @@ def test_resume_across_engines(ray_cluster, tiny_model, tiny_dir, with_bad_files
     assert resumed_locally.summary()["embedded"] == 0
     paths = paths_in_parts(out)
     assert len(paths) == len(set(paths)) == len(with_bad_files) - 1
+
+
+def test_compact_rows_equal_embed_files(ray_cluster, tiny_model, tiny_dir, with_bad_files, tmp_path):
+    """``embedding_dtype=`` on Ray: the same calibration (calibrated once on the driver) and the same
+    stored rows as the local engine; given ranges are recorded; a resume keeps the folder's own."""
+    files = with_bad_files[:6]
+    local = embed_files(tiny_model, files, out=tmp_path / "local", embedding_dtype="int8", batch_size=4)
+    summary = embed_dataset(files, checkpoint=tiny_dir, out=tmp_path / "ray", embedding_dtype="int8",
+                            batch_size=4, concurrency=1)
+    assert summary.embedded == local.summary()["embedded"]
+    info = {name: json.loads((tmp_path / name / INFO).read_text()) for name in ("local", "ray")}
+    assert info["ray"]["dtype"] == "int8" and info["ray"]["ranges"] == info["local"]["ranges"]
+    stored = {name: dict(zip(*pq.read_table(tmp_path / name, columns=["path", "embedding"]).to_pydict().values()))
+              for name in ("local", "ray")}
+    assert stored["ray"] == stored["local"]  # int8 rows, value for value
+    given = [[-1.0] * 32, [1.0] * 32]
+    embed_dataset(files[:2], checkpoint=tiny_dir, out=tmp_path / "given", embedding_dtype="uint8", ranges=given,
+                  concurrency=1)
+    assert json.loads((tmp_path / "given" / INFO).read_text())["ranges"]["low"] == given[0]
+    with pytest.raises(ValueError, match="with other ranges"):
+        embed_dataset(files, checkpoint=tiny_dir, out=tmp_path / "given", embedding_dtype="uint8",
+                      ranges=[[-2.0] * 32, [2.0] * 32], concurrency=1)
+    with pytest.raises(ValueError, match="ranges= only applies"):
+        embed_dataset(files, checkpoint=tiny_dir, out=tmp_path / "x", embedding_dtype="binary", ranges=given)
 
 
 def test_other_sources(ray_cluster, tiny_model, tiny_dir, assets_dir, tmp_path):

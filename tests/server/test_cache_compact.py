@@ -107,3 +107,32 @@ def test_encoding_errors(cached):
     assert r.status_code == 400 and "normalize" in r.json()["error"]
     r = cached.post("/v1/embed", data={"text": "a", "encoding": "ubinary"})
     assert r.status_code == 200 and r.json()["packed_dim"] == 4
+
+
+def test_given_ranges_without_the_text_encoder(tiny_model, tmp_path):
+    """``serve --ranges FILE``: int8 with the user's ranges, even with no text encoder to calibrate on."""
+    ranges = calibrate(tiny_model)
+    wide = type(ranges)(ranges.low * 2, ranges.high * 2, "twice the calibration")  # proves the file is used
+    wide.save(tmp_path / "wide.json")
+    proc = ServerProcess("--modalities", "vision", "--ranges", str(tmp_path / "wide.json")).wait_ready()
+    try:
+        body = {"vision": [b64(ASSETS / "dog_image.jpg")], "encoding": "int8"}
+        answer = httpx.post(proc.url + "/v1/embed", json=body, timeout=60).json()
+        assert answer["calibration"] == {"source": "twice the calibration", "sha256": wide.digest}
+        expected = quantize(tiny_model.embed(vision=[ASSETS / "dog_image.jpg"]).vision, "int8", wide)
+        assert (torch.tensor(answer["embeddings"]["vision"]) - expected.int()).abs().max() <= 1
+        r = httpx.post(proc.url + "/v1/embed", json={**body, "encoding": "uint8", "model": "other"}, timeout=60)
+        assert r.status_code == 404  # unknown model names stay unknown
+    finally:
+        assert proc.stop() == 0
+
+
+def test_bad_ranges_option_is_a_usage_error(tmp_path, capsys):
+    from imagebind_sdk.cli import main
+
+    (tmp_path / "short.json").write_text('{"low": [0.0], "high": [1.0]}')
+    assert main(["serve", "--ranges", str(tmp_path / "missing.json"), "--port", "0"]) == 2
+    assert "missing.json: cannot read int8/uint8 ranges" in capsys.readouterr().err
+    assert main(["serve", "--ranges", f"a={tmp_path / 'short.json'}", "--ranges", f"a={tmp_path / 'short.json'}",
+                 "--port", "0"]) == 2
+    assert "--ranges: two files for 'a'" in capsys.readouterr().err

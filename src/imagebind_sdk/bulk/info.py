@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from ..vectors.space import Space, as_space
+from ..vectors.compact import BULK_INFO
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "INFO", "OLD_INFO", "checkpoint_identity", "make_info", "read_info",
            "regular_file"]
 
 FORMAT = "imagebind-sdk-bulk"
 FORMAT_VERSION = 2
-INFO = "_info.json"  # "_": pyarrow, Spark and datasets skip it when reading DIR as a table
+INFO = BULK_INFO  # "_info.json"; "_": pyarrow, Spark and datasets skip it when reading DIR as a table
 OLD_INFO = "info.json"  # format 1 (safetensors shards + manifest)
 MAX_DIM = 65536  # far above any ImageBind head (1024); bounds what info.json may claim
 _OUTPUT_ID = re.compile(r"^[0-9a-f]{32}$")

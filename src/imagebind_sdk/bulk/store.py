@@ -231,7 +231,7 @@ def open_store(
     if ranges is not None and not needs_ranges(embedding_dtype):
         raise ValueError("ranges= only applies to embedding_dtype='int8' or 'uint8'")
     if needs_ranges(embedding_dtype):  # given, else the folder's own (resuming), else calibrated now
-        ranges = Ranges.of(ranges if ranges is not None else _stored_ranges(out, resume) or calibrate(model))
+        ranges = Ranges.of(ranges if ranges is not None else stored_ranges(out, resume) or calibrate(model))
     dtype = str(getattr(model, "dtype", "float32")).removeprefix("torch.")
     checkpoint = checkpoint_identity(str(getattr(model, "source", "")), getattr(model, "revision", None))
     return BulkStore.open(out, checkpoint, int(model.embedding_dim), resume=resume, model_dtype=dtype,
@@ -239,7 +239,7 @@ def open_store(
                           dtype=embedding_dtype, ranges=ranges.to_json() if ranges else None)
 
 
-def _stored_ranges(out: str | os.PathLike[str], resume: bool) -> Any:
+def stored_ranges(out: str | os.PathLike[str], resume: bool) -> Any:
     """The int8/uint8 ranges an existing output folder records (None if it has none)."""
     try:
         return read_info(out).get("ranges") if resume else None

@@ -61,6 +61,7 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
                    help="uvicorn's log level (default: warning)")
     p.set_defaults(func=run, modalities=",".join(MODALITIES), cors_origin=[], model_name=None, index=None,
                    max_batch_size=Settings.max_batch_size, max_wait_ms=Settings.max_wait_ms,
+                   max_batch_gflops=Settings.max_batch_gflops, bulk_every=Settings.bulk_every,
                    max_queue=Settings.max_queue, workers_preprocess=Settings.workers_preprocess,
                    max_inflight_mb=Settings.max_inflight_mb, max_labels=Settings.max_labels,
                    cache_mb=Settings.cache_mb, request_timeout=Settings.request_timeout_s, shutdown_timeout=5.0)

@@ -14,7 +14,8 @@ from .environment import items_reported_here, ray_session
 from .errors import CliError, UsageError
 from .files import check_paths, expand_inputs
 from .loading import load_model
-from .options import PROG, add_embed_options, add_input_flags, add_text_overflow, non_negative_int
+from .options import (PROG, add_compact_options, add_embed_options, add_input_flags, add_text_overflow,
+                      calibration_encoder, compact_options, non_negative_int)
 from .printing import report, report_failures, report_files
 
 FILE_FORMATS = (".npy", ".safetensors", ".jsonl", ".parquet")
@@ -78,6 +79,7 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
                       "--no-resume refuses a non-empty DIR)")
     bulk.add_argument("--allow-other-space", action="store_true",
                       help="resume a DIR written by a model of another space (checkpoint, adapter) anyway")
+    add_compact_options(bulk, "--out DIR")
     p.set_defaults(func=run)
 
 
@@ -125,6 +127,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--kind applies to bulk mode (positional paths); use an input flag (--text, --image, ...) instead")
     if not args.inputs:
         raise UsageError("nothing to embed: give inputs with --text/--image/--audio/... or paths (bulk mode)")
+    if args.embedding_dtype != "float32" or args.ranges is not None:
+        raise UsageError("--embedding-dtype/--ranges set how bulk mode's --out DIR stores rows; give the files as "
+                         "PATH arguments with --out DIR")
     inputs = expand_inputs(args.inputs)
     _check_out(args.out, len(inputs), bulk=False)
     model = load_model(args, [ENCODER_OF[k] for k in inputs])
@@ -231,7 +236,8 @@ def run_ray(args: argparse.Namespace) -> int:
         summary = embed_dataset(
             paths, checkpoint=checkpoint_of(args), out=args.out, kind=args.kind,
             batch_size=args.batch_size, concurrency=args.concurrency or None,
-            num_gpus_per_actor=args.gpus_per_actor, resume=args.resume, **load_options(args),
+            num_gpus_per_actor=args.gpus_per_actor, resume=args.resume, allow_other_space=args.allow_other_space,
+            **compact_options(args), **load_options(args),
         )
     report_failures(summary.failed_files, summary.unsupported_files)
     counts = "  ".join(f"{k}: {v}" for k, v in summary.summary().items())
@@ -248,12 +254,17 @@ def run_bulk(args: argparse.Namespace) -> int:
     to_dir = args.out is not None and Path(args.out).suffix.lower() not in FILE_FORMATS
     if not to_dir:
         _check_out(args.out, 1, bulk=True)  # .npy: the number of kinds is checked after embedding
-    model = load_model(args, [ENCODER_OF[k] for k in _bulk_kinds(args)])
+    compact = compact_options(args)
+    if compact["embedding_dtype"] != "float32" and not to_dir:
+        raise UsageError(f"--embedding-dtype {compact['embedding_dtype']} sets how --out DIR stores rows; "
+                         "give --out DIR (no file extension)")
+    model = load_model(args, [ENCODER_OF[k] for k in _bulk_kinds(args)] + calibration_encoder(compact))
     paths = args.paths[0] if len(args.paths) == 1 else args.paths
     with items_reported_here():
         result = embed_files(
             model, paths, args.kind, batch_size=args.batch_size, num_workers=args.num_workers,
             out=args.out if to_dir else None, resume=args.resume, allow_other_space=args.allow_other_space,
+            **compact,
         )
     report_files(result)
     if not to_dir:

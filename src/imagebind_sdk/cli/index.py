@@ -11,7 +11,8 @@ from .environment import items_reported_here
 from .errors import CliError, UsageError
 from .files import expand_inputs
 from .loading import load_model
-from .options import add_embed_options, add_input_flags, add_text_overflow, non_negative_int, positive_int
+from .options import (add_compact_options, add_embed_options, add_input_flags, add_text_overflow, calibration_encoder,
+                      compact_options, non_negative_int, positive_int)
 from .printing import print_json, report_files, short_label
 
 BUILD_DESCRIPTION = """\
@@ -52,6 +53,7 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     b.add_argument("--num-workers", type=non_negative_int, default=0, metavar="N",
                    help="processes decoding files in parallel (default: 0)")
     add_embed_options(b, on_error=False)
+    add_compact_options(b, "the index")
     b.set_defaults(func=run_build)
     for parser, cmd in ((sub, "index search"), (subparsers, "search")):
         s = parser.add_parser("search", parents=parents, help="search an index with text/image/audio/... queries",
@@ -108,7 +110,12 @@ def run_build(args: argparse.Namespace) -> int:
     from ..bulk.files import embed_files
     from ..retrieval.index import EmbeddingIndex
 
-    model = load_model(args, [ENCODER_OF[k] for k in _kinds_in(args.directory, args.kind)])
+    compact = compact_options(args)
+    model = load_model(args, [ENCODER_OF[k] for k in _kinds_in(args.directory, args.kind)] + calibration_encoder(compact))
+    if calibration_encoder(compact):
+        from ..vectors.compact import calibrate
+
+        compact["ranges"] = calibrate(model)  # the model's fixed ranges (needs its text encoder)
     with items_reported_here():
         result = embed_files(model, args.directory, args.kind, batch_size=args.batch_size,
                              num_workers=args.num_workers)
@@ -116,7 +123,7 @@ def run_build(args: argparse.Namespace) -> int:
     rows = _rows(result, args.directory)
     if not rows:
         raise ValueError(f"no file of {args.directory} could be embedded; nothing to index")
-    index = EmbeddingIndex(dim=model.embedding_dim, space=model.space)
+    index = EmbeddingIndex(dim=model.embedding_dim, space=model.space, **compact)
     index.add(torch.stack([r[3] for r in rows]), ids=[r[0] for r in rows],
               metadata=[{"path": r[1], "modality": r[2]} for r in rows])
     index.save(args.out)

@@ -151,6 +151,42 @@ def add_text_overflow(parser: Any) -> None:
                         "as the mean of its 77-token windows (chunk_mean), or stop with an error (error)")
 
 
+# The encodings of stored rows (imagebind_sdk.vectors.compact.ENCODINGS; not imported: --help stays light).
+EMBEDDING_DTYPES = ("float32", "float16", "int8", "uint8", "binary", "ubinary")
+
+
+def add_compact_options(parser: Any, what: str) -> None:
+    """--embedding-dtype and --ranges: how ``what`` stores its rows (``embedding_dtype=``, ``ranges=``)."""
+    parser.add_argument("--embedding-dtype", choices=EMBEDDING_DTYPES, default="float32",
+                        help=f"how {what} stores vectors: float32 (default), float16, int8/uint8 (per-dimension "
+                        "ranges calibrated once per model) or binary/ubinary (sign bits, 8 per byte)")
+    parser.add_argument("--ranges", metavar="FILE",
+                        help="with --embedding-dtype int8/uint8: ranges to use instead of the model's calibration "
+                        "(a JSON file of Ranges.save, a (2, dim) .npy, or an int8 bulk output folder)")
+
+
+def compact_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``embedding_dtype=`` and ``ranges=`` of --embedding-dtype/--ranges (a --ranges without int8/uint8 is
+    a usage error: it would be ignored)."""
+    from .errors import UsageError
+
+    if args.ranges is not None and args.embedding_dtype not in ("int8", "uint8"):
+        raise UsageError(f"--ranges applies to --embedding-dtype int8 or uint8, not {args.embedding_dtype}")
+    if args.ranges is None:
+        return {"embedding_dtype": args.embedding_dtype}
+    from ..vectors.compact import read_ranges
+
+    try:
+        return {"embedding_dtype": args.embedding_dtype, "ranges": read_ranges(args.ranges)}
+    except ValueError as exc:
+        raise UsageError(f"--ranges {exc}") from None
+
+
+def calibration_encoder(compact: dict[str, Any]) -> list[str]:
+    """``["text"]`` when int8/uint8 rows need the model's calibration (on text prompts), else none."""
+    return ["text"] if compact["embedding_dtype"] in ("int8", "uint8") and "ranges" not in compact else []
+
+
 def positive_int(text: str) -> int:
     """argparse type: an int >= 1."""
     try:

@@ -59,6 +59,12 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("--max-batch-size", type=int, default=32, metavar="N", help="items per encoder call (default: 32)")
     p.add_argument("--max-wait-ms", type=float, default=10.0, metavar="MS",
                    help="how long a queued item waits for companions (default: 10)")
+    p.add_argument("--max-batch-gflops", type=float, default=2048.0, metavar="G",
+                   help="estimated compute per encoder call; a longer item (a video's views) goes in several "
+                        "calls of at most this (default: 2048, ~6 imagebind-huge images; see docs/serving.md)")
+    p.add_argument("--bulk-every", type=int, default=4, metavar="N",
+                   help="while requests sent with 'X-ImageBind-Priority: bulk' wait, every Nth encoder call "
+                        "is theirs; interactive requests go first otherwise (default: 4)")
     p.add_argument("--max-queue", type=int, default=1024, metavar="N",
                    help="items in flight before answering 503 (default: 1024)")
     p.add_argument("--max-request-mb", type=float, default=64.0, metavar="MB",
@@ -71,6 +77,10 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("--cache-mb", type=float, default=0.0, metavar="MB",
                    help="answer identical texts and media bytes from an LRU cache of this many MB "
                         "(default: 0, no cache)")
+    p.add_argument("--ranges", action="append", default=[], metavar="[MODEL=]FILE",
+                   help="int8/uint8 ranges for /v1/embed's encoding instead of the model's calibration (a JSON "
+                        "file of Ranges.save, a (2, dim) .npy or an int8 bulk output folder); MODEL: an adapter's "
+                        "name (default: the base); repeatable")
     p.add_argument("--api-key", default=None, metavar="KEY",
                    help=f"require 'Authorization: Bearer KEY' on all but health (default: ${API_KEY_ENV})")
     p.add_argument("--workers-preprocess", type=int, default=min(4, os.cpu_count() or 1), metavar="N",
@@ -111,11 +121,26 @@ def settings_of(args: argparse.Namespace) -> dict[str, Any]:
 
     return dict(
         max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
+        max_batch_gflops=args.max_batch_gflops, bulk_every=args.bulk_every,
         max_request_mb=args.max_request_mb, max_inflight_mb=args.max_inflight_mb, max_labels=args.max_labels,
         cache_mb=args.cache_mb, api_key=_api_key(args), workers_preprocess=args.workers_preprocess,
         request_timeout_s=args.request_timeout, shutdown_timeout_s=args.shutdown_timeout,
         cors_origins=tuple(args.cors_origin), model_name=args.model_name or public_name(checkpoint_of(args)),
+        ranges=_ranges_files(args.ranges),
     )
+
+
+def _ranges_files(values: list[str]) -> dict[str | None, str]:
+    """``--ranges [MODEL=]FILE`` options as {model name (None: the base): file}."""
+    given: dict[str | None, str] = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or os.path.exists(value):  # a file name may hold "="
+            name, path = "", value
+        if (name or None) in given:
+            raise UsageError(f"--ranges: two files for {'the base model' if not name else repr(name)}")
+        given[name or None] = path
+    return given
 
 
 def bind(host: str, port: int) -> socket.socket:

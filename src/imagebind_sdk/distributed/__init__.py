@@ -27,7 +27,7 @@ from typing import Any
 
 from ..bulk.files import check_bulk_args, list_files
 from ..bulk.format import checkpoint_identity, part_files
-from ..bulk.store import BulkStore
+from ..bulk.store import BulkStore, stored_ranges
 from ..kinds import FILE_KINDS, infer_kind, kind_argument, unsupported_reason
 
 __all__ = ["DatasetSummary", "embed_dataset"]
@@ -118,15 +118,36 @@ def _to_dataset(ray: Any, source: Any, batch_size: int) -> tuple[Any, list[str] 
     return ray.data.from_items([{"path": p} for p in paths], override_num_blocks=blocks), paths
 
 
-def _open_output(checkpoint: str, out: Any, resume: bool) -> BulkStore:
-    """Check the checkpoint on the driver (config only) and open ``out`` like embed_files does."""
+def _open_output(checkpoint: str, out: Any, resume: bool, compact: tuple[str, Any], allow_other_space: bool,
+                 load: Mapping[str, Any]) -> BulkStore:
+    """Check the checkpoint on the driver (config only) and open ``out`` like embed_files does;
+    int8/uint8 ranges not given nor stored in ``out`` are calibrated here, once (text encoder only)."""
+    from ..vectors.compact import Ranges, check_encoding, needs_ranges
     from ..vectors.space import model_space
     from ..weights.hub import resolve
 
+    embedding_dtype, ranges = compact
+    check_encoding(embedding_dtype, "embedding_dtype")
+    if ranges is not None and not needs_ranges(embedding_dtype):
+        raise ValueError("ranges= only applies to embedding_dtype='int8' or 'uint8'")
     resolved = resolve(checkpoint)
     identity = checkpoint_identity(resolved.source, resolved.details.get("revision"))
     space = model_space(resolved.config.to_dict(), resolved.weight_files)  # what every actor loads: no adapter
-    return BulkStore.open(out, identity, resolved.config.out_embed_dim, resume=resume, space=space)
+    if needs_ranges(embedding_dtype):
+        ranges = Ranges.of(ranges if ranges is not None else stored_ranges(out, resume) or _calibrate(checkpoint, load))
+    return BulkStore.open(out, identity, resolved.config.out_embed_dim, resume=resume, space=space,
+                          allow_other_space=allow_other_space, dtype=embedding_dtype,
+                          ranges=ranges.to_json() if ranges is not None else None)
+
+
+def _calibrate(checkpoint: str, load: Mapping[str, Any]) -> Any:
+    """The model's fixed int8 ranges (:func:`~imagebind_sdk.vectors.compact.calibrate`), on the driver's CPU."""
+    from ..api import ImageBind
+    from ..vectors.compact import calibrate
+
+    # The actors' backend and quantisation; their device and dtype need not exist on the driver.
+    return calibrate(ImageBind.load(checkpoint, modalities=["text"], device="cpu", backend=load["backend"],
+                                    quantize=load["quantize"]))
 
 
 def _check_cpus(ray: Any, concurrency: Any, cpus_per_actor: float) -> None:
@@ -156,8 +177,7 @@ def embed_dataset(
     kind: str | None = None,
     batch_size: int = 32,
     concurrency: int | tuple[int, int] | None = None,
-    num_gpus_per_actor: float = 0,
-    num_cpus_per_actor: float = 1,
+    num_gpus_per_actor: float = 0, num_cpus_per_actor: float = 1,
     preprocess: Mapping[str, Mapping[str, Any]] | None = None,
     resume: bool = True,
     ray_address: str | None = None,
@@ -166,24 +186,24 @@ def embed_dataset(
     device: str | None = None,
     dtype: str | None = None,
     quantize: str | None = None,
+    embedding_dtype: str = "float32", ranges: Any = None, allow_other_space: bool = False,
 ) -> DatasetSummary:
     """Embed many files on Ray into the bulk output folder ``out`` (see :mod:`imagebind_sdk.bulk.format`).
 
-    ``source``: a directory, glob, path or list of paths (as ``embed_files``), a
-    Parquet/CSV file with a ``path`` column, or a ``ray.data.Dataset`` with ``path``
-    (files each worker can open) or ``bytes`` + ``path`` (contents; ``path`` names
-    them). ``kind`` reads every file as that input kind (default: from extensions;
-    ``modality=``, its 0.1 name, still works and warns).
-    ``concurrency``: encoding actors, an int (fixed pool) or ``(min, max)``
-    (autoscaling; default ``(1, unlimited)``), each with ``num_gpus_per_actor`` GPUs
-    and ``num_cpus_per_actor`` CPUs. ``preprocess``: options per kind, e.g.
-    ``{"imu": {"sample_rate": 400}}``. ``resume`` skips items already embedded in
-    ``out`` with the same path, size and mtime (given bytes: the same blake2b hash).
-    Bad files are recorded in the ``error`` column and never fail the job; a path given
-    twice with different bytes is recorded as failed. Connects to ``ray_address`` (e.g.
-    ``"auto"``) unless Ray is already initialised, else starts a local Ray.
-    ``backend``/``device``/``dtype``/``quantize``: each actor's ``ImageBind.load`` options (device:
-    cuda with GPUs per actor, else cpu); onnxruntime exports once, on the driver, into its cache.
+    ``source``: a directory, glob, path or list of paths (as ``embed_files``), a Parquet/CSV file
+    with a ``path`` column, or a ``ray.data.Dataset`` with ``path`` (files each worker can open) or
+    ``bytes`` + ``path`` (contents; ``path`` names them). ``kind`` reads every file as that input
+    kind (default: from extensions; ``modality=``, its 0.1 name, still works and warns).
+    ``concurrency``: encoding actors, an int (fixed pool) or ``(min, max)`` (autoscaling; default
+    ``(1, unlimited)``), each with ``num_gpus_per_actor`` GPUs and ``num_cpus_per_actor`` CPUs.
+    ``preprocess``: options per kind, e.g. ``{"imu": {"sample_rate": 400}}``. ``resume`` skips items
+    already in ``out`` with the same path, size and mtime (given bytes: the same blake2b hash). Bad
+    files are recorded in the ``error`` column and never fail the job; a path given twice with
+    different bytes is recorded as failed. Joins ``ray_address`` (e.g. ``"auto"``) unless Ray is
+    initialised, else starts a local Ray. ``backend``/``device``/``dtype``/``quantize``: each actor's
+    ``ImageBind.load`` options (device: cuda with GPUs per actor, else cpu); onnxruntime exports once,
+    on the driver. ``embedding_dtype``/``ranges``: as in ``embed_files`` (int8 ranges not given nor
+    in ``out`` are calibrated once on the driver); ``allow_other_space``: resume another space's ``out``.
     """
     kind = kind_argument("embed_dataset", kind, modality)
     options = {k: dict(v) for k, v in (preprocess or {}).items()}
@@ -191,7 +211,7 @@ def embed_dataset(
     load = check_load_options(backend, device or ("cuda" if num_gpus_per_actor else "cpu"), dtype, quantize)
     ray = _import_ray()
     start = time.perf_counter()
-    store = _open_output(os.fspath(checkpoint), out, resume)
+    store = _open_output(os.fspath(checkpoint), out, resume, (embedding_dtype, ranges), allow_other_space, load)
     started_ray = not ray.is_initialized()
     try:
         if started_ray:
@@ -283,7 +303,7 @@ def _run(ray: Any, ds: Any, paths: list[str] | None, store: BulkStore, checkpoin
     ds = ds.map_batches(
         Encoder, batch_size=batch_size, batch_format="pyarrow", compute=pool, num_gpus=gpus, num_cpus=cpus,
         fn_constructor_kwargs={"checkpoint": checkpoint, "modalities": modalities_for(kinds) or ["vision"],
-                               "batch_size": batch_size, **load},
+                               "batch_size": batch_size, "storage": _storage(store.info), **load},
     )
     ds = ds.map_batches(write, batch_size=None, batch_format="pyarrow",
                         fn_kwargs={"out": os.path.abspath(store.out_dir), "info": store.info, "run": store.run})
@@ -294,6 +314,11 @@ def _run(ray: Any, ds: Any, paths: list[str] | None, store: BulkStore, checkpoin
         for node, n in json.loads(row["nodes"]).items():
             totals["nodes"][node] = totals["nodes"].get(node, 0) + n
     return totals
+
+
+def _storage(info: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of the output's info that says how rows are stored (dtype, int8 ranges)."""
+    return {key: info[key] for key in ("dtype", "ranges") if key in info}
 
 
 def _settle_conflicts(store: BulkStore, counts: dict[str, Any]) -> None:

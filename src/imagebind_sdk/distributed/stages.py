@@ -73,8 +73,11 @@ PREPARED = pa.schema([("path", pa.string()), ("kind", pa.string()), ("size", pa.
 class Encoder:
     """Actor-pool stage: the model is loaded once per actor, then embeds batch after batch."""
 
-    def __init__(self, checkpoint: str, modalities: list[str], device: str, batch_size: int, **load: Any) -> None:
+    def __init__(self, checkpoint: str, modalities: list[str], device: str, batch_size: int,
+                 storage: Mapping[str, Any] | None = None, **load: Any) -> None:
         from ..api import ImageBind  # the heavy import happens in the actor, once
+
+        self.storage = storage  # the output's dtype (and int8 ranges): rows leave the actor as stored
 
         # load: backend, dtype, quantize (checked on the driver by embed_dataset)
         self.model = ImageBind.load(checkpoint, device=device, modalities=modalities, **load)
@@ -94,11 +97,11 @@ class Encoder:
             good, errors = encode_batch(self.model, kind, Collated(indices, tensor, []), self.batch_size)
             results.update(good)
             results.update(errors)
-        return _encoded_table(rows, results, self.model.embedding_dim, self.node_id)
+        return _encoded_table(rows, results, self.model.embedding_dim, self.node_id, self.storage)
 
 
 def _encoded_table(rows: list[dict[str, Any]], results: Mapping[int, torch.Tensor | str], dim: int,
-                   node_id: str) -> pa.Table:
+                   node_id: str, storage: Mapping[str, Any] | None = None) -> pa.Table:
     """Rows of the output schema plus ``status`` and the ``node`` that embedded them."""
     records, statuses = [], []
     for i, row in enumerate(rows):
@@ -106,7 +109,7 @@ def _encoded_table(rows: list[dict[str, Any]], results: Mapping[int, torch.Tenso
         status = row["status"] if i not in results else ("failed" if isinstance(value, str) else "embedded")
         records.append((FileStat(row["path"], row["size"], row["mtime_ns"], row["content_hash"]), row["kind"] or "", value))
         statuses.append(status)
-    table = records_table(records, dim)
+    table = records_table(records, dim, info=storage)
     table = table.append_column("status", pa.array(statuses, pa.string()))
     return table.append_column("node", pa.array([node_id if i in results else "" for i in range(len(rows))]))
 

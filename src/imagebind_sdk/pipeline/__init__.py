@@ -18,7 +18,7 @@ from .batching import chunks, closing_bar
 from .encoding import Pipeline, Rows, failure, finish, unit_rows
 from .items import KindResult, check_on_error, embed_kind, keep_rows, text_list
 from .overflow import TEXT_OVERFLOW, TextRows, check_text_overflow, text_rows, warn_cut
-from .model_inputs import check_model_input, nonfinite_message, nonfinite_rows
+from .model_inputs import check_model_input, nonfinite_message, nonfinite_rows, rows_per_item
 
 __all__ = [
     "KindResult",
@@ -38,6 +38,7 @@ __all__ = [
     "nonfinite_message",
     "nonfinite_rows",
     "pipeline_of",
+    "rows_per_item",
     "text_list",
     "text_rows",
     "unit_rows",

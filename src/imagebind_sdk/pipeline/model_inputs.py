@@ -7,7 +7,7 @@ import torch
 from ..model.config import IMAGE_SIZE, IMU_CHANNELS, IMU_LENGTH, TEXT_CONTEXT_LENGTH, TEXT_VOCAB_SIZE, ImageBindConfig
 from ..vectors.ops import all_finite
 
-__all__ = ["all_finite", "check_model_input", "expected_shapes", "nonfinite_message", "nonfinite_rows"]
+__all__ = ["all_finite", "check_model_input", "expected_shapes", "nonfinite_message", "nonfinite_rows", "rows_per_item"]
 
 
 def expected_shapes(modality: str, config: ImageBindConfig) -> list[tuple]:
@@ -37,6 +37,16 @@ def _fits(shape: tuple[int, ...], pattern: tuple, frames: int) -> bool:
 
 def _fmt(pattern: tuple) -> str:
     return "(" + ", ".join(str(p) for p in pattern) + ")"
+
+
+def rows_per_item(modality: str, item: torch.Tensor, config: ImageBindConfig) -> int:
+    """Encoder input rows one item (no batch dimension) holds: its clips/views (``"S"``: a
+    video's 15 views, audio's 3 clips), whose outputs the encoder averages; else 1."""
+    if modality == "text":
+        return 1
+    shape = (1, *item.shape)
+    clips = [p for p in expected_shapes(modality, config) if "S" in p and _fits(shape, p, config.video_frames)]
+    return int(item.shape[0]) if clips else 1
 
 
 def nonfinite_rows(rows: torch.Tensor) -> list[int]:

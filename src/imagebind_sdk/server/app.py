@@ -14,6 +14,8 @@ from starlette.responses import Response
 
 from . import routes_native, routes_openai, routes_weaviate
 from .errors import ApiError
+from .lanes import HEADER as PRIORITY_HEADER
+from .lanes import PriorityMiddleware
 from .metrics import Metrics
 from .security import ApiKeyMiddleware, BodyLimitMiddleware, MetricsMiddleware, error_response
 from .service import Service
@@ -57,12 +59,13 @@ def create_app(model: Any, *, routers: Sequence[APIRouter] = (), **settings: Any
     # Metric labels: the known paths (any other path shares one label, bounding cardinality).
     endpoints = frozenset(route.path for router in all_routers for route in router.routes) | {"/metrics"}
     # Added innermost first: metrics (outermost) count every answer, 401 and 413 included.
+    app.add_middleware(PriorityMiddleware)  # the request's lane (X-ImageBind-Priority), see lanes.py
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_request_bytes, budget=service.budget)
     if config.api_key is not None:
         app.add_middleware(ApiKeyMiddleware, api_key=config.api_key)
     if config.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins),
-                           allow_methods=["GET", "HEAD", "POST"], allow_headers=["Authorization", "Content-Type"])
+                           allow_methods=["GET", "HEAD", "POST"], allow_headers=["Authorization", "Content-Type", PRIORITY_HEADER])
     app.add_middleware(MetricsMiddleware, metrics=metrics, endpoints=endpoints)
     return app
 

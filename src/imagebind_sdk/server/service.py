@@ -53,6 +53,7 @@ class Service:
         self._labels: dict[tuple, torch.Tensor] = {}
         self.cache = ContentCache(settings.cache_bytes, metrics) if settings.cache_bytes else None
         self._ranges: dict[str | None, "asyncio.Task[Ranges]"] = {}  # per adapter: each is its own space
+        self._given_ranges: dict[str | None, Ranges] = {}
         self.budget = MemoryBudget(settings.max_inflight_bytes, settings.retry_after_s, metrics.inflight_bytes)
 
     # -- lifecycle --------------------------------------------------------------
@@ -77,8 +78,28 @@ class Service:
     def _ready(self, model: Any) -> None:
         self.model = model
         self.default_adapter = getattr(model, "active_adapter", None)
+        try:
+            self._given_ranges = self._check_ranges()
+        except ValueError as exc:  # never ready: every request says why
+            self.load_error = exc
+            logger.error("%s", exc)
+            return
         self.engine = Engine(model, self.settings, self.metrics)
         logger.info("model ready: %r", model)
+
+    def _check_ranges(self) -> dict[str | None, "Ranges"]:
+        """The user's int8/uint8 ranges by adapter (None: the base), checked against the loaded model."""
+        given = {}
+        for name, ranges in self.settings.ranges.items():
+            adapter = None if name in (None, self.name) else name
+            if adapter is not None and adapter not in self.adapters:
+                raise ValueError(f"ranges: no model named {name!r} here (this server serves "
+                                 f"{[self.name, *self.adapters]})")
+            if ranges.dim != self.model.embedding_dim:
+                raise ValueError(f"ranges of {name or self.name}: {ranges.dim} dimensions, the model has "
+                                 f"{self.model.embedding_dim}")
+            given[adapter] = ranges
+        return given
 
     @property
     def ready(self) -> bool:
@@ -253,14 +274,16 @@ class Service:
 
     # -- compact vectors ------------------------------------------------------------
     async def ranges(self, adapter: str | None = None) -> "Ranges":
-        """The int8/uint8 ranges of the base or an ``adapter`` (each is its own space), calibrated once
-        per process on the documented prompts (:data:`~imagebind_sdk.vectors.compact.CALIBRATION_PROMPTS`),
-        never on a request's vectors."""
+        """The int8/uint8 ranges of the base or an ``adapter`` (each is its own space): the user's
+        (``ranges``), else calibrated once per process on the documented prompts
+        (:data:`~imagebind_sdk.vectors.compact.CALIBRATION_PROMPTS`), never on a request's vectors."""
         from ..vectors.compact import CALIBRATION_PROMPTS, calibrate
 
+        if adapter in self._given_ranges:  # the user's, instead of the calibration
+            return self._given_ranges[adapter]
         if "text" not in self.model.modalities:
             raise bad_request("encoding: int8/uint8 are calibrated on text prompts, and this server does not "
-                              "load the text encoder (see --modalities); use float16 or binary")
+                              "load the text encoder (see --modalities); give --ranges, or use float16 or binary")
         task = self._ranges.get(adapter)
         if task is None or (task.done() and task.exception() is not None):
             async def run() -> Ranges:

@@ -7,6 +7,7 @@ import ipaddress
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 API_KEY_ENV = "IMAGEBIND_API_KEY"
 DEFAULT_MODEL_NAME = "imagebind"
@@ -15,6 +16,7 @@ DEFAULT_MODEL_NAME = "imagebind"
 MAX_SECONDS = 7 * 24 * 3600.0
 MAX_MB = 1024.0 * 1024  # one TiB
 MAX_COUNT = 10**7
+MAX_GFLOPS = 1e9  # an exaFLOP per encoder call
 # A body is held this many times while served: the bytes, the parsed JSON, the decoded files.
 BODY_COPIES = 3
 
@@ -22,6 +24,8 @@ BODY_COPIES = 3
 _NUMBERS: dict[str, tuple[str, bool, float, bool, float]] = {
     "max_batch_size": ("--max-batch-size", True, 1, True, MAX_COUNT),
     "max_wait_ms": ("--max-wait-ms", False, 0, True, MAX_SECONDS * 1000),
+    "max_batch_gflops": ("--max-batch-gflops", False, 0, False, MAX_GFLOPS),
+    "bulk_every": ("--bulk-every", True, 2, True, MAX_COUNT),
     "max_queue": ("--max-queue", True, 1, True, MAX_COUNT),
     "max_request_mb": ("--max-request-mb", False, 0, False, MAX_MB),
     "max_inflight_mb": ("--max-inflight-mb", False, 0, False, MAX_MB),
@@ -39,6 +43,10 @@ class Settings:
     """Knobs of the batching engine, the request limits and security."""
 
     max_batch_size: int = 32  # items per encoder call
+    # Estimated compute per encoder call (model/cost.py): ~6 images or video views of
+    # imagebind-huge, so a video's 15 views go in 3 calls; 32 texts of any length fit.
+    max_batch_gflops: float = 2048.0
+    bulk_every: int = 4  # while bulk work waits, every Nth encoder call is bulk's (no starvation)
     max_wait_ms: float = 10.0  # how long the first queued item waits for companions
     max_queue: int = 1024  # items admitted and not yet answered; more -> 503
     max_request_mb: float = 64.0  # request bodies above this -> 413
@@ -53,6 +61,9 @@ class Settings:
     model_name: str = DEFAULT_MODEL_NAME  # the name reported by /meta, /v1/embed, /v1/embeddings
     retry_after_s: int = 1  # Retry-After of 503 answers
     cache_mb: float = 0.0  # the content cache's bound (0: no cache), see cache.py
+    # int8/uint8 ranges given by the user instead of the calibration: one for the base model, or
+    # {model name: ranges} (the base's name or an adapter's); each a Ranges, (2, dim) rows or a file.
+    ranges: Any = None
 
     @property
     def cache_bytes(self) -> int:
@@ -68,6 +79,7 @@ class Settings:
             raise ValueError(f"--max-request-mb ({self.max_request_mb:g}) x {BODY_COPIES} (a body is held that many "
                              f"times while parsed) must not exceed --max-inflight-mb ({self.max_inflight_mb:g}): "
                              "a body that large could never be admitted")
+        object.__setattr__(self, "ranges", _given_ranges(self.ranges))
         if self.api_key is not None and not self.api_key.strip():
             raise ValueError(f"--api-key (or ${API_KEY_ENV}) must not be empty: leave it unset for no authentication")
 
@@ -89,6 +101,22 @@ class Settings:
         if "cors_origins" in kwargs:
             kwargs["cors_origins"] = tuple(kwargs["cors_origins"] or ())  # type: ignore[arg-type]
         return cls(**kwargs)  # type: ignore[arg-type]
+
+
+def _given_ranges(value: Any) -> dict[str | None, Any]:
+    """``ranges`` as {model name (None: the base): Ranges}; a bad one is a ValueError naming it."""
+    if value is None or isinstance(value, dict) and not value:
+        return {}
+    from ..vectors.compact import Ranges
+
+    pairs = value.items() if isinstance(value, dict) and not {"low", "high"} <= set(value) else [(None, value)]
+    given = {}
+    for name, ranges in pairs:
+        try:
+            given[name] = Ranges.of(ranges)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ValueError(f"ranges{'' if name is None else f' of model {name!r}'}: {exc}") from None
+    return given
 
 
 def check_number(value: object, option: str, low: float, low_ok: bool, high: float, *, integer: bool) -> None:

@@ -21,18 +21,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
-__all__ = ["ENCODINGS", "CALIBRATION_PROMPTS", "Ranges", "calibrate", "quantize", "dequantize", "packed_dim"]
+__all__ = ["ENCODINGS", "CALIBRATION_PROMPTS", "Ranges", "calibrate", "read_ranges", "quantize", "dequantize",
+           "packed_dim"]
 
 ENCODINGS = ("float32", "float16", "int8", "uint8", "binary", "ubinary")
 CALIBRATED = ("int8", "uint8")
 BITS = ("binary", "ubinary")
 STEPS = 255
+BULK_INFO = "_info.json"  # a bulk output folder's description (imagebind_sdk.bulk.info.INFO, a layer above)
 _TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "int8": torch.int8, "uint8": torch.uint8,
                  "binary": torch.int8, "ubinary": torch.uint8}
 
@@ -70,9 +73,12 @@ class Ranges:
 
     @classmethod
     def of(cls, value: "Ranges | Any", source: str = "given") -> "Ranges":
-        """A ``Ranges``, a ``(2, D)`` array (low row, high row) or a dict from :meth:`to_json`."""
+        """A ``Ranges``, a ``(2, D)`` array (low row, high row), a dict from :meth:`to_json`, or
+        the path of a saved one (:func:`read_ranges`)."""
         if isinstance(value, Ranges):
             return value
+        if isinstance(value, (str, os.PathLike)):
+            return read_ranges(value)
         if isinstance(value, dict):
             return cls(torch.tensor(value["low"]), torch.tensor(value["high"]), str(value.get("source", source)))
         pair = torch.as_tensor(np.asarray(value), dtype=torch.float32)
@@ -86,6 +92,12 @@ class Ranges:
 
     def to_json(self) -> dict[str, Any]:
         return {"source": self.source, "low": self.low.tolist(), "high": self.high.tolist(), "sha256": self.digest}
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write these ranges as JSON (:meth:`to_json`), for :func:`read_ranges`, ``--ranges FILE``
+        and the ``ranges=`` arguments of other runs and machines."""
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(self.to_json(), f)
 
     @property
     def digest(self) -> str:
@@ -106,6 +118,30 @@ def calibrate(model: Any, prompts: Sequence[str] = CALIBRATION_PROMPTS,
     low, high = vectors.min(dim=0).values, vectors.max(dim=0).values
     flat = high <= low  # a constant dimension: give it a tiny width so the step is not zero
     return Ranges(low, torch.where(flat, low + 1e-6, high), source)
+
+
+def read_ranges(path: str | os.PathLike[str]) -> Ranges:
+    """The ranges saved at ``path``: a JSON file of :meth:`Ranges.save` (``{"low": [...],
+    "high": [...]}``), a ``.npy`` of shape (2, dim), or a bulk output folder of int8/uint8 rows
+    (the ranges its ``_info.json`` records). Errors name the file."""
+    path = os.fspath(path)
+    source = f"file {os.path.basename(path.rstrip(os.sep)) or path}"
+    try:
+        if os.path.isdir(path):
+            with open(os.path.join(path, BULK_INFO), encoding="utf-8") as f:
+                info = json.load(f)
+            if not isinstance(info, dict) or "ranges" not in info:
+                raise ValueError(f"this folder's {BULK_INFO} records no int8/uint8 ranges")
+            return Ranges.of(info["ranges"], source)
+        if path.lower().endswith(".npy"):
+            return Ranges.of(np.load(path, allow_pickle=False), source)
+        with open(path, encoding="utf-8") as f:
+            value = json.load(f)
+        if not isinstance(value, dict) or not {"low", "high"} <= set(value):
+            raise ValueError('expected a JSON object {"low": [...], "high": [...]}')
+        return Ranges.of(value, source)
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"{path}: cannot read int8/uint8 ranges ({type(exc).__name__}: {exc})") from None
 
 
 def check_encoding(encoding: Any, where: str = "encoding") -> str:
