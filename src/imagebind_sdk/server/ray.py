@@ -23,7 +23,7 @@ from ray import serve
 from ray.serve.config import AutoscalingConfig
 
 from ..model.config import MODALITIES
-from .ray_gateway import DEFAULT_RETRIES, Gateway
+from .ray_gateway import DEFAULT_RETRIES, Gateway, GatewayLimits
 from .ray_replica import ModelReplica
 from .settings import Settings, public_name
 
@@ -40,7 +40,9 @@ _MODEL_ARGS = {"checkpoint": str, "modalities": None, "backend": str, "device": 
 _REPLICA_ARGS = {"replicas": int, "autoscale": None, "num_cpus_per_replica": float, "num_gpus_per_replica": float,
                  "max_ongoing_requests": int, "max_queued_requests": int, "max_replicas_per_node": int,
                  "retries": int}
-_SETTINGS_TYPES = {f.name: type(f.default) for f in dataclasses.fields(Settings)}
+# Settings fields -> the type a string converts to (None: taken as given, e.g. ranges: a file or {model: file}).
+_SETTINGS_TYPES: dict[str, type | None] = {f.name: None if f.default is None else type(f.default)
+                                           for f in dataclasses.fields(Settings)}
 _SETTINGS_TYPES["api_key"] = str
 _BOOLS = {"true": True, "1": True, "false": False, "0": False}
 # Ray's autoscaling_config fields (pydantic 2 names them model_fields, pydantic 1 __fields__).
@@ -199,7 +201,10 @@ def app(args: Mapping[str, Any] | None = None) -> Any:
         raise ArgsError(f"retries: must be >= 0, got {retries}")
     gateway = serve.deployment(Gateway, name=GATEWAY_DEPLOYMENT, ray_actor_options={"num_cpus": 0},
                                max_ongoing_requests=GATEWAY_MAX_ONGOING)
-    return gateway.bind(replicas, settings, retries)
+    # The gateway needs only its limits: the rest (ranges files, the key) is the replicas'.
+    config = Settings.from_kwargs(**settings)
+    return gateway.bind(replicas, GatewayLimits(config.max_request_bytes, config.retry_after_s,
+                                                config.request_timeout_s), retries)
 
 
 __all__ = ["ArgsError", "GATEWAY_DEPLOYMENT", "REPLICA_DEPLOYMENT", "app", "split_args"]

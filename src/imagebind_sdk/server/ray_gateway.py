@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from ray.exceptions import ObjectLostError, RayActorError
@@ -21,7 +22,6 @@ from starlette.responses import Response
 
 from .ray_replica import Answer, Forwarded
 from .security import error_response
-from .settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -39,15 +39,23 @@ class _TooLarge(Exception):
     """The body passed --max-request-mb."""
 
 
+@dataclass(frozen=True)
+class GatewayLimits:
+    """What the gateway takes from the server's settings."""
+
+    max_request_bytes: int
+    retry_after_s: int
+    request_timeout_s: float
+
+
 class Gateway:
     """A Ray Serve ingress deployment class (wrapped by ``serve.deployment``)."""
 
-    def __init__(self, replica: Any, settings: dict[str, Any], retries: int = DEFAULT_RETRIES) -> None:
-        config = Settings.from_kwargs(**settings)
+    def __init__(self, replica: Any, limits: GatewayLimits, retries: int = DEFAULT_RETRIES) -> None:
         self.replica = replica  # the model replicas' DeploymentHandle
-        self.max_bytes = config.max_request_bytes
-        self.retry_after = {"Retry-After": str(config.retry_after_s)}
-        self.timeout_s = config.request_timeout_s + FORWARD_MARGIN_S
+        self.max_bytes = limits.max_request_bytes
+        self.retry_after = {"Retry-After": str(limits.retry_after_s)}
+        self.timeout_s = limits.request_timeout_s + FORWARD_MARGIN_S
         self.retries = retries
 
     async def __call__(self, request: Request) -> Response:
