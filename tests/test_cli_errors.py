@@ -167,6 +167,9 @@ CASES = [
     Case("ray-not-installed", ["embed", "{scratch}/photos", "--out", "{scratch}/o", "--engine", "ray"], 1,
          ["--engine ray needs Ray", 'pip install "imagebind-sdk[distributed]"'], _fake_ray,
          env={"PYTHONPATH": "{scratch}/noray"}),
+    Case("serve-ray-not-installed", ["serve", "--engine", "ray", "--port", "0"], 1,
+         ["--engine ray needs Ray Serve", 'pip install "imagebind-sdk[distributed]"'], _fake_ray,
+         env={"PYTHONPATH": "{scratch}/noray"}),
 ]
 
 

@@ -16,6 +16,7 @@ from ..model.config import MODALITIES
 from .loading import CHECKPOINT_ENV, checkpoint_of, load_model
 from .errors import CliError, UsageError
 from .options import PROG
+from .serve_ray import check_options, register_options
 
 logger = logging.getLogger("imagebind_sdk.cli")
 
@@ -40,6 +41,7 @@ EPILOG = f"""\
 examples:
   {PROG} serve --checkpoint imagebind-huge --port 8080
   {PROG} serve --modalities text --max-batch-size 64 --api-key secret
+  {PROG} serve --engine ray --autoscale 1:4 --num-gpus-per-replica 1 --ray-address auto
   BIND_INFERENCE_API=http://127.0.0.1:8080   # point Weaviate's multi2vec-bind here
 """
 
@@ -95,6 +97,7 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
                    help="uvicorn's log level (default: info)")
     p.add_argument("--index", action="append", default=None, metavar="DIR",
                    help="also serve the search page and API over this bulk output (see `app`; repeatable)")
+    register_options(p)
     p.set_defaults(func=run)
 
 
@@ -204,7 +207,23 @@ def _app_factory(args: argparse.Namespace, create_app: Any) -> Any:
     return create_app
 
 
+def _warn_if_open(host: str, api_key: str | None) -> None:
+    from ..server.settings import is_loopback
+
+    if api_key is None and not is_loopback(host):
+        logger.warning("serving on %s without an API key: anyone who can reach this address can use the "
+                       "server (set --api-key or $%s)", host, API_KEY_ENV)
+
+
 def run(args: argparse.Namespace) -> int:
+    check_options(args)
+    if getattr(args, "engine", "local") == "ray":
+        from .serve_ray import run_ray
+
+        _modalities(args.modalities)
+        settings = settings_of(args)
+        _warn_if_open(args.host, settings["api_key"])
+        return run_ray(args, settings)
     try:  # a missing optional library is exit status 1 with the install command, not a usage error
         import uvicorn
 
@@ -212,8 +231,6 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise CliError(f"serving needs FastAPI, uvicorn and prometheus-client, which cannot be imported ({exc}): "
                        f"{SERVE_INSTALL}") from None
-    from ..server.settings import is_loopback
-
     modalities = _modalities(args.modalities)
     server: Any = None
 
@@ -230,9 +247,7 @@ def run(args: argparse.Namespace) -> int:
     except (TypeError, ValueError) as exc:
         raise UsageError(str(exc)) from exc
     sock = bind(args.host, args.port)
-    if settings["api_key"] is None and not is_loopback(args.host):
-        logger.warning("serving on %s without an API key: anyone who can reach this address can use the "
-                       "server (set --api-key or $%s)", args.host, API_KEY_ENV)
+    _warn_if_open(args.host, settings["api_key"])
     config = uvicorn.Config(
         app, host=args.host, port=args.port, log_level=args.log_level, lifespan="on",
         timeout_keep_alive=KEEP_ALIVE_S,
