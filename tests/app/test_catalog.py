@@ -107,3 +107,16 @@ def test_media_is_served_only_for_media_files_the_catalog_lists(tmp_path: Path, 
         assert caught.value.status == 404
     path, media_type = media_file(items[3])
     assert path == Path(items[3].path) and media_type.startswith("audio/")
+
+
+def test_app_sets_every_option_that_serve_reads():
+    """`imagebind-sdk app` runs serve's code with its own smaller option set: every option of
+    `serve` must have a value in app's namespace (a new serve option once made `app` exit 1; the test_search_api servers would all fail)."""
+    from imagebind_sdk.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction").choices
+    serve_dests = {a.dest for a in commands["serve"]._actions if a.dest != "help"}
+    app_args = parser.parse_args(["app", "photos/"])
+    missing = sorted(d for d in serve_dests if not hasattr(app_args, d))
+    assert not missing, f"`app` has no value for serve's {missing}"

@@ -64,7 +64,9 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
                    max_batch_gflops=Settings.max_batch_gflops, bulk_every=Settings.bulk_every,
                    max_queue=Settings.max_queue, workers_preprocess=Settings.workers_preprocess,
                    max_inflight_mb=Settings.max_inflight_mb, max_labels=Settings.max_labels,
-                   cache_mb=Settings.cache_mb, request_timeout=Settings.request_timeout_s, shutdown_timeout=5.0)
+                   cache_mb=Settings.cache_mb, ranges=[], request_timeout=Settings.request_timeout_s,
+                   shutdown_timeout=5.0, engine="local", replicas=None, autoscale=None,
+                   num_gpus_per_replica=None, ray_address=None)
 
 
 def _check_paths(paths: list[str]) -> None:
