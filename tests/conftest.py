@@ -160,3 +160,16 @@ def golden_file_order(golden_dir: Path, key: str) -> list[str]:
 
     text = json.loads((golden_dir / "manifest.json").read_text())["tensors"][key]
     return [name.strip() for name in text.split("in order:", 1)[1].split(",")]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Groups for ``pytest -n 2 --dist loadgroup`` (pytest-xdist): a test module's tests stay in one
+    worker, so its module fixtures (servers, clusters) start once. The Ray tests are two groups,
+    those of in-process ``ray.init`` clusters and those of ``ray start`` node pairs: each is the
+    longest run of the suite, and one worker holding both was the suite's critical path."""
+    for item in items:
+        parts = item.path.relative_to(REPO).parts
+        group = "/".join(parts)
+        if parts[:2] == ("tests", "distributed"):
+            group = "ray-nodes" if "node_pair" in item.module.__dict__ else "ray-local"
+        item.add_marker(pytest.mark.xdist_group(group))

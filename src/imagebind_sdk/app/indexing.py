@@ -82,7 +82,7 @@ def plan(paths: Sequence[str], windows: bool, named: Mapping[str, Sequence[str]]
     result.jobs += [(chunk, "files", {}) for chunk in _chunks(whole, CHUNK_FILES)]
     result.jobs += [(chunk, "windows", {"windows": True}) for chunk in _chunks(windowed, 1)]
     for kind, files in named_files.items():
-        result.jobs += [(chunk, "files", {"modality": kind}) for chunk in _chunks(files, CHUNK_FILES)]
+        result.jobs += [(chunk, "files", {"kind": kind}) for chunk in _chunks(files, CHUNK_FILES)]
     return result
 
 
