@@ -143,7 +143,7 @@ def apps(cluster: Cluster, port: int, tiny_dir: Path, tmp_path_factory: pytest.T
     """Both applications, started together: the CLI's ready once both its replicas loaded the model;
     serve run's becomes ready meanwhile (the autoscale test waits for it)."""
     command = [sys.executable, "-m", "imagebind_sdk", "serve", "--engine", "ray", "--ray-address", cluster.address,
-               "--replicas", "2", "--checkpoint", str(tiny_dir), "--port", str(port), "--max-wait-ms", "5",
+               "--replicas", "2", "--checkpoint", str(tiny_dir), "--port", str(port), "--max-wait-ms", "50",
                "--workers-preprocess", "1", "--max-request-mb", "1", "--max-inflight-mb", "64",
                "--log-level", "warning"]
     started = time.monotonic()
@@ -338,6 +338,8 @@ def test_a_replica_killed_under_load_loses_no_request(server: Process, port: int
     watcher.wait_for(lambda: len(watcher.actors()) == 2, "the watcher did not see two replicas", timeout=60)
     load = Load(f"http://127.0.0.1:{port}/v1/embed", {"text": ["a dog barks"], "vision": [b64(dog)]}, 8)
     time.sleep(1.5)
+    # --max-wait-ms 50: each request waits in its replica's queue, so the kill finds some in flight
+    # (with 5 ms, a loaded machine once killed a replica holding none, and nothing was retried).
     victim = watcher.actors()[0]["pid"]
     assert started_by_this_test(victim), f"PID {victim} is not a process of this test's cluster"
     before = len(load.responses)
