@@ -18,7 +18,7 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -225,13 +225,9 @@ def open_store(
     """The output folder for ``model``'s embeddings (created, or checked for resuming);
     ``embedding_dtype``: how rows are stored, int8/uint8 with ``ranges`` (default: the
     model's fixed calibration, :func:`imagebind_sdk.vectors.compact.calibrate`)."""
-    from ..vectors.compact import Ranges, calibrate, check_encoding, needs_ranges
+    from ..vectors.compact import calibrate
 
-    check_encoding(embedding_dtype, "embedding_dtype")
-    if ranges is not None and not needs_ranges(embedding_dtype):
-        raise ValueError("ranges= only applies to embedding_dtype='int8' or 'uint8'")
-    if needs_ranges(embedding_dtype):  # given, else the folder's own (resuming), else calibrated now
-        ranges = Ranges.of(ranges if ranges is not None else stored_ranges(out, resume) or calibrate(model))
+    ranges = storage_ranges(embedding_dtype, ranges, out, resume, lambda: calibrate(model))
     dtype = str(getattr(model, "dtype", "float32")).removeprefix("torch.")
     checkpoint = checkpoint_identity(str(getattr(model, "source", "")), getattr(model, "revision", None))
     return BulkStore.open(out, checkpoint, int(model.embedding_dim), resume=resume, model_dtype=dtype,
@@ -239,7 +235,21 @@ def open_store(
                           dtype=embedding_dtype, ranges=ranges.to_json() if ranges else None)
 
 
-def stored_ranges(out: str | os.PathLike[str], resume: bool) -> Any:
+def storage_ranges(embedding_dtype: str, ranges: Any, out: str | os.PathLike[str], resume: bool,
+                   calibrated: Callable[[], Any]) -> Any:
+    """The int8/uint8 ranges an output stores its rows with (None for other dtypes): given, else
+    the folder's own (resuming), else ``calibrated()``; ``embedding_dtype`` and ``ranges`` checked."""
+    from ..vectors.compact import Ranges, check_encoding, needs_ranges
+
+    check_encoding(embedding_dtype, "embedding_dtype")
+    if ranges is not None and not needs_ranges(embedding_dtype):
+        raise ValueError("ranges= only applies to embedding_dtype='int8' or 'uint8'")
+    if not needs_ranges(embedding_dtype):
+        return None
+    return Ranges.of(ranges if ranges is not None else _stored_ranges(out, resume) or calibrated())
+
+
+def _stored_ranges(out: str | os.PathLike[str], resume: bool) -> Any:
     """The int8/uint8 ranges an existing output folder records (None if it has none)."""
     try:
         return read_info(out).get("ranges") if resume else None

@@ -168,14 +168,13 @@ def add_compact_options(parser: Any, what: str) -> None:
 def compact_options(args: argparse.Namespace) -> dict[str, Any]:
     """``embedding_dtype=`` and ``ranges=`` of --embedding-dtype/--ranges (a --ranges without int8/uint8 is
     a usage error: it would be ignored)."""
+    from ..vectors.compact import needs_ranges, read_ranges
     from .errors import UsageError
 
-    if args.ranges is not None and args.embedding_dtype not in ("int8", "uint8"):
+    if args.ranges is not None and not needs_ranges(args.embedding_dtype):
         raise UsageError(f"--ranges applies to --embedding-dtype int8 or uint8, not {args.embedding_dtype}")
     if args.ranges is None:
         return {"embedding_dtype": args.embedding_dtype}
-    from ..vectors.compact import read_ranges
-
     try:
         return {"embedding_dtype": args.embedding_dtype, "ranges": read_ranges(args.ranges)}
     except ValueError as exc:
@@ -184,7 +183,9 @@ def compact_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def calibration_encoder(compact: dict[str, Any]) -> list[str]:
     """``["text"]`` when int8/uint8 rows need the model's calibration (on text prompts), else none."""
-    return ["text"] if compact["embedding_dtype"] in ("int8", "uint8") and "ranges" not in compact else []
+    from ..vectors.compact import needs_ranges
+
+    return ["text"] if needs_ranges(compact["embedding_dtype"]) and "ranges" not in compact else []
 
 
 def positive_int(text: str) -> int:

@@ -27,7 +27,7 @@ from typing import Any
 
 from ..bulk.files import check_bulk_args, list_files
 from ..bulk.format import checkpoint_identity, part_files
-from ..bulk.store import BulkStore, stored_ranges
+from ..bulk.store import BulkStore, storage_ranges
 from ..kinds import FILE_KINDS, infer_kind, kind_argument, unsupported_reason
 
 __all__ = ["DatasetSummary", "embed_dataset"]
@@ -122,19 +122,14 @@ def _open_output(checkpoint: str, out: Any, resume: bool, compact: tuple[str, An
                  load: Mapping[str, Any]) -> BulkStore:
     """Check the checkpoint on the driver (config only) and open ``out`` like embed_files does;
     int8/uint8 ranges not given nor stored in ``out`` are calibrated here, once (text encoder only)."""
-    from ..vectors.compact import Ranges, check_encoding, needs_ranges
     from ..vectors.space import model_space
     from ..weights.hub import resolve
 
     embedding_dtype, ranges = compact
-    check_encoding(embedding_dtype, "embedding_dtype")
-    if ranges is not None and not needs_ranges(embedding_dtype):
-        raise ValueError("ranges= only applies to embedding_dtype='int8' or 'uint8'")
     resolved = resolve(checkpoint)
     identity = checkpoint_identity(resolved.source, resolved.details.get("revision"))
     space = model_space(resolved.config.to_dict(), resolved.weight_files)  # what every actor loads: no adapter
-    if needs_ranges(embedding_dtype):
-        ranges = Ranges.of(ranges if ranges is not None else stored_ranges(out, resume) or _calibrate(checkpoint, load))
+    ranges = storage_ranges(embedding_dtype, ranges, out, resume, lambda: _calibrate(checkpoint, load))
     return BulkStore.open(out, identity, resolved.config.out_embed_dim, resume=resume, space=space,
                           allow_other_space=allow_other_space, dtype=embedding_dtype,
                           ranges=ranges.to_json() if ranges is not None else None)
@@ -303,7 +298,7 @@ def _run(ray: Any, ds: Any, paths: list[str] | None, store: BulkStore, checkpoin
     ds = ds.map_batches(
         Encoder, batch_size=batch_size, batch_format="pyarrow", compute=pool, num_gpus=gpus, num_cpus=cpus,
         fn_constructor_kwargs={"checkpoint": checkpoint, "modalities": modalities_for(kinds) or ["vision"],
-                               "batch_size": batch_size, "storage": _storage(store.info), **load},
+                               "batch_size": batch_size, "storage": store.info, **load},
     )
     ds = ds.map_batches(write, batch_size=None, batch_format="pyarrow",
                         fn_kwargs={"out": os.path.abspath(store.out_dir), "info": store.info, "run": store.run})
@@ -314,11 +309,6 @@ def _run(ray: Any, ds: Any, paths: list[str] | None, store: BulkStore, checkpoin
         for node, n in json.loads(row["nodes"]).items():
             totals["nodes"][node] = totals["nodes"].get(node, 0) + n
     return totals
-
-
-def _storage(info: Mapping[str, Any]) -> dict[str, Any]:
-    """The part of the output's info that says how rows are stored (dtype, int8 ranges)."""
-    return {key: info[key] for key in ("dtype", "ranges") if key in info}
 
 
 def _settle_conflicts(store: BulkStore, counts: dict[str, Any]) -> None:

@@ -77,7 +77,7 @@ class Encoder:
                  storage: Mapping[str, Any] | None = None, **load: Any) -> None:
         from ..api import ImageBind  # the heavy import happens in the actor, once
 
-        self.storage = storage  # the output's dtype (and int8 ranges): rows leave the actor as stored
+        self.storage = storage  # the output's info: its dtype (and int8 ranges) say how rows leave the actor
 
         # load: backend, dtype, quantize (checked on the driver by embed_dataset)
         self.model = ImageBind.load(checkpoint, device=device, modalities=modalities, **load)
